@@ -1,0 +1,18 @@
+"""Test-wide settings: Keras runs on JAX, rank promotion raises, and each test gets a fresh key."""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras, which would look for TensorFlow
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def key(request) -> jax.Array:
+    """A PRNG key that differs per test (seeded by the test's name) but is the same on every run."""
+    seed = sum(map(ord, request.node.name)) % (2**31)
+    return jax.random.key(seed)
