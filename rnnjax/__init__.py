@@ -1,0 +1,29 @@
+"""rnnjax: recurrent neural networks for text as pure JAX functions."""
+
+from rnnjax.attention import attention_pool, init_attention
+from rnnjax.cells import CELLS, gru, gru_carry, init_gru, init_lstm, init_simple_rnn, lstm, lstm_carry, simple_rnn, simple_rnn_carry
+from rnnjax.models import (
+    Attention,
+    Dense,
+    Dropout,
+    Embedding,
+    ModelSpec,
+    Recurrent,
+    SpatialDropout1D,
+    apply_model,
+    count_params,
+    init_model,
+    layer_names,
+    make_classifier,
+    summary,
+)
+from rnnjax.models import apply_model as apply
+from rnnjax.models import init_model as init
+from rnnjax.scan import bidirectional, merge, run, sequence_mask
+
+__all__ = [
+    "CELLS", "Attention", "Dense", "Dropout", "Embedding", "ModelSpec", "Recurrent", "SpatialDropout1D",
+    "apply", "apply_model", "attention_pool", "bidirectional", "count_params", "gru", "gru_carry", "init",
+    "init_attention", "init_gru", "init_lstm", "init_model", "init_simple_rnn", "layer_names", "lstm",
+    "lstm_carry", "make_classifier", "merge", "run", "sequence_mask", "simple_rnn", "simple_rnn_carry", "summary",
+]

@@ -1,0 +1,451 @@
+"""Models as data: a frozen spec of Keras-like layers, ``init_model`` for its parameters, ``apply_model`` for logits.
+
+A ``ModelSpec`` is a tuple of layer specs applied in order, the shape of a Keras ``Sequential``:
+
+    Embedding -> [SpatialDropout1D] -> Recurrent (xN, optionally bidirectional) -> [Attention]
+              -> [Dropout] -> Dense ... -> Dense(1)
+
+Parameters are a dict keyed by Keras-style layer names (``embedding``, ``lstm``, ``lstm_1``, ``bidirectional``,
+``dense``, ...); layers without weights have no entry. ``apply_model`` returns logits: the last Dense layer's
+pre-activation when its activation is sigmoid or softmax (the probability is ``sigmoid(logits)``), its output
+when it is linear.
+
+Cells and the time loop live in ``cells.py``/``scan.py``; this file wires layers together and counts them.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnnjax import attention, scan
+from rnnjax.cells import ACTIVATIONS, get_cell
+from rnnjax.dropout import dropout
+from rnnjax.types import Params, PRNGKey
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """Token ids [B, T] -> vectors [B, T, E]; ``mask_zero`` masks id 0 as Keras does (for pre-padded input)."""
+
+    vocab_size: int  # V, ids in [0, V)
+    embed_dim: int  # E
+    mask_zero: bool = False
+
+
+@dataclass(frozen=True)
+class SpatialDropout1D:
+    """Drops whole embedding channels per sequence ([B, 1, E] mask) during training."""
+
+    rate: float
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """Drops single features during training."""
+
+    rate: float
+
+
+@dataclass(frozen=True)
+class Recurrent:
+    """A SimpleRNN, LSTM or GRU layer, optionally wrapped in Bidirectional."""
+
+    cell: str  # simple_rnn | lstm | gru
+    hidden_size: int  # H
+    return_sequences: bool = False  # outputs for every step (for a layer above) or the last one
+    bidirectional: bool = False
+    merge_mode: str = "concat"  # concat | sum | mul | ave (bidirectional only)
+    go_backwards: bool = False  # Keras' go_backwards: reverse the sequence; step outputs come out reversed
+    dropout: float = 0.0  # Keras' dropout on the inputs, one mask per sequence
+    recurrent_dropout: float = 0.0  # Keras' recurrent_dropout on h, one mask per sequence
+    activation: str = "tanh"  # simple_rnn's activation
+    reset_after: bool = True  # gru: Keras/cuDNN variant (True) or the original (False)
+    unit_forget_bias: bool = True  # lstm: forget-gate bias initialised to 1
+    peephole: bool = False  # lstm: peephole connections
+    use_bias: bool = True
+    unroll: int = 1  # time steps per scan iteration
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Additive attention pooling over the outputs of the recurrent layer below ([B, T, D] -> [B, D])."""
+
+    units: int  # A
+
+
+@dataclass(frozen=True)
+class Dense:
+    """A fully connected layer; the last one of a model gives the logits."""
+
+    units: int
+    activation: str = "linear"  # linear | relu | tanh | sigmoid | softmax
+    use_bias: bool = True
+
+
+Layer = Union[Embedding, SpatialDropout1D, Dropout, Recurrent, Attention, Dense]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model: its layers in order. Hashable, so it can be closed over or passed as a static jit argument."""
+
+    layers: tuple[Layer, ...]
+
+    def __post_init__(self):
+        _validate(self)
+
+
+_KERAS_NAMES = {
+    Embedding: "embedding",
+    SpatialDropout1D: "spatial_dropout1d",
+    Dropout: "dropout",
+    Attention: "attention",
+    Dense: "dense",
+}
+_DENSE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
+
+
+def _keras_name(layer: Layer) -> str:
+    if isinstance(layer, Recurrent):
+        return "bidirectional" if layer.bidirectional else layer.cell
+    return _KERAS_NAMES[type(layer)]
+
+
+def layer_names(spec: ModelSpec) -> list[str]:
+    """Keras-style unique names of the layers: the type's name, then ``_1``, ``_2``... for repeats."""
+    seen: dict[str, int] = {}
+    names = []
+    for layer in spec.layers:
+        base = _keras_name(layer)
+        names.append(base if base not in seen else f"{base}_{seen[base]}")
+        seen[base] = seen.get(base, 0) + 1
+    return names
+
+
+def _validate(spec: ModelSpec) -> None:
+    """Raises ValueError for a spec that cannot be built, naming the layer and the fix."""
+    layers = spec.layers
+    if not layers or not isinstance(layers[0], Embedding):
+        raise ValueError("ModelSpec: the first layer must be an Embedding (the model reads token ids).")
+    if not isinstance(layers[-1], Dense) or layers[-1].activation not in ("linear", "sigmoid", "softmax"):
+        raise ValueError("ModelSpec: the last layer must be Dense with a linear, sigmoid or softmax activation.")
+    has_time = True
+    for index, layer in enumerate(layers):
+        where = f"ModelSpec layer {index} ({type(layer).__name__})"
+        if isinstance(layer, Embedding) and index > 0:
+            raise ValueError(f"{where}: only the first layer may be an Embedding.")
+        if isinstance(layer, Embedding) and (layer.vocab_size <= 0 or layer.embed_dim <= 0):
+            raise ValueError(f"{where}: vocab_size and embed_dim must be positive, got {layer}.")
+        if isinstance(layer, (SpatialDropout1D, Dropout)) and not 0.0 <= layer.rate < 1.0:
+            raise ValueError(f"{where}: rate must be in [0, 1), got {layer.rate}.")
+        if isinstance(layer, SpatialDropout1D) and not has_time:
+            raise ValueError(f"{where}: needs a [B, T, E] input; put it before the last recurrent layer.")
+        if isinstance(layer, Recurrent):
+            get_cell(layer.cell)
+            if not has_time:
+                raise ValueError(f"{where}: the layer below returns no sequence; set return_sequences=True on it.")
+            if layer.hidden_size <= 0:
+                raise ValueError(f"{where}: hidden_size must be positive, got {layer.hidden_size}.")
+            if not (0.0 <= layer.dropout < 1.0 and 0.0 <= layer.recurrent_dropout < 1.0):
+                raise ValueError(f"{where}: dropout and recurrent_dropout must be in [0, 1), got {layer}.")
+            if layer.merge_mode not in ("concat", "sum", "mul", "ave"):
+                raise ValueError(f"{where}: merge_mode must be concat, sum, mul or ave, got {layer.merge_mode!r}.")
+            if layer.activation not in ACTIVATIONS:
+                raise ValueError(f"{where}: activation must be one of {sorted(ACTIVATIONS)}.")
+            if layer.unroll < 1:
+                raise ValueError(f"{where}: unroll must be >= 1, got {layer.unroll}.")
+            has_time = layer.return_sequences
+        if isinstance(layer, Attention):
+            if not has_time:
+                raise ValueError(f"{where}: needs the recurrent layer below to set return_sequences=True.")
+            if layer.units <= 0:
+                raise ValueError(f"{where}: units must be positive, got {layer.units}.")
+            has_time = False
+        if isinstance(layer, Dense) and (layer.units <= 0 or layer.activation not in _DENSE_ACTIVATIONS):
+            raise ValueError(f"{where}: units must be positive and activation one of {_DENSE_ACTIVATIONS}.")
+    if has_time:
+        raise ValueError(
+            "ModelSpec: the model still has a time axis at its output; set return_sequences=False on the last "
+            "recurrent layer or add an Attention layer."
+        )
+
+
+def _recurrent_output_size(layer: Recurrent) -> int:
+    if layer.bidirectional and layer.merge_mode == "concat":
+        return 2 * layer.hidden_size
+    return layer.hidden_size
+
+
+def _init_cell(layer: Recurrent, key: PRNGKey, input_size: int) -> Params:
+    options = {"use_bias": layer.use_bias}
+    if layer.cell == "lstm":
+        options.update(unit_forget_bias=layer.unit_forget_bias, peephole=layer.peephole)
+    if layer.cell == "gru":
+        options.update(reset_after=layer.reset_after)
+    return get_cell(layer.cell).init(key, input_size, layer.hidden_size, **options)
+
+
+def init_model(spec: ModelSpec, key: PRNGKey) -> Params:
+    """Initialises a model's parameters with Keras' default initialisers.
+
+    Args:
+        spec: the model.
+        key: PRNG key; each layer gets ``fold_in(key, layer index)``.
+
+    Returns:
+        ``{layer name: layer params}`` for the layers that have weights.
+    """
+    params: Params = {}
+    features = 0
+    for index, (name, layer) in enumerate(zip(layer_names(spec), spec.layers)):
+        layer_key = jax.random.fold_in(key, index)
+        if isinstance(layer, Embedding):
+            embeddings = jax.random.uniform(layer_key, (layer.vocab_size, layer.embed_dim), jnp.float32, -0.05, 0.05)
+            params[name] = {"embeddings": embeddings}
+            features = layer.embed_dim
+        elif isinstance(layer, Recurrent):
+            if layer.bidirectional:
+                k_fw, k_bw = jax.random.split(layer_key)
+                params[name] = {"forward": _init_cell(layer, k_fw, features), "backward": _init_cell(layer, k_bw, features)}
+            else:
+                params[name] = _init_cell(layer, layer_key, features)
+            features = _recurrent_output_size(layer)
+        elif isinstance(layer, Attention):
+            params[name] = attention.init_attention(layer_key, features, layer.units)
+        elif isinstance(layer, Dense):
+            kernel = jax.nn.initializers.glorot_uniform()(layer_key, (features, layer.units), jnp.float32)
+            params[name] = {"kernel": kernel}
+            if layer.use_bias:
+                params[name]["bias"] = jnp.zeros((layer.units,), jnp.float32)
+            features = layer.units
+    return params
+
+
+def _check_tokens(tokens: jax.Array, lengths: jax.Array | None) -> None:
+    if tokens.ndim != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
+        raise ValueError(
+            f"apply: tokens must be an integer array [B, T], got {tokens.dtype} {tokens.shape}; "
+            "encode texts with rnnjax.text and pad them with pad_sequences."
+        )
+    if lengths is not None and (lengths.shape != tokens.shape[:1] or not jnp.issubdtype(lengths.dtype, jnp.integer)):
+        raise ValueError(
+            f"apply: lengths must be an integer array [B]={tokens.shape[:1]}, got {lengths.dtype} {lengths.shape}; "
+            "pass one length per row of tokens."
+        )
+
+
+def apply_model(
+    spec: ModelSpec,
+    params: Params,
+    tokens: jax.Array,
+    lengths: jax.Array | None = None,
+    *,
+    train: bool = False,
+    rng: PRNGKey | None = None,
+    return_attention: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
+    """Runs a model on token ids and returns logits.
+
+    The mask below the embedding comes from ``lengths`` (right-padded batches) and, when the Embedding has
+    ``mask_zero``, from ``tokens != 0`` (both when both apply). With neither, every step is processed.
+
+    Args:
+        spec: the model.
+        params: from ``init_model`` or ``import_keras``.
+        tokens: [B, T] integer ids in [0, V).
+        lengths: [B] integer, real tokens per row (right padding), or None.
+        train: apply dropout (needs ``rng``).
+        rng: key for dropout; each layer uses ``fold_in(rng, layer index)``.
+        return_attention: also return the attention weights [B, T] (the model must have an Attention layer).
+
+    Returns:
+        logits [B] for a final Dense(1) (or [B, C] for Dense(C)); with ``return_attention``,
+        ``(logits, weights [B, T])``.
+
+    Raises:
+        ValueError: for tokens or lengths of the wrong shape or dtype, or train=True with dropout but no rng.
+    """
+    tokens = jnp.asarray(tokens)
+    lengths = None if lengths is None else jnp.asarray(lengths)
+    _check_tokens(tokens, lengths)
+    needs_rng = any(
+        getattr(layer, "rate", 0.0) > 0 or getattr(layer, "dropout", 0.0) > 0 or getattr(layer, "recurrent_dropout", 0.0) > 0
+        for layer in spec.layers
+    )
+    if train and needs_rng and rng is None:
+        raise ValueError("apply: train=True with dropout needs rng=jax.random.key(...); or pass train=False.")
+    if return_attention and not any(isinstance(layer, Attention) for layer in spec.layers):
+        raise ValueError("apply: return_attention=True but the model has no Attention layer.")
+    mask = None if lengths is None else scan.sequence_mask(lengths, tokens.shape[1])
+    weights = None
+    x = tokens
+    last = len(spec.layers) - 1
+    for index, (name, layer) in enumerate(zip(layer_names(spec), spec.layers)):
+        layer_rng = jax.random.fold_in(rng, index) if (train and rng is not None) else None
+        p = params.get(name)
+        if isinstance(layer, Embedding):
+            x = jnp.take(p["embeddings"], tokens, axis=0)
+            if layer.mask_zero:
+                mask = tokens != 0 if mask is None else mask & (tokens != 0)
+        elif isinstance(layer, SpatialDropout1D):
+            x = dropout(layer_rng, x, layer.rate, shared_axes=(1,))
+        elif isinstance(layer, Dropout):
+            x = dropout(layer_rng, x, layer.rate)
+        elif isinstance(layer, Recurrent):
+            x = _apply_recurrent(layer, p, x, mask, layer_rng)
+        elif isinstance(layer, Attention):
+            x, weights = attention.attention_pool(p, x, mask)
+        elif isinstance(layer, Dense):
+            x = x @ p["kernel"].astype(x.dtype)
+            if "bias" in p:
+                x = x + p["bias"].astype(x.dtype)
+            if index != last:
+                x = jax.nn.softmax(x, axis=-1) if layer.activation == "softmax" else ACTIVATIONS[layer.activation](x)
+    logits = x[..., 0] if x.shape[-1] == 1 else x
+    return (logits, weights) if return_attention else logits
+
+
+def _apply_recurrent(
+    layer: Recurrent, params: Params, x: jax.Array, mask: jax.Array | None, rng: PRNGKey | None
+) -> jax.Array:
+    options = dict(
+        return_sequences=layer.return_sequences,
+        unroll=layer.unroll,
+        dropout=layer.dropout,
+        recurrent_dropout=layer.recurrent_dropout,
+        rng=rng,
+    )
+    if layer.cell == "simple_rnn":
+        options["activation"] = layer.activation
+    if layer.bidirectional:
+        _, outputs = scan.bidirectional(layer.cell, params, x, mask, merge_mode=layer.merge_mode, **options)
+        return outputs
+    _, outputs = scan.run(layer.cell, params, x, mask, reverse=layer.go_backwards, **options)
+    if layer.go_backwards and layer.return_sequences:
+        outputs = jnp.flip(outputs, 1)  # Keras returns a go_backwards layer's outputs in processing order
+    return outputs
+
+
+def count_params(params: Params) -> int:
+    """Total number of scalars in a parameter pytree."""
+    return int(sum(np.prod(leaf.shape, dtype=np.int64) for leaf in jax.tree_util.tree_leaves(params)))
+
+
+def summary(spec: ModelSpec, params: Params) -> str:
+    """A Keras-like table of layers, output shapes and parameter counts, with the totals.
+
+    Args:
+        spec: the model.
+        params: its parameters (counted as they are, so imported or trained params are described exactly).
+
+    Returns:
+        The table as text.
+    """
+    rows = []
+    features, has_time = 0, True
+    for name, layer in zip(layer_names(spec), spec.layers):
+        if isinstance(layer, Embedding):
+            features = layer.embed_dim
+        elif isinstance(layer, Recurrent):
+            features, has_time = _recurrent_output_size(layer), layer.return_sequences
+        elif isinstance(layer, Attention):
+            has_time = False
+        elif isinstance(layer, Dense):
+            features = layer.units
+        kind = type(layer).__name__
+        if isinstance(layer, Recurrent):
+            cell_kind = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}.get(layer.cell, layer.cell)
+            kind = f"Bidirectional({cell_kind})" if layer.bidirectional else cell_kind
+        shape = f"(None, None, {features})" if has_time else f"(None, {features})"
+        rows.append((f"{name} ({kind})", shape, count_params(params.get(name, {}))))
+    total = count_params(params)
+    widths = [max(len("Layer (type)"), *(len(r[0]) for r in rows)), max(len("Output Shape"), *(len(r[1]) for r in rows))]
+    line = "-" * (widths[0] + widths[1] + 16)
+    out = [line, f"{'Layer (type)':<{widths[0]}}  {'Output Shape':<{widths[1]}}  {'Param #':>12}", line]
+    out += [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>12,}" for a, b, c in rows]
+    out += [line, f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", line]
+    return "\n".join(out)
+
+
+def make_classifier(
+    *,
+    cell: str,
+    vocab_size: int,
+    embed_dim: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    mask_zero: bool = False,
+    spatial_dropout: float = 0.0,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    attention_units: int = 0,
+    dense_units: tuple[int, ...] = (),
+    dense_dropout: float = 0.0,
+    reset_after: bool = True,
+    activation: str = "tanh",
+    unroll: int = 1,
+) -> ModelSpec:
+    """The chapter's classifier: Embedding -> [SpatialDropout1D] -> recurrent x N -> [Attention] -> [Dropout]
+    -> (Dense(relu) -> [Dropout]) x len(dense_units) -> Dense(1, sigmoid).
+
+    Args:
+        cell: simple_rnn, lstm or gru.
+        vocab_size: V.
+        embed_dim: E.
+        hidden_size: H of every recurrent layer.
+        num_layers: stacked recurrent layers (all but the last return sequences).
+        bidirectional: wrap each recurrent layer in Bidirectional (concat).
+        mask_zero: mask token id 0 in the Embedding (for pre-padded batches).
+        spatial_dropout: SpatialDropout1D rate after the embedding (0 for none).
+        dropout: Dropout rate after the recurrent stack (0 for none).
+        recurrent_dropout: recurrent_dropout of each recurrent layer.
+        attention_units: A of an attention pooling layer after the recurrent stack (0 for none).
+        dense_units: hidden Dense(relu) layers before the output.
+        dense_dropout: Dropout rate after each hidden Dense layer.
+        reset_after: GRU variant.
+        activation: SimpleRNN activation.
+        unroll: scan unroll of each recurrent layer.
+
+    Returns:
+        The ModelSpec.
+    """
+    if num_layers < 1:
+        raise ValueError(f"make_classifier: num_layers must be >= 1, got {num_layers}.")
+    layers: list[Layer] = [Embedding(vocab_size, embed_dim, mask_zero=mask_zero)]
+    if spatial_dropout:
+        layers.append(SpatialDropout1D(spatial_dropout))
+    for index in range(num_layers):
+        layers.append(
+            Recurrent(
+                cell,
+                hidden_size,
+                return_sequences=index < num_layers - 1 or attention_units > 0,
+                bidirectional=bidirectional,
+                recurrent_dropout=recurrent_dropout,
+                reset_after=reset_after,
+                activation=activation,
+                unroll=unroll,
+            )
+        )
+    if attention_units:
+        layers.append(Attention(attention_units))
+    if dropout:
+        layers.append(Dropout(dropout))
+    for units in dense_units:
+        layers.append(Dense(units, "relu"))
+        if dense_dropout:
+            layers.append(Dropout(dense_dropout))
+    layers.append(Dense(1, "sigmoid"))
+    return ModelSpec(tuple(layers))
+
+
+def replace_layer(spec: ModelSpec, index: int, **changes) -> ModelSpec:
+    """A copy of ``spec`` with fields of layer ``index`` replaced (e.g. a larger unroll)."""
+    layers = list(spec.layers)
+    layers[index] = dataclasses.replace(layers[index], **changes)
+    return ModelSpec(tuple(layers))

@@ -1,0 +1,216 @@
+"""Sequence layers: the masked scan over time, reversal, bidirectional merging, and Keras-style RNN dropout.
+
+This file owns the time axis. Callers pass batch-major arrays ``[B, T, ...]``; ``run`` projects the inputs
+for all steps with one matmul, moves time to the front once, scans the cell's recurrence with
+``jax.lax.scan``, and moves the outputs back.
+
+Masking (``mask [B, T] bool``, True = real step): at a masked step the carry is held and the output is zero,
+so the final carry is the state after each sequence's last real step, with right or left padding alike.
+A reversed layer flips the time axis, scans, and flips the outputs back: real steps are visited from last to
+first, padding stays where it was, and outputs are aligned with the inputs. Without a mask every step is
+processed, as Keras does for ``mask_zero=False``.
+
+Cell equations live in ``cells.py``; embedding, dense layers and attention in ``models.py``/``attention.py``.
+"""
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from rnnjax.cells import get_cell
+from rnnjax.dropout import dropout_mask
+from rnnjax.types import Carry, Params, PRNGKey
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
+
+
+def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
+    """Mask of real steps for right-padded sequences.
+
+    Args:
+        lengths: [B] int, real steps per sequence (clipped to [0, max_len]).
+        max_len: T.
+
+    Returns:
+        [B, T] bool, True where ``t < lengths[b]``.
+
+    Raises:
+        ValueError: if lengths is not a 1-D integer array.
+    """
+    lengths = jnp.asarray(lengths)
+    if lengths.ndim != 1 or not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise ValueError(
+            f"lengths must be a [B] integer array, got shape {lengths.shape} dtype {lengths.dtype}; "
+            "pass one length per sequence, e.g. lengths.astype(jnp.int32)."
+        )
+    return jnp.arange(max_len)[None, :] < lengths[:, None]
+
+
+def _check_sequence(name: str, xs_btf: jax.Array, mask_bt: jax.Array | None, features: int) -> None:
+    if xs_btf.ndim != 3 or xs_btf.shape[-1] != features:
+        raise ValueError(
+            f"{name}: xs must have shape [B, T, F={features}], got {xs_btf.shape}; "
+            "sequences are batch-major, and F must match the layer's input size."
+        )
+    if not jnp.issubdtype(xs_btf.dtype, jnp.floating):
+        raise ValueError(f"{name}: xs must be floating, got dtype {xs_btf.dtype}; embed token ids first.")
+    if mask_bt is not None and (mask_bt.shape != xs_btf.shape[:2] or mask_bt.dtype != jnp.bool_):
+        raise ValueError(
+            f"{name}: mask must be bool [B, T]={xs_btf.shape[:2]}, got {mask_bt.dtype} {mask_bt.shape}; "
+            "build it with sequence_mask(lengths, T) or tokens != 0."
+        )
+
+
+def run(
+    cell: str,
+    params: Params,
+    xs_btf: jax.Array,
+    mask_bt: jax.Array | None = None,
+    *,
+    initial_carry: Carry | None = None,
+    reverse: bool = False,
+    return_sequences: bool = True,
+    unroll: int = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    rng: PRNGKey | None = None,
+    **cell_options,
+) -> tuple[Carry, jax.Array]:
+    """Runs a cell over a batch of sequences with a masked ``lax.scan``.
+
+    Args:
+        cell: a name in ``cells.CELLS`` (simple_rnn, lstm, gru, ...).
+        params: the cell's parameters.
+        xs_btf: [B, T, F] floating inputs.
+        mask_bt: [B, T] bool, True at real steps; None processes every step.
+        initial_carry: the cell's carry with [B, H] arrays; zeros when None.
+        reverse: visit real steps from last to first; outputs stay aligned with the inputs.
+        return_sequences: return outputs for every step ([B, T, H]) rather than the last one ([B, H]).
+        unroll: time steps per scan iteration (``lax.scan``'s unroll).
+        dropout: Keras' ``dropout``: fraction of input features dropped, one mask per sequence for all steps.
+        recurrent_dropout: Keras' ``recurrent_dropout``: the same for h where it enters the recurrent matmul.
+        rng: key for the dropout masks; dropout is applied only when it is given.
+        **cell_options: static options of the cell's step (e.g. ``activation`` for simple_rnn).
+
+    Returns:
+        ``(carry, outputs)``: the final carry (after each sequence's last real step; this is Keras'
+        ``return_state``) and outputs [B, T, H] (zero at masked steps) or [B, H] (the last real output).
+
+    Raises:
+        ValueError: if xs, mask or initial_carry has the wrong shape or dtype.
+    """
+    fns = get_cell(cell)
+    _check_sequence(cell, xs_btf, mask_bt, params["kernel"].shape[0])
+    batch, _, features = xs_btf.shape
+    hidden = params["recurrent_kernel"].shape[0]
+    dtype = xs_btf.dtype
+    if initial_carry is None:
+        carry = fns.initial_carry(params, (batch,), dtype)
+    else:
+        carry = tuple(jnp.asarray(c, dtype) for c in initial_carry)
+        n_states = len(fns.initial_carry(params, ()))
+        if len(carry) != n_states or any(c.shape != (batch, hidden) for c in carry):
+            raise ValueError(
+                f"{cell}: initial_carry must be {n_states} array(s) of shape {(batch, hidden)}, got "
+                f"{[tuple(c.shape) for c in carry]}; build it with {cell}_carry(params, (B,))."
+            )
+    recurrent_mask = None
+    if rng is not None and (dropout > 0 or recurrent_dropout > 0):
+        in_key, rec_key = jax.random.split(rng)
+        if dropout > 0:
+            xs_btf = xs_btf * dropout_mask(in_key, dropout, (batch, 1, features), dtype)
+        if recurrent_dropout > 0:
+            recurrent_mask = dropout_mask(rec_key, recurrent_dropout, (batch, hidden), dtype)
+    if recurrent_mask is not None:
+        cell_options["recurrent_mask"] = recurrent_mask
+
+    # Time-major once: transpose x (F wide) rather than the projection (G*H wide), then one matmul for all steps.
+    xw_tbg = fns.project(params, jnp.swapaxes(xs_btf, 0, 1))
+    mask_tb = None if mask_bt is None else jnp.swapaxes(mask_bt, 0, 1)
+    if reverse:
+        xw_tbg = jnp.flip(xw_tbg, 0)
+        mask_tb = None if mask_tb is None else jnp.flip(mask_tb, 0)
+
+    def step(carry, inputs):
+        xw_bg, m_b = inputs
+        new_carry, y_bh = fns.recur(params, carry, xw_bg, **cell_options)
+        if m_b is not None:
+            m_b1 = m_b[:, None]
+            new_carry = tuple(jnp.where(m_b1, new, old) for new, old in zip(new_carry, carry))
+            y_bh = jnp.where(m_b1, y_bh, jnp.zeros((), y_bh.dtype))
+        return new_carry, (y_bh if return_sequences else None)
+
+    carry, ys_tbh = jax.lax.scan(step, carry, (xw_tbg, mask_tb), unroll=unroll)
+    if not return_sequences:
+        return carry, carry[0]
+    if reverse:
+        ys_tbh = jnp.flip(ys_tbh, 0)
+    return carry, jnp.swapaxes(ys_tbh, 0, 1)
+
+
+def merge(forward: jax.Array, backward: jax.Array, merge_mode: str) -> jax.Array | tuple[jax.Array, jax.Array]:
+    """Merges the two directions of a bidirectional layer as Keras' ``Bidirectional(merge_mode=...)``.
+
+    Args:
+        forward: [..., H] outputs of the forward direction.
+        backward: [..., H] outputs of the backward direction, aligned with the forward ones.
+        merge_mode: concat ([..., 2H], forward first), sum, mul, ave, or none (the pair, unmerged).
+
+    Raises:
+        ValueError: for an unknown merge mode.
+    """
+    if merge_mode == "concat":
+        return jnp.concatenate([forward, backward], axis=-1)
+    if merge_mode == "sum":
+        return forward + backward
+    if merge_mode == "mul":
+        return forward * backward
+    if merge_mode == "ave":
+        return (forward + backward) / 2
+    if merge_mode == "none":
+        return forward, backward
+    raise ValueError(f"unknown merge_mode {merge_mode!r}; choose one of {MERGE_MODES}.")
+
+
+def bidirectional(
+    cell: str,
+    params: Params,
+    xs_btf: jax.Array,
+    mask_bt: jax.Array | None = None,
+    *,
+    merge_mode: str = "concat",
+    initial_carry: Sequence[Carry] | None = None,
+    return_sequences: bool = True,
+    rng: PRNGKey | None = None,
+    **run_options,
+) -> tuple[tuple[Carry, Carry], jax.Array | tuple[jax.Array, jax.Array]]:
+    """Runs a cell forward and in reverse over the same sequences and merges the outputs (Keras' Bidirectional).
+
+    Args:
+        cell: a name in ``cells.CELLS``.
+        params: ``{"forward": cell params, "backward": cell params}``.
+        xs_btf: [B, T, F] floating inputs.
+        mask_bt: [B, T] bool or None; the backward direction reverses each sequence within its real steps.
+        merge_mode: concat, sum, mul, ave or none (see ``merge``).
+        initial_carry: ``(forward carry, backward carry)`` or None for zeros.
+        return_sequences: merged outputs per step ([B, T, D]) or of the last step of each direction ([B, D]).
+        rng: key for dropout (split between the directions); None for no dropout.
+        **run_options: passed to ``run`` for both directions (dropout, recurrent_dropout, unroll, cell options).
+
+    Returns:
+        ``((forward carry, backward carry), merged outputs)``.
+
+    Raises:
+        ValueError: for an unknown merge mode or a bad input shape.
+    """
+    if merge_mode not in MERGE_MODES:
+        raise ValueError(f"unknown merge_mode {merge_mode!r}; choose one of {MERGE_MODES}.")
+    fw_carry, bw_carry = (None, None) if initial_carry is None else initial_carry
+    fw_rng, bw_rng = (None, None) if rng is None else jax.random.split(rng)
+    common = dict(return_sequences=return_sequences, **run_options)
+    fw_carry, fw_out = run(cell, params["forward"], xs_btf, mask_bt, initial_carry=fw_carry, rng=fw_rng, **common)
+    bw_carry, bw_out = run(
+        cell, params["backward"], xs_btf, mask_bt, initial_carry=bw_carry, rng=bw_rng, reverse=True, **common
+    )
+    return (fw_carry, bw_carry), merge(fw_out, bw_out, merge_mode)
