@@ -48,9 +48,8 @@ def attention_pool(params: Params, hs_btd: jax.Array, mask_bt: jax.Array | None 
     if mask_bt is not None and mask_bt.shape != hs_btd.shape[:2]:
         raise ValueError(f"attention: mask must have shape {hs_btd.shape[:2]}, got {mask_bt.shape}.")
     dtype = hs_btd.dtype
-    scores_bt = jnp.tanh(hs_btd @ params["kernel"].astype(dtype) + params["bias"].astype(dtype)) @ params[
-        "context"
-    ].astype(dtype)
+    bias_11a = params["bias"].astype(dtype)[None, None, :]
+    scores_bt = jnp.tanh(hs_btd @ params["kernel"].astype(dtype) + bias_11a) @ params["context"].astype(dtype)
     if mask_bt is None:
         weights_bt = jax.nn.softmax(scores_bt, axis=-1)
     else:

@@ -86,12 +86,18 @@ def _gate_activation_constants(pattern: str, hidden: int, dtype) -> tuple[jax.Ar
     return jnp.asarray(scale, dtype), jnp.asarray(shift, dtype)
 
 
+def _lift(v: jax.Array, like: jax.Array) -> jax.Array:
+    """Adds leading size-1 axes to a per-unit vector so it broadcasts against ``like`` explicitly (the tests run
+    with rank promotion set to raise, which catches silently broadcast axes)."""
+    return v.astype(like.dtype).reshape((1,) * (like.ndim - v.ndim) + v.shape)
+
+
 def _project(params: Params, x: jax.Array) -> jax.Array:
     """``x @ kernel + input bias`` in the dtype of ``x``: [..., F] -> [..., G*H]."""
     xw = x @ params["kernel"].astype(x.dtype)
     if "bias" in params:
         bias = params["bias"]
-        xw = xw + (bias[0] if bias.ndim == 2 else bias).astype(x.dtype)
+        xw = xw + _lift(bias[0] if bias.ndim == 2 else bias, xw)
     return xw
 
 
@@ -216,7 +222,7 @@ def lstm_recur(
     h_in = h if recurrent_mask is None else h * recurrent_mask
     z = xw + h_in @ params["recurrent_kernel"].astype(xw.dtype)
     if "peephole" in params:
-        w_i, w_f, w_o = params["peephole"].astype(xw.dtype)
+        w_i, w_f, w_o = (_lift(w, h) for w in params["peephole"])
         zi, zf, zc, zo = jnp.split(z, 4, axis=-1)
         i = jax.nn.sigmoid(zi + w_i * c)
         f = jax.nn.sigmoid(zf + w_f * c)
@@ -224,6 +230,7 @@ def lstm_recur(
         o = jax.nn.sigmoid(zo + w_o * c)
     else:
         scale, shift = _gate_activation_constants("ssts", hidden, z.dtype)
+        scale, shift = _lift(scale, z), _lift(shift, z)
         a = jnp.tanh(z * scale) * scale + shift
         i, f, g, o = jnp.split(a, 4, axis=-1)
         c = f * c + i * g
@@ -311,11 +318,11 @@ def gru_recur(
     hidden = h.shape[-1]
     u = params["recurrent_kernel"].astype(xw.dtype)
     h_in = h if recurrent_mask is None else h * recurrent_mask
-    scale, shift = _gate_activation_constants("ss", hidden, xw.dtype)
+    scale, shift = (_lift(v, xw) for v in _gate_activation_constants("ss", hidden, xw.dtype))
     if _gru_reset_after(params):
         hu = h_in @ u
         if "bias" in params:
-            hu = hu + params["bias"][1].astype(xw.dtype)
+            hu = hu + _lift(params["bias"][1], hu)
         zr = jnp.tanh((xw[..., : 2 * hidden] + hu[..., : 2 * hidden]) * scale) * scale + shift
         z, r = zr[..., :hidden], zr[..., hidden:]
         hh = jnp.tanh(xw[..., 2 * hidden :] + r * hu[..., 2 * hidden :])

@@ -302,7 +302,7 @@ def apply_model(
         elif isinstance(layer, Dense):
             x = x @ p["kernel"].astype(x.dtype)
             if "bias" in p:
-                x = x + p["bias"].astype(x.dtype)
+                x = x + p["bias"].astype(x.dtype).reshape((1,) * (x.ndim - 1) + (-1,))
             if index != last:
                 x = jax.nn.softmax(x, axis=-1) if layer.activation == "softmax" else ACTIVATIONS[layer.activation](x)
     logits = x[..., 0] if x.shape[-1] == 1 else x

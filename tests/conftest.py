@@ -16,3 +16,10 @@ def key(request) -> jax.Array:
     """A PRNG key that differs per test (seeded by the test's name) but is the same on every run."""
     seed = sum(map(ord, request.node.name)) % (2**31)
     return jax.random.key(seed)
+
+
+@pytest.fixture
+def x64():
+    """Enables 64-bit mode for one test only."""
+    with jax.enable_x64(True):
+        yield

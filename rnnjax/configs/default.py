@@ -20,16 +20,43 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.cell = "lstm"  # simple_rnn | lstm | gru
     config.model.embed_dim = 32  # embedding size E
     config.model.hidden_size = 32  # units H per recurrent layer
-    config.model.num_layers = 1  # stacked recurrent layers
-    config.model.bidirectional = False  # wrap each recurrent layer in Bidirectional
-    config.model.spatial_dropout = 0.4  # SpatialDropout1D rate on the embeddings
-    config.model.dropout = 0.4  # Dropout rate before the dense head
+    config.model.num_layers = 1  # stacked recurrent layers (all but the last return sequences)
+    config.model.bidirectional = False  # wrap each recurrent layer in Bidirectional (concat)
+    config.model.mask_zero = False  # mask token id 0 in the embedding (only useful with data.padding = "pre")
+    config.model.spatial_dropout = 0.4  # SpatialDropout1D rate on the embeddings (0: no layer)
+    config.model.dropout = 0.4  # Dropout rate before the dense head (0: no layer)
+    config.model.recurrent_dropout = 0.0  # Keras' recurrent_dropout of every recurrent layer
+    config.model.attention_units = 0  # units A of additive attention pooling after the recurrent stack (0: none)
+    config.model.dense_units = ()  # hidden Dense(relu) layers before the Dense(1) output, e.g. (32, 32)
+    config.model.dense_dropout = 0.0  # Dropout rate after each hidden Dense layer
+    config.model.reset_after = True  # GRU: Keras 2.x/3 default (True) or the original formulation (False)
+    config.model.unroll = 1  # time steps per lax.scan iteration (speed only; results are unchanged)
 
     config.opt = ml_collections.ConfigDict()
     config.opt.name = "rmsprop"  # rmsprop | adam | sgd
-    config.opt.learning_rate = 1e-3  # peak learning rate
+    config.opt.learning_rate = 1e-3  # peak learning rate (Keras' RMSprop and Adam default)
+    config.opt.rho = 0.9  # RMSprop: decay of the mean squared gradient (Keras' rho)
+    config.opt.eps = 1e-7  # RMSprop/Adam epsilon (Keras' default; inside the square root for RMSprop, as in Keras)
+    config.opt.momentum = 0.0  # RMSprop/SGD momentum (0: none)
+    config.opt.beta_1 = 0.9  # Adam: first-moment decay
+    config.opt.beta_2 = 0.999  # Adam: second-moment decay
+    config.opt.clip_norm = 0.0  # clip gradients to this global norm (0: no clipping)
+    config.opt.schedule = "constant"  # constant | cosine | linear | exponential, after the warm-up
+    config.opt.warmup_steps = 0  # linear warm-up from 0 to learning_rate, in steps
+    config.opt.final_fraction = 0.0  # learning rate at the last step, as a fraction of the peak (decaying schedules)
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 128  # examples per step
+    config.train.eval_batch_size = 500  # examples per evaluation step (no gradients, so larger is faster)
     config.train.epochs = 5  # passes over the training split
+    config.train.max_steps = 0  # stop after this many optimizer steps in total (0: epochs * steps per epoch)
+    config.train.monitor = "val_loss"  # metric for the best checkpoint and early stopping (val_accuracy, loss, ...)
+    config.train.patience = 0  # early stopping: epochs without improvement before stopping (0: never stop early)
+    config.train.min_delta = 0.0  # early stopping: smallest change of the monitored metric that counts as improvement
+    config.train.restore_best = False  # end with the best checkpoint's parameters instead of the last epoch's
+    config.train.keep_checkpoints = 3  # most recent checkpoints kept (the best is kept separately)
+    config.train.checkpoint_every_steps = 0  # also checkpoint every N steps within an epoch (0: at epoch ends only)
+    config.train.log_every_steps = 50  # TensorBoard batch loss / learning rate every N steps (0: never)
+    config.train.progress_bar = True  # Keras-like progress bar on a terminal (one line per epoch otherwise)
+    config.train.evaluate_test = True  # evaluate the final parameters on the test split
     return config

@@ -1,0 +1,152 @@
+"""Run persistence: Orbax checkpoints of the training state, and the JSON files that describe a run.
+
+A run directory holds everything needed to evaluate, predict or resume without the original command:
+
+    config.json        the resolved ConfigDict (``write_config`` / ``read_config``)
+    model.json         the ModelSpec layers and whether batches are masked by lengths (``write_model``)
+    checkpoints/<step> the last K training states, each with its JSON metadata (history, epoch sums)
+    best/<step>        the state with the best monitored validation metric so far
+
+Orbax writes each checkpoint into a temporary folder and renames it when complete, so a step that was cut
+short is never listed or restored. The vocabulary file belongs to the data pipeline (``data.py``), the
+history and curves to ``train.py`` and ``plots.py``.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from rnnjax import models
+
+CHECKPOINTS = "checkpoints"
+BEST = "best"
+_LAYER_TYPES = {cls.__name__: cls for cls in (models.Embedding, models.SpatialDropout1D, models.Dropout,
+                                              models.Recurrent, models.Attention, models.Dense)}
+
+
+def make_manager(directory: str | Path, *, max_to_keep: int) -> ocp.CheckpointManager:
+    """An Orbax manager for ``directory`` that keeps the newest ``max_to_keep`` steps and saves synchronously.
+
+    Synchronous saves keep the loop simple: the states are small, and a save has finished before the next
+    step donates the arrays it reads.
+    """
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False)
+    return ocp.CheckpointManager(Path(directory).absolute(), options=options)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any, meta: dict[str, Any]) -> bool:
+    """Saves ``state`` (any pytree of arrays) and JSON-serialisable ``meta`` as checkpoint ``step``.
+
+    Returns:
+        True if written, False if that step was already saved (the saved content is then kept).
+    """
+    if step in manager.all_steps():
+        return False
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+    manager.wait_until_finished()
+    return True
+
+
+def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> tuple[Any, dict[str, Any]]:
+    """Restores checkpoint ``step`` into the structure, shapes and dtypes of ``target``.
+
+    Returns:
+        ``(state, meta)``.
+    """
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    restored = manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
+    )
+    return restored.state, dict(restored.meta)
+
+
+def restore_latest(manager: ocp.CheckpointManager, target: Any) -> tuple[Any, dict[str, Any]] | None:
+    """Restores the newest complete checkpoint, or returns None when there is none."""
+    step = manager.latest_step()
+    return None if step is None else restore(manager, step, target)
+
+
+def spec_to_dict(spec: models.ModelSpec) -> dict[str, Any]:
+    """A JSON-serialisable description of a ModelSpec: its layers, each with its type name and fields."""
+    return {"layers": [{"type": type(layer).__name__, **dataclasses.asdict(layer)} for layer in spec.layers]}
+
+
+def spec_from_dict(data: dict[str, Any]) -> models.ModelSpec:
+    """Rebuilds the ModelSpec that ``spec_to_dict`` described.
+
+    Raises:
+        ValueError: for an unknown layer type.
+    """
+    layers = []
+    for entry in data["layers"]:
+        fields = dict(entry)
+        kind = fields.pop("type")
+        if kind not in _LAYER_TYPES:
+            raise ValueError(f"model.json: unknown layer type {kind!r}; expected one of {sorted(_LAYER_TYPES)}.")
+        layers.append(_LAYER_TYPES[kind](**fields))
+    return models.ModelSpec(tuple(layers))
+
+
+def write_model(workdir: str | Path, spec: models.ModelSpec, *, use_lengths: bool) -> None:
+    """Writes ``workdir/model.json``: the spec and whether batches are masked by their lengths."""
+    payload = {"use_lengths": use_lengths, **spec_to_dict(spec)}
+    _write_json(Path(workdir) / "model.json", payload)
+
+
+def read_model(workdir: str | Path) -> tuple[models.ModelSpec, bool]:
+    """Reads ``workdir/model.json``.
+
+    Returns:
+        ``(spec, use_lengths)``.
+
+    Raises:
+        ValueError: if the file is missing.
+    """
+    path = Path(workdir) / "model.json"
+    if not path.exists():
+        raise ValueError(f"{path} not found; is {workdir} a run directory written by experiments.train?")
+    data = json.loads(path.read_text())
+    return spec_from_dict(data), bool(data["use_lengths"])
+
+
+def write_config(workdir: str | Path, config: ml_collections.ConfigDict) -> None:
+    """Writes the resolved config as ``workdir/config.json``."""
+    _write_json(Path(workdir) / "config.json", config.to_dict())
+
+
+def read_config(workdir: str | Path) -> ml_collections.ConfigDict:
+    """Reads ``workdir/config.json`` back into a ConfigDict (JSON lists become tuples, as configs write them).
+
+    Raises:
+        ValueError: if the file is missing.
+    """
+    path = Path(workdir) / "config.json"
+    if not path.exists():
+        raise ValueError(f"{path} not found; is {workdir} a run directory written by experiments.train?")
+
+    def tuples(value):
+        if isinstance(value, dict):
+            return {k: tuples(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return tuple(tuples(v) for v in value)
+        return value
+
+    return ml_collections.ConfigDict(tuples(json.loads(path.read_text())))
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    # Write-then-rename, so a reader never sees half a file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def write_json(path: str | Path, payload: Any) -> None:
+    """Writes ``payload`` as indented JSON to ``path`` atomically (write to a temporary file, then rename)."""
+    _write_json(Path(path), payload)

@@ -1,0 +1,416 @@
+"""Keras interchange: a Keras 3 text classifier as ``(ModelSpec, params)``, and a ``ModelSpec`` as a Keras model.
+
+``import_keras`` reads a Sequential (or a functional model whose layers form one chain) made of InputLayer,
+Embedding, SpatialDropout1D, Dropout, SimpleRNN, LSTM, GRU, Bidirectional and Dense, translates each layer's
+config into the matching ``models`` layer spec, and copies its weights. rnnjax keeps Keras' names and layouts
+(``kernel [F, G*H]``, ``recurrent_kernel [H, G*H]``, ``bias``; GRU reset_after ``bias [2, 3H]``; gate orders
+i, f, c, o and z, r, h), so weights are copied as they are. ``export_keras`` builds the equivalent Keras
+Sequential and sets its weights, so a model can be checked against Keras in both directions.
+
+Keras is an optional dependency (the ``test`` extra): it is imported inside the functions, never when this
+module is imported. What the layers compute lives in ``models.py``, ``scan.py`` and ``cells.py``.
+"""
+
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnnjax.cells import ACTIVATIONS
+from rnnjax.models import (
+    Attention,
+    Dense,
+    Dropout,
+    Embedding,
+    Layer,
+    ModelSpec,
+    Recurrent,
+    SpatialDropout1D,
+    layer_names,
+)
+from rnnjax.types import Params
+
+_CELL_CLASSES = {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
+_DENSE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
+_OUTPUT_ACTIVATIONS = ("linear", "sigmoid", "softmax")
+
+
+def _keras():
+    """Imports Keras 3 on first use, so that rnnjax itself never depends on it."""
+    try:
+        import keras
+    except ImportError as error:
+        raise ImportError(
+            "rnnjax.keras_io needs Keras 3: install it with `pip install 'rnnjax[test]'` (or `pip install keras`), "
+            f"and set KERAS_BACKEND=jax before importing it if TensorFlow is not installed ({error})."
+        ) from error
+    if int(keras.__version__.split(".")[0]) < 3:
+        raise ImportError(f"rnnjax.keras_io needs Keras 3, found keras {keras.__version__}; pip install 'keras>=3.3'.")
+    return keras
+
+
+def _keras_context():
+    """Keras' own code relies on implicit rank promotion, which callers (e.g. the tests) may set to raise."""
+    return jax.numpy_rank_promotion("allow")
+
+
+# ------------------------------------------------------------------------------------------------ import
+
+
+def _kind(layer: Any) -> str:
+    """The Keras class name of a layer, or "custom" for a user subclass (whose call may differ)."""
+    cls = type(layer)
+    return cls.__name__ if cls.__module__.startswith("keras.") else "custom"
+
+
+def _where(layer: Any) -> str:
+    return f"import_keras: layer {layer.name!r} ({type(layer).__name__})"
+
+
+def _unsupported(layer: Any, what: str) -> ValueError:
+    return ValueError(f"{_where(layer)}: {what}.")
+
+
+def _activation_name(layer: Any, value: Any, key: str) -> str:
+    """A config's activation as a plain name; serialised custom functions are unsupported."""
+    if not isinstance(value, str):
+        raise _unsupported(layer, f"{key}={value!r} is not a built-in activation")
+    return value
+
+
+def _weights(layer: Any, expected: tuple[str, ...]) -> dict[str, jax.Array]:
+    """``{variable name: array}`` from ``layer.get_weights()``, which must hold exactly ``expected``."""
+    names = tuple(weight.name for weight in layer.weights)
+    if sorted(names) != sorted(expected):
+        raise _unsupported(layer, f"weights {list(names)} differ from the expected {list(expected)}")
+    return {name: jnp.asarray(np.asarray(value)) for name, value in zip(names, layer.get_weights())}
+
+
+def _check_dtype(layer: Any) -> None:
+    policy = getattr(layer, "dtype_policy", None)
+    name = getattr(policy, "name", "float32")
+    if name != "float32":
+        raise _unsupported(layer, f"dtype policy {name!r} is unsupported; only float32 layers can be imported")
+
+
+def _recurrent_fields(layer: Any, *, masked: bool) -> dict[str, Any]:
+    """The ``Recurrent`` fields of a SimpleRNN, LSTM or GRU layer, after checking what rnnjax cannot express."""
+    config = layer.get_config()
+    cell = _CELL_CLASSES[type(layer).__name__]
+    if config.get("stateful"):
+        raise _unsupported(layer, "stateful=True is unsupported; rnnjax starts every batch from a zero state")
+    if config.get("return_state"):
+        raise _unsupported(layer, "return_state=True is unsupported in a classifier; use return_sequences")
+    activation = _activation_name(layer, config["activation"], "activation")
+    if cell == "simple_rnn" and activation not in ACTIVATIONS:
+        raise _unsupported(layer, f"activation={activation!r} is unsupported; use one of {sorted(ACTIVATIONS)}")
+    if cell != "simple_rnn":
+        recurrent_activation = _activation_name(layer, config["recurrent_activation"], "recurrent_activation")
+        if (activation, recurrent_activation) != ("tanh", "sigmoid"):
+            raise _unsupported(
+                layer,
+                f"activation={activation!r}, recurrent_activation={recurrent_activation!r} are unsupported; "
+                "rnnjax's LSTM and GRU use tanh and sigmoid",
+            )
+    if cell == "gru" and not config["use_bias"] and not config["reset_after"]:
+        # Without a bias, rnnjax tells the GRU variants apart by the bias shape and runs the reset-after one.
+        raise _unsupported(layer, "use_bias=False with reset_after=False is unsupported; keep the bias")
+    if masked and config.get("zero_output_for_mask") and not config["return_sequences"] and not config["unroll"]:
+        # Keras then returns zeros for a sequence whose last step is padding; rnnjax returns the last real output.
+        raise _unsupported(layer, "zero_output_for_mask=True with return_sequences=False is unsupported")
+    fields = dict(
+        cell=cell,
+        hidden_size=int(config["units"]),
+        return_sequences=bool(config["return_sequences"]),
+        go_backwards=bool(config["go_backwards"]),
+        dropout=float(config["dropout"]),
+        recurrent_dropout=float(config["recurrent_dropout"]),
+        use_bias=bool(config["use_bias"]),
+    )
+    if cell == "simple_rnn":
+        fields["activation"] = activation
+    if cell == "lstm":
+        fields["unit_forget_bias"] = bool(config["unit_forget_bias"])
+    if cell == "gru":
+        fields["reset_after"] = bool(config["reset_after"])
+    return fields
+
+
+def _cell_params(layer: Any, use_bias: bool) -> Params:
+    expected = ("kernel", "recurrent_kernel", "bias") if use_bias else ("kernel", "recurrent_kernel")
+    return _weights(layer, expected)
+
+
+def _import_recurrent(layer: Any, *, masked: bool) -> tuple[Recurrent, Params]:
+    fields = _recurrent_fields(layer, masked=masked)
+    return Recurrent(**fields), _cell_params(layer, fields["use_bias"])
+
+
+def _import_bidirectional(layer: Any, *, masked: bool) -> tuple[Recurrent, Params]:
+    forward, backward = layer.forward_layer, layer.backward_layer
+    if layer.merge_mode is None:
+        raise _unsupported(layer, "merge_mode=None returns two tensors, which a Sequential classifier cannot use; "
+                                  "use concat, sum, mul or ave")
+    if layer.merge_mode not in ("concat", "sum", "mul", "ave"):
+        raise _unsupported(layer, f"merge_mode={layer.merge_mode!r} is unsupported")
+    for inner in (forward, backward):
+        if _kind(inner) not in _CELL_CLASSES:
+            raise _unsupported(layer, f"wrapped layer {inner.name!r} ({type(inner).__name__}) is not SimpleRNN, "
+                                      "LSTM or GRU")
+        _check_dtype(inner)
+    fw_fields = _recurrent_fields(forward, masked=masked)
+    bw_fields = _recurrent_fields(backward, masked=masked)
+    if fw_fields["go_backwards"] or not bw_fields["go_backwards"]:
+        raise _unsupported(layer, "only a forward layer with go_backwards=False and its reversed copy are supported")
+    if type(forward) is not type(backward) or {**fw_fields, "go_backwards": True} != bw_fields:
+        raise _unsupported(layer, "a backward_layer configured differently from the forward layer is unsupported")
+    spec = Recurrent(**{**fw_fields, "go_backwards": False}, bidirectional=True, merge_mode=layer.merge_mode)
+    params = {"forward": _cell_params(forward, fw_fields["use_bias"]),
+              "backward": _cell_params(backward, bw_fields["use_bias"])}
+    return spec, params
+
+
+def _import_layer(layer: Any, *, masked: bool) -> tuple[Layer, Params | None]:
+    """One Keras layer as ``(layer spec, params or None)``.
+
+    Raises:
+        ValueError: for a layer type or option rnnjax cannot reproduce.
+    """
+    kind = _kind(layer)
+    config = layer.get_config()
+    _check_dtype(layer)
+    if kind == "Embedding":
+        return (
+            Embedding(int(config["input_dim"]), int(config["output_dim"]), mask_zero=bool(config["mask_zero"])),
+            _weights(layer, ("embeddings",)),
+        )
+    if kind == "SpatialDropout1D":
+        return SpatialDropout1D(float(config["rate"])), None
+    if kind == "Dropout":
+        if config.get("noise_shape") is not None:
+            raise _unsupported(layer, f"noise_shape={config['noise_shape']} is unsupported; use SpatialDropout1D")
+        return Dropout(float(config["rate"])), None
+    if kind in _CELL_CLASSES:
+        return _import_recurrent(layer, masked=masked)
+    if kind == "Bidirectional":
+        return _import_bidirectional(layer, masked=masked)
+    if kind == "Dense":
+        activation = _activation_name(layer, config["activation"], "activation")
+        if activation not in _DENSE_ACTIVATIONS:
+            raise _unsupported(layer, f"activation={activation!r} is unsupported; use one of {_DENSE_ACTIVATIONS}")
+        use_bias = bool(config["use_bias"])
+        return (
+            Dense(int(config["units"]), activation, use_bias=use_bias),
+            _weights(layer, ("kernel", "bias") if use_bias else ("kernel",)),
+        )
+    raise _unsupported(
+        layer,
+        "layer type is unsupported; rnnjax imports InputLayer, Embedding, SpatialDropout1D, Dropout, SimpleRNN, "
+        "LSTM, GRU, Bidirectional and Dense",
+    )
+
+
+def _chain(keras, model: Any) -> list[Any]:
+    """The model's layers in order, without InputLayers; a functional model must be one straight chain.
+
+    Raises:
+        ValueError: for a functional model with branches, several inputs or outputs, or shared layers.
+    """
+    if isinstance(model, keras.Sequential):
+        return [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    try:
+        inputs, outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, ValueError) as error:
+        raise ValueError(f"import_keras: model {model.name!r} is not a Sequential or functional model ({error}).")
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(
+            f"import_keras: model {model.name!r} has {len(inputs)} inputs and {len(outputs)} outputs; only a single "
+            "chain of layers from one token input to one output is supported."
+        )
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    previous = inputs[0]
+    for layer in layers:
+        try:
+            connected = layer.input is previous
+        except (AttributeError, ValueError):  # a layer called more than once has no single input
+            connected = False
+        if not connected:
+            raise ValueError(
+                f"{_where(layer)}: its input is not the output of the layer before it; only models whose layers "
+                "form a single chain (like a Sequential) are supported."
+            )
+        previous = layer.output
+    if previous is not outputs[0]:
+        raise ValueError(f"import_keras: model {model.name!r}'s output is not its last layer's output.")
+    return layers
+
+
+def import_keras(path_or_model: Any) -> tuple[ModelSpec, Params]:
+    """Imports a Keras 3 text classifier as an rnnjax model with the same weights.
+
+    ``rnnjax.apply_model(spec, params, tokens)`` then returns logits whose final activation (sigmoid for a
+    Dense(1, "sigmoid") output, softmax for Dense(C, "softmax")) gives Keras' ``predict``. Call it without
+    ``lengths``: Keras processes padding as ordinary tokens unless the Embedding has ``mask_zero=True``, and
+    then the mask comes from ``tokens != 0``. Params are keyed by ``models.layer_names(spec)`` (``lstm``,
+    ``lstm_1``, ...), not by the Keras layer names, which depend on what else the Keras session built.
+
+    Args:
+        path_or_model: a ``.keras`` file path, or a built ``keras.Sequential`` or functional ``keras.Model``
+            whose layers form one chain: [InputLayer] -> Embedding -> SpatialDropout1D / Dropout / SimpleRNN /
+            LSTM / GRU / Bidirectional / Dense ... -> Dense(1 or C) with a linear, sigmoid or softmax activation.
+
+    Returns:
+        ``(spec, params)``: the ``ModelSpec`` and ``{layer name: layer params}`` (float32 jax arrays).
+
+    Raises:
+        ImportError: if Keras 3 is not installed.
+        TypeError: if the argument is neither a path nor a Keras model.
+        ValueError: for an unbuilt model, or a layer (named with its class) whose type or options rnnjax
+            cannot reproduce: other layer types, stateful or return_state RNNs, LSTM/GRU activations other than
+            tanh/sigmoid, Bidirectional merge_mode None, Dense activations outside linear/relu/tanh/sigmoid/softmax,
+            non-float32 dtype policies, or a last layer that is not Dense.
+    """
+    keras = _keras()
+    if isinstance(path_or_model, (str, os.PathLike)):
+        with _keras_context():
+            model = keras.models.load_model(path_or_model, compile=False)
+    elif isinstance(path_or_model, keras.Model):
+        model = path_or_model
+    else:
+        raise TypeError(
+            f"import_keras: expected a .keras file path or a keras.Model, got {type(path_or_model).__name__}."
+        )
+    if not model.built:
+        raise ValueError(
+            f"import_keras: model {model.name!r} is not built, so it has no weights; start it with "
+            "keras.Input(shape=(T,), dtype='int32') or call model.build((None, T))."
+        )
+    layers = _chain(keras, model)
+    if not layers or _kind(layers[0]) != "Embedding":
+        first = f"{_where(layers[0])}:" if layers else f"import_keras: model {model.name!r}:"
+        raise ValueError(f"{first} the first layer must be an Embedding (rnnjax models read token ids).")
+    last = layers[-1]
+    if _kind(last) != "Dense" or last.get_config()["activation"] not in _OUTPUT_ACTIVATIONS:
+        raise ValueError(
+            f"{_where(last)}: the last layer must be Dense(1 or C) with a linear, sigmoid or softmax activation."
+        )
+    masked = bool(layers[0].get_config()["mask_zero"])
+    specs, weights = [], []
+    for layer in layers:
+        spec_layer, layer_params = _import_layer(layer, masked=masked)
+        specs.append(spec_layer)
+        weights.append(layer_params)
+    try:
+        spec = ModelSpec(tuple(specs))
+    except ValueError as error:
+        order = ", ".join(f"{index}: {layer.name}" for index, layer in enumerate(layers))
+        raise ValueError(f"import_keras: model {model.name!r} cannot be built in rnnjax: {error} (layers {order})")
+    params = {name: p for name, p in zip(layer_names(spec), weights) if p is not None}
+    return spec, params
+
+
+# ------------------------------------------------------------------------------------------------ export
+
+
+def _host(array: jax.Array) -> np.ndarray:
+    return np.asarray(array, np.float32)
+
+
+def _cell_weights(params: Params) -> list[np.ndarray]:
+    names = ("kernel", "recurrent_kernel", "bias") if "bias" in params else ("kernel", "recurrent_kernel")
+    return [_host(params[name]) for name in names]
+
+
+def _export_recurrent(keras, layer: Recurrent, name: str, index: int) -> Any:
+    where = f"export_keras: layer {index} {name!r} (Recurrent)"
+    if layer.peephole:
+        raise ValueError(f"{where}: Keras 3 has no peephole LSTM; export a model with peephole=False.")
+    if layer.bidirectional and layer.go_backwards:
+        raise ValueError(f"{where}: go_backwards has no Keras equivalent inside Bidirectional; set it to False.")
+    options = dict(
+        units=layer.hidden_size,
+        return_sequences=layer.return_sequences,
+        go_backwards=layer.go_backwards,
+        dropout=layer.dropout,
+        recurrent_dropout=layer.recurrent_dropout,
+        use_bias=layer.use_bias,
+    )
+    if layer.cell == "simple_rnn":
+        cls = keras.layers.SimpleRNN
+        options["activation"] = layer.activation
+    elif layer.cell == "lstm":
+        cls = keras.layers.LSTM
+        options["unit_forget_bias"] = layer.unit_forget_bias
+    elif layer.cell == "gru":
+        cls = keras.layers.GRU
+        options["reset_after"] = layer.reset_after
+    else:
+        raise ValueError(f"{where}: cell {layer.cell!r} has no Keras layer.")
+    if layer.bidirectional:
+        return keras.layers.Bidirectional(cls(**options), merge_mode=layer.merge_mode, name=name)
+    return cls(**options, name=name)
+
+
+def export_keras(spec: ModelSpec, params: Params) -> Any:
+    """Builds the Keras 3 Sequential equivalent to an rnnjax model and sets its weights.
+
+    The Keras layers are named as ``models.layer_names(spec)``. With ``probs = keras_model.predict(tokens)``,
+    ``apply_model(spec, params, tokens)`` gives the logits of ``probs`` (call it without ``lengths``; see
+    ``import_keras``), and ``import_keras(keras_model)`` gives ``spec`` and ``params`` back.
+
+    Args:
+        spec: the model.
+        params: its parameters, as from ``init_model`` or ``import_keras``.
+
+    Returns:
+        A built ``keras.Sequential`` whose input is ``[B, T]`` int32 token ids.
+
+    Raises:
+        ImportError: if Keras 3 is not installed.
+        ValueError: for layers Keras cannot express (Attention, peephole LSTM, go_backwards inside
+            Bidirectional) or params whose shapes do not fit the spec.
+    """
+    keras = _keras()
+    names = layer_names(spec)
+    with _keras_context():
+        keras_layers, weights = [keras.Input(shape=(None,), dtype="int32")], []
+        for index, (name, layer) in enumerate(zip(names, spec.layers)):
+            p = params.get(name)
+            if isinstance(layer, Embedding):
+                keras_layers.append(
+                    keras.layers.Embedding(layer.vocab_size, layer.embed_dim, mask_zero=layer.mask_zero, name=name)
+                )
+                weights.append([_host(p["embeddings"])])
+            elif isinstance(layer, SpatialDropout1D):
+                keras_layers.append(keras.layers.SpatialDropout1D(layer.rate, name=name))
+                weights.append(None)
+            elif isinstance(layer, Dropout):
+                keras_layers.append(keras.layers.Dropout(layer.rate, name=name))
+                weights.append(None)
+            elif isinstance(layer, Recurrent):
+                keras_layers.append(_export_recurrent(keras, layer, name, index))
+                if layer.bidirectional:
+                    weights.append(_cell_weights(p["forward"]) + _cell_weights(p["backward"]))
+                else:
+                    weights.append(_cell_weights(p))
+            elif isinstance(layer, Dense):
+                keras_layers.append(
+                    keras.layers.Dense(layer.units, activation=layer.activation, use_bias=layer.use_bias, name=name)
+                )
+                weights.append([_host(p["kernel"])] + ([_host(p["bias"])] if "bias" in p else []))
+            elif isinstance(layer, Attention):
+                raise ValueError(f"export_keras: layer {index} {name!r} (Attention) has no Keras equivalent.")
+            else:
+                raise ValueError(f"export_keras: layer {index} {name!r} ({type(layer).__name__}) is unknown.")
+        model = keras.Sequential(keras_layers)
+        for keras_layer, layer_weights in zip(model.layers, weights):
+            if layer_weights is not None:
+                try:
+                    keras_layer.set_weights(layer_weights)
+                except ValueError as error:
+                    raise ValueError(
+                        f"export_keras: layer {keras_layer.name!r}: params do not fit the spec ({error})."
+                    ) from error
+    return model

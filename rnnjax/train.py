@@ -1,0 +1,387 @@
+"""Training: the TrainState, the jitted train and eval steps, and the fit loop ``train_and_evaluate``.
+
+``train_and_evaluate(config, workdir)`` is the whole run: load the data (``data.py``), build the model
+(``models.py``) and optimizer (``optim.py``), resume from the newest checkpoint (``checkpoint.py``) if any, then
+per epoch: train with a Keras-like progress bar, evaluate on the validation split, append to the history,
+log TensorBoard scalars (``tensorboard.py``), checkpoint, redraw the curves (``plots.py``) and apply early
+stopping. At the end it restores the best state if asked and evaluates on the test split.
+
+Exact resume: the root key never advances (each step's dropout comes from ``fold_in(key, step)``), the
+batch order of an epoch is a function of (seed, epoch), and a checkpoint carries the history and the
+partial epoch's sums, so a run restarted from step ``s`` continues as if it had never stopped.
+
+Only the builders here (``make_model_config``, ``train_and_evaluate``) read the ConfigDict.
+"""
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from rnnjax import checkpoint, data, losses, models, optim, plots, tensorboard
+from rnnjax.types import Batch, Params, PRNGKey
+
+TRAIN_METRICS = ("loss_sum", "n_correct", "n_examples", "n_steps")
+_DROPOUT = 0  # purpose index for fold_in(step key, purpose)
+
+
+class TrainState(NamedTuple):
+    """Everything that changes during training; a pytree, saved whole in every checkpoint."""
+
+    step: jax.Array  # int32 scalar, optimizer steps taken
+    params: Params
+    opt_state: optax.OptState
+    key: PRNGKey  # root training key; never advances, per-step keys are fold_in(key, step)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the steps need to know about the model: its spec and how batches are masked."""
+
+    spec: models.ModelSpec
+    use_lengths: bool = True  # mask by batch["lengths"] (right-padded data); False for Keras-style pre-padding
+
+
+def make_model_config(model_cfg: ml_collections.ConfigDict, *, vocab_size: int, padding: str) -> ModelConfig:
+    """Builds the ModelConfig from ``config.model``.
+
+    Args:
+        model_cfg: ``config.model``.
+        vocab_size: V, from the data pipeline's vocabulary.
+        padding: ``config.data.padding``; "post" batches are masked by their lengths, "pre" batches are not
+            (Keras' chapter behaviour), unless ``model.mask_zero`` masks id 0.
+
+    Returns:
+        The ModelConfig.
+
+    Raises:
+        ValueError: for an invalid model block or padding.
+    """
+    if padding not in ("pre", "post"):
+        raise ValueError(f"data.padding must be 'pre' or 'post', got {padding!r}.")
+    spec = models.make_classifier(
+        cell=model_cfg.cell,
+        vocab_size=vocab_size,
+        embed_dim=model_cfg.embed_dim,
+        hidden_size=model_cfg.hidden_size,
+        num_layers=model_cfg.num_layers,
+        bidirectional=model_cfg.bidirectional,
+        mask_zero=model_cfg.mask_zero,
+        spatial_dropout=model_cfg.spatial_dropout,
+        dropout=model_cfg.dropout,
+        recurrent_dropout=model_cfg.recurrent_dropout,
+        attention_units=model_cfg.attention_units,
+        dense_units=tuple(model_cfg.dense_units),
+        dense_dropout=model_cfg.dense_dropout,
+        reset_after=model_cfg.reset_after,
+        unroll=model_cfg.unroll,
+    )
+    return ModelConfig(spec=spec, use_lengths=padding == "post")
+
+
+def create_train_state(spec: models.ModelSpec, tx: optax.GradientTransformation, seed: int) -> TrainState:
+    """The state before the first step: Keras-initialised params, fresh optimizer state, step 0.
+
+    Args:
+        spec: the model.
+        tx: the optimizer.
+        seed: ``config.seed``; the params and the training key are independent streams of it.
+    """
+    init_key, train_key = jax.random.split(jax.random.key(seed))
+    params = models.init_model(spec, init_key)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), key=train_key)
+
+
+def _check_batch(batch: Batch) -> None:
+    missing = {"tokens", "lengths", "label"} - set(batch)
+    if missing:
+        raise ValueError(f"batch is missing {sorted(missing)}; batches are {{tokens [B, T], lengths [B], label [B]}}.")
+    size = batch["tokens"].shape[0]
+    if batch["label"].shape != (size,):
+        raise ValueError(
+            f"batch['label'] must have shape [B]=({size},), got {batch['label'].shape}; one 0/1 label per row "
+            "(-1 for padding rows)."
+        )
+
+
+def _logits(model_cfg: ModelConfig, params: Params, batch: Batch, *, train: bool, rng: PRNGKey | None) -> jax.Array:
+    lengths = batch["lengths"] if model_cfg.use_lengths else None
+    return models.apply_model(model_cfg.spec, params, batch["tokens"], lengths, train=train, rng=rng)
+
+
+def make_train_step(
+    model_cfg: ModelConfig, tx: optax.GradientTransformation
+) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
+    """Builds ``train_step(state, batch) -> (state, metrics)``, jitted once with the state donated.
+
+    The loss is the mean binary cross-entropy over the batch's real examples (label >= 0), so a padded final
+    batch weighs its real rows like Keras' last, smaller batch. Dropout uses ``fold_in(key, step)``.
+
+    Args:
+        model_cfg: the model and its masking, closed over.
+        tx: the optimizer, closed over.
+
+    Returns:
+        The jitted step. ``metrics`` holds scalar sums: ``loss_sum``, ``n_correct``, ``n_examples``,
+        ``n_steps`` (1), and ``grad_norm`` (the global norm before clipping).
+    """
+
+    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+        _check_batch(batch)
+        dropout_rng = jax.random.fold_in(jax.random.fold_in(state.key, state.step), _DROPOUT)
+
+        def loss_fn(params):
+            logits = _logits(model_cfg, params, batch, train=True, rng=dropout_rng)
+            return losses.mean_loss(logits, batch["label"]), logits
+
+        (_, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        counts = losses.binary_counts(logits, batch["label"])
+        metrics = {name: counts[name] for name in TRAIN_METRICS[:3]}
+        metrics["n_steps"] = jnp.ones((), jnp.int32)
+        metrics["grad_norm"] = optax.global_norm(grads)
+        new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state, key=state.key)
+        return new_state, metrics
+
+    return jax.jit(train_step, donate_argnums=0)
+
+
+def make_eval_step(model_cfg: ModelConfig) -> Callable[[Params, Batch], dict[str, jax.Array]]:
+    """Builds the jitted ``eval_step(params, batch) -> counts`` (see ``losses.binary_counts``), no dropout."""
+
+    def eval_step(params: Params, batch: Batch) -> dict[str, jax.Array]:
+        _check_batch(batch)
+        return losses.binary_counts(_logits(model_cfg, params, batch, train=False, rng=None), batch["label"])
+
+    return jax.jit(eval_step)
+
+
+@jax.jit
+def _add(totals: dict[str, jax.Array], counts: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    return jax.tree.map(jnp.add, totals, counts)
+
+
+def evaluate_counts(eval_step: Callable, params: Params, batches: Iterable[Batch]) -> dict[str, float]:
+    """Sums ``eval_step`` counts over batches on the device and fetches them once.
+
+    Returns:
+        Host numbers: ``loss_sum``, ``n_correct``, ``n_examples`` and the confusion counts; plus ``loss`` and
+        ``accuracy`` (0 when there were no examples).
+    """
+    totals = None
+    for batch in batches:
+        counts = eval_step(params, jax.device_put(batch))
+        totals = counts if totals is None else _add(totals, counts)
+    if totals is None:
+        raise ValueError("evaluate_counts: no batches; the split is empty.")
+    host = {name: value.item() for name, value in jax.device_get(totals).items()}
+    n = max(host["n_examples"], 1)
+    host["loss"] = host["loss_sum"] / n
+    host["accuracy"] = host["n_correct"] / n
+    return host
+
+
+def _monitor_mode(monitor: str) -> str:
+    return "max" if "accuracy" in monitor else "min"
+
+
+def early_stopping_status(history: dict[str, list], monitor: str, min_delta: float) -> tuple[int, int]:
+    """Best epoch (1-based, 0 if none) and epochs since an improvement, recomputed from the history.
+
+    An epoch improves when it beats the best so far by more than ``min_delta`` (Keras' EarlyStopping rule).
+    Recomputing from the history keeps a resumed run's decisions identical to an uninterrupted one.
+    """
+    values = history.get(monitor, [])
+    mode = _monitor_mode(monitor)
+    best_value, best_epoch, wait = None, 0, 0
+    for epoch, value in enumerate(values, start=1):
+        better = best_value is None or (
+            value < best_value - min_delta if mode == "min" else value > best_value + min_delta
+        )
+        if better:
+            best_value, best_epoch, wait = value, epoch, 0
+        else:
+            wait += 1
+    return best_epoch, wait
+
+
+def _progress_line(epoch: int, epochs: int, done: int, total: int, elapsed: float, sums: dict, extra: str = "") -> str:
+    width = 30
+    filled = int(width * done / max(total, 1))
+    bar = "=" * filled + (">" if filled < width else "") + "." * (width - filled - 1)
+    n = max(sums["n_examples"], 1)
+    rate = done / elapsed if elapsed > 0 else 0.0
+    line = (
+        f"Epoch {epoch}/{epochs} {done}/{total} [{bar[:width]}] - {elapsed:.0f}s {1000 / rate if rate else 0:.0f}ms/step "
+        f"- {rate:.1f} steps/s - loss: {sums['loss_sum'] / n:.4f} - accuracy: {sums['n_correct'] / n:.4f}"
+    )
+    return line + extra
+
+
+def _host(tree: dict[str, jax.Array]) -> dict[str, Any]:
+    return {name: value.item() for name, value in jax.device_get(tree).items()}
+
+
+def _zero_sums() -> dict[str, jax.Array]:
+    return {"loss_sum": jnp.zeros((), jnp.float32), "n_correct": jnp.zeros((), jnp.int32),
+            "n_examples": jnp.zeros((), jnp.int32), "n_steps": jnp.zeros((), jnp.int32)}
+
+
+def _sums_to_device(sums: dict[str, Any]) -> dict[str, jax.Array]:
+    zero = _zero_sums()
+    return {name: jnp.asarray(sums[name], zero[name].dtype) for name in zero}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[TrainState, dict[str, Any]]:
+    """Trains (or resumes) the run described by ``config`` in ``workdir``, then evaluates it on the test split.
+
+    Writes ``config.json``, ``model.json``, the vocabulary (via ``data.load_splits``), ``checkpoints/``,
+    ``best/``, ``history.json``, ``curves.png``, ``tensorboard/{train,validation}`` and ``results.json``.
+
+    Args:
+        config: the full config (see ``configs/default.py``).
+        workdir: the run directory; an existing one is resumed from its newest checkpoint.
+
+    Returns:
+        ``(state, results)``: the final TrainState (the best one when ``train.restore_best``) and the
+        contents of ``results.json`` (history, test metrics, timings, parameter count).
+
+    Raises:
+        ValueError: for invalid settings or data.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    train_cfg = config.train
+    splits = data.load_splits(config.data, seed=config.seed, workdir=workdir)
+    model_cfg = make_model_config(config.model, vocab_size=splits.vocab_size, padding=config.data.padding)
+    batch_size, epochs = int(train_cfg.batch_size), int(train_cfg.epochs)
+    if batch_size <= 0 or epochs <= 0:
+        raise ValueError(f"train.batch_size and train.epochs must be positive, got {batch_size} and {epochs}.")
+    steps_per_epoch = math.ceil(len(splits.train["label"]) / batch_size)
+    total_steps = int(train_cfg.max_steps) or epochs * steps_per_epoch
+    epochs = min(epochs, math.ceil(total_steps / steps_per_epoch))
+    monitor = train_cfg.monitor
+    if splits.validation is None and monitor.startswith("val_"):
+        monitor = monitor[len("val_"):]  # no validation split: monitor the training metric instead
+    tx = optim.make_optimizer(config.opt, total_steps)
+    schedule = optim.make_schedule(config.opt, total_steps)
+
+    checkpoint.write_config(workdir, config)
+    checkpoint.write_model(workdir, model_cfg.spec, use_lengths=model_cfg.use_lengths)
+    state = create_train_state(model_cfg.spec, tx, config.seed)
+    latest = checkpoint.make_manager(workdir / checkpoint.CHECKPOINTS, max_to_keep=int(train_cfg.keep_checkpoints))
+    best = checkpoint.make_manager(workdir / checkpoint.BEST, max_to_keep=1)
+    history: dict[str, list] = {}
+    partial: dict[str, Any] | None = None
+    restored = checkpoint.restore_latest(latest, state)
+    if restored is not None:
+        state, meta = restored
+        history, partial = meta["history"], meta.get("epoch_sums")
+        print(f"Resuming {workdir} at step {int(state.step)} (epoch {len(history.get('epoch', []))}).", flush=True)
+    train_step, eval_step = make_train_step(model_cfg, tx), make_eval_step(model_cfg)
+    param_count = models.count_params(state.params)
+
+    train_events = tensorboard.create_event_file(workdir / "tensorboard" / "train")
+    val_events = tensorboard.create_event_file(workdir / "tensorboard" / "validation")
+    show_bar = bool(train_cfg.progress_bar) and sys.stdout.isatty()
+    step = int(state.step)
+    patience = int(train_cfg.patience)
+    for epoch in range(step // steps_per_epoch, epochs):
+        best_epoch, wait = early_stopping_status(history, monitor, float(train_cfg.min_delta))
+        if patience > 0 and best_epoch and wait >= patience:
+            break
+        if step >= total_steps:
+            break
+        skip = step - epoch * steps_per_epoch
+        sums = _sums_to_device(partial) if (skip and partial) else _zero_sums()
+        partial = None
+        start = last_draw = time.perf_counter()
+        for index, batch in enumerate(
+            data.batches(splits.train, batch_size, shuffle=True, seed=config.seed, epoch=epoch)
+        ):
+            if index < skip:
+                continue
+            if step >= total_steps:
+                break
+            state, metrics = train_step(state, jax.device_put(batch))
+            sums = _add(sums, {name: metrics[name] for name in TRAIN_METRICS})
+            step += 1
+            if train_cfg.log_every_steps and step % int(train_cfg.log_every_steps) == 0:
+                step_metrics = _host(metrics)
+                tensorboard.write_scalars(train_events, step, {
+                    "batch_loss": step_metrics["loss_sum"] / max(step_metrics["n_examples"], 1),
+                    "grad_norm": step_metrics["grad_norm"],
+                    "learning_rate": float(schedule(step - 1)),
+                })
+            if show_bar and time.perf_counter() - last_draw > 0.25:
+                last_draw = time.perf_counter()
+                line = _progress_line(epoch + 1, epochs, index + 1, steps_per_epoch, last_draw - start, _host(sums))
+                print("\r" + line, end="", flush=True)
+            every = int(train_cfg.checkpoint_every_steps)
+            if every and step % every == 0 and step % steps_per_epoch and step < total_steps:
+                checkpoint.save(latest, step, state, {"history": history, "epoch_sums": _host(sums)})
+        epoch_sums = _host(sums)
+        if step % steps_per_epoch and step >= total_steps:
+            # Stopped by max_steps inside an epoch: keep the partial epoch so a longer rerun continues it.
+            checkpoint.save(latest, step, state, {"history": history, "epoch_sums": epoch_sums})
+            if show_bar:
+                print(flush=True)
+            break
+        train_time = time.perf_counter() - start
+        n = max(epoch_sums["n_examples"], 1)
+        row = {"epoch": epoch + 1, "loss": epoch_sums["loss_sum"] / n, "accuracy": epoch_sums["n_correct"] / n}
+        if splits.validation is not None:
+            val = evaluate_counts(eval_step, state.params, data.batches(
+                splits.validation, int(train_cfg.eval_batch_size), shuffle=False, seed=config.seed, epoch=0))
+            row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+        row.update(time_s=time.perf_counter() - start, train_time_s=train_time,
+                   steps_per_s=epoch_sums["n_steps"] / max(train_time, 1e-9), learning_rate=float(schedule(step - 1)))
+        for name, value in row.items():
+            history.setdefault(name, []).append(value)
+        extra = "".join(f" - {k}: {row[k]:.4f}" for k in ("val_loss", "val_accuracy") if k in row)
+        line = _progress_line(epoch + 1, epochs, steps_per_epoch, steps_per_epoch, row["train_time_s"], epoch_sums, extra)
+        print(("\r" if show_bar else "") + line, flush=True)
+
+        tensorboard.write_scalars(train_events, epoch + 1, {"epoch_loss": row["loss"], "epoch_accuracy": row["accuracy"]})
+        if "val_loss" in row:
+            tensorboard.write_scalars(val_events, epoch + 1, {"epoch_loss": row["val_loss"], "epoch_accuracy": row["val_accuracy"]})
+        best_epoch, _ = early_stopping_status(history, monitor, float(train_cfg.min_delta))
+        if best_epoch == epoch + 1:
+            checkpoint.save(best, step, state, {"history": history, "monitor": monitor, "epoch": epoch + 1})
+        checkpoint.save(latest, step, state, {"history": history, "epoch_sums": None})
+        checkpoint.write_json(workdir / "history.json", history)
+        plots.plot_history(history, workdir / "curves.png", title=workdir.name)
+
+    used_checkpoint = "latest"
+    if train_cfg.restore_best and best.latest_step() is not None and best.latest_step() != int(state.step):
+        state, _ = checkpoint.restore(best, best.latest_step(), state)
+        used_checkpoint = "best"
+    elif train_cfg.restore_best and best.latest_step() is not None:
+        used_checkpoint = "best"
+    results: dict[str, Any] = {
+        "workdir": str(workdir),
+        "params": param_count,
+        "step": int(state.step),
+        "epochs_run": len(history.get("epoch", [])),
+        "fit_time_s": float(sum(history.get("time_s", []))),
+        "checkpoint": used_checkpoint,
+        "monitor": monitor,
+        "best_epoch": early_stopping_status(history, monitor, float(train_cfg.min_delta))[0],
+        "history": history,
+    }
+    if splits.test is not None and train_cfg.evaluate_test:
+        test = evaluate_counts(eval_step, state.params, data.batches(
+            splits.test, int(train_cfg.eval_batch_size), shuffle=False, seed=config.seed, epoch=0))
+        results["test"] = test
+        print(f"Test: loss {test['loss']:.4f} - accuracy {test['accuracy']:.4f} ({test['n_examples']} reviews)", flush=True)
+    checkpoint.write_json(workdir / "results.json", results)
+    return state, results
