@@ -19,6 +19,7 @@ from rnnjax.models import (
 )
 from rnnjax.models import apply_model as apply
 from rnnjax.models import init_model as init
+from rnnjax import dropout
 from rnnjax.scan import bidirectional, merge, run, sequence_mask
 
 __all__ = [
