@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from rnnjax.cells import get_cell
 from rnnjax.dropout import dropout_mask
+from rnnjax.fused import run_fused, supports
 from rnnjax.types import Carry, Params, PRNGKey
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
@@ -75,6 +76,7 @@ def run(
     dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     rng: PRNGKey | None = None,
+    fused: bool = True,
     **cell_options,
 ) -> tuple[Carry, jax.Array]:
     """Runs a cell over a batch of sequences with a masked ``lax.scan``.
@@ -91,6 +93,8 @@ def run(
         dropout: Keras' ``dropout``: fraction of input features dropped, one mask per sequence for all steps.
         recurrent_dropout: Keras' ``recurrent_dropout``: the same for h where it enters the recurrent matmul.
         rng: key for the dropout masks; dropout is applied only when it is given.
+        fused: use the hand-written backward pass of ``fused.py`` where it covers the cell (the same function,
+            differentiated faster); False forces the plain scan differentiated by autodiff.
         **cell_options: static options of the cell's step (e.g. ``activation`` for simple_rnn).
 
     Returns:
@@ -132,6 +136,10 @@ def run(
         xw_tbg = jnp.flip(xw_tbg, 0)
         mask_tb = None if mask_tb is None else jnp.flip(mask_tb, 0)
 
+    if fused and unroll == 1 and supports(cell, params, cell_options):
+        ys_tbh, carry = run_fused(cell, params, xw_tbg, mask_tb, carry, **cell_options)
+        return _finish(carry, ys_tbh, reverse, return_sequences)
+
     def step(carry, inputs):
         xw_bg, m_b = inputs
         new_carry, y_bh = fns.recur(params, carry, xw_bg, **cell_options)
@@ -142,6 +150,11 @@ def run(
         return new_carry, (y_bh if return_sequences else None)
 
     carry, ys_tbh = jax.lax.scan(step, carry, (xw_tbg, mask_tb), unroll=unroll)
+    return _finish(carry, ys_tbh, reverse, return_sequences)
+
+
+def _finish(carry: Carry, ys_tbh: jax.Array | None, reverse: bool, return_sequences: bool) -> tuple[Carry, jax.Array]:
+    """Back to batch-major outputs, aligned with the inputs; the last output is the final h."""
     if not return_sequences:
         return carry, carry[0]
     if reverse:

@@ -1,0 +1,271 @@
+"""Whole-sequence recurrences with hand-written backward passes: the fast path behind ``scan.run``.
+
+Autodiff of a ``lax.scan`` saves every intermediate of the step and differentiates the recurrent matmul at
+each step. Here each cell has a forward step that returns the few values its gradient needs, and a backward
+step that carries only the gradient of the state (dh, dc) through time. The recurrent weight's gradient is
+one matmul over all steps after the backward loop, ``dU = sum_t h_{t-1}^T dz_t``, and the input
+projection's gradient is the stacked ``dz`` (which autodiff of the projection turns into ``dW`` and ``dx``).
+
+The functions compute exactly the equations of ``cells.py`` (tests compare values and gradients with the
+plain scan + autodiff path). Masking follows ``scan.run``: at a masked step the carry is held and the output is
+zero, so the gradient passes through the held carry unchanged. Reversal, dropout on the inputs and the input
+projection stay in ``scan.run``; recurrent dropout and peephole LSTMs use the plain path.
+
+Layout inside this file is time-major: ``xw_tbg [T, B, G*H]``, ``mask_tb [T, B]``.
+"""
+
+from functools import partial
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnnjax.types import Carry
+
+# ----------------------------------------------------------------------------------- per-cell step pairs
+# forward(weights, carry, xw) -> (new_carry, y, residuals)
+# backward(weights, residuals, dcarry_total) -> (dcarry_prev, dxw, step pieces for the weight gradient)
+# weight_grads(weights, residuals_t, pieces_t) -> dweights     (all steps at once)
+
+
+def _block_activation(z: jax.Array, pattern: str) -> jax.Array:
+    """Per-gate sigmoid ('s') / tanh ('t') over a fused gate block with one tanh (see cells.py)."""
+    hidden = z.shape[-1] // len(pattern)
+    scale = np.repeat([0.5 if g == "s" else 1.0 for g in pattern], hidden)
+    shift = np.repeat([0.5 if g == "s" else 0.0 for g in pattern], hidden)
+    scale = jnp.asarray(scale, z.dtype).reshape((1,) * (z.ndim - 1) + (-1,))
+    shift = jnp.asarray(shift, z.dtype).reshape((1,) * (z.ndim - 1) + (-1,))
+    return jnp.tanh(z * scale) * scale + shift
+
+
+def _lstm_forward(weights, carry, xw):
+    (u,) = weights
+    h, c = carry
+    a = _block_activation(xw + h @ u, "ssts")
+    i, f, g, o = jnp.split(a, 4, axis=-1)
+    c_new = f * c + i * g
+    tc = jnp.tanh(c_new)
+    h_new = o * tc
+    return (h_new, c_new), h_new, (h, c, a, tc)
+
+
+def _lstm_backward(weights, res, dcarry):
+    (u,) = weights
+    h, c, a, tc = res
+    dh, dc = dcarry
+    i, f, g, o = jnp.split(a, 4, axis=-1)
+    dc = dc + dh * o * (1 - tc * tc)
+    dz = jnp.concatenate([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g), dh * tc * o * (1 - o)], -1)
+    return (dz @ u.T, dc * f), dz, dz
+
+
+def _lstm_weight_grads(weights, res, dz):
+    h = res[0]
+    return (jnp.einsum("tbh,tbg->hg", h, dz),)
+
+
+def _gru_forward(weights, carry, xw):
+    """reset_after=True: weights (U, recurrent bias)."""
+    u, b_r = weights
+    (h,) = carry
+    hidden = h.shape[-1]
+    hu = h @ u + b_r.reshape((1,) * (h.ndim - 1) + (-1,))
+    zr = _block_activation(xw[..., : 2 * hidden] + hu[..., : 2 * hidden], "ss")
+    z, r = zr[..., :hidden], zr[..., hidden:]
+    hu_h = hu[..., 2 * hidden :]
+    n = jnp.tanh(xw[..., 2 * hidden :] + r * hu_h)
+    h_new = z * h + (1 - z) * n
+    return (h_new,), h_new, (h, z, r, n, hu_h)
+
+
+def _gru_backward(weights, res, dcarry):
+    u, _ = weights
+    h, z, r, n, hu_h = res
+    (dh,) = dcarry
+    dn = dh * (1 - z) * (1 - n * n)
+    dz = dh * (h - n) * z * (1 - z)
+    dr = dn * hu_h * r * (1 - r)
+    dhu = jnp.concatenate([dz, dr, dn * r], -1)
+    dxw = jnp.concatenate([dz, dr, dn], -1)
+    return (dh * z + dhu @ u.T,), dxw, dhu
+
+
+def _gru_weight_grads(weights, res, dhu):
+    h = res[0]
+    return jnp.einsum("tbh,tbg->hg", h, dhu), jnp.sum(dhu, axis=(0, 1))
+
+
+def _gru_v1_forward(weights, carry, xw):
+    """reset_after=False (the original GRU): weights (U,)."""
+    (u,) = weights
+    (h,) = carry
+    hidden = h.shape[-1]
+    zr = _block_activation(xw[..., : 2 * hidden] + h @ u[:, : 2 * hidden], "ss")
+    z, r = zr[..., :hidden], zr[..., hidden:]
+    rh = r * h
+    n = jnp.tanh(xw[..., 2 * hidden :] + rh @ u[:, 2 * hidden :])
+    h_new = z * h + (1 - z) * n
+    return (h_new,), h_new, (h, z, r, n)
+
+
+def _gru_v1_backward(weights, res, dcarry):
+    (u,) = weights
+    h, z, r, n = res
+    (dh,) = dcarry
+    hidden = h.shape[-1]
+    dn = dh * (1 - z) * (1 - n * n)
+    drh = dn @ u[:, 2 * hidden :].T
+    dzr = jnp.concatenate([dh * (h - n) * z * (1 - z), drh * h * r * (1 - r)], -1)
+    dh_prev = dh * z + drh * r + dzr @ u[:, : 2 * hidden].T
+    dxw = jnp.concatenate([dzr, dn], -1)
+    return (dh_prev,), dxw, dxw
+
+
+def _gru_v1_weight_grads(weights, res, dxw):
+    h, _, r, _ = res
+    hidden = h.shape[-1]
+    d_zr = jnp.einsum("tbh,tbg->hg", h, dxw[..., : 2 * hidden])
+    d_h = jnp.einsum("tbh,tbg->hg", r * h, dxw[..., 2 * hidden :])
+    return (jnp.concatenate([d_zr, d_h], -1),)
+
+
+_ACTIVATION_GRADS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    # Each derivative is written in terms of the activation's output y.
+    "tanh": lambda y: 1 - y * y,
+    "sigmoid": lambda y: y * (1 - y),
+    "relu": lambda y: (y > 0).astype(y.dtype),
+    "linear": lambda y: jnp.ones_like(y),
+}
+_ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu, "linear": lambda v: v}
+
+
+def _simple_rnn_forward(activation, weights, carry, xw):
+    (u,) = weights
+    (h,) = carry
+    h_new = _ACTIVATIONS[activation](xw + h @ u)
+    return (h_new,), h_new, (h, h_new)
+
+
+def _simple_rnn_backward(activation, weights, res, dcarry):
+    (u,) = weights
+    _, h_new = res
+    (dh,) = dcarry
+    dpre = dh * _ACTIVATION_GRADS[activation](h_new)
+    return (dpre @ u.T,), dpre, dpre
+
+
+def _simple_rnn_weight_grads(weights, res, dpre):
+    return (jnp.einsum("tbh,tbg->hg", res[0], dpre),)
+
+
+class _Rule(NamedTuple):
+    forward: Callable
+    backward: Callable
+    weight_grads: Callable
+
+
+# --------------------------------------------------------------------------------- generic masked sequence
+
+
+def _sequence_forward(rule: _Rule, weights, xw_tbg, mask_tb, carry, keep_residuals: bool):
+    def step(carry, inputs):
+        xw, m = inputs
+        new_carry, y, res = rule.forward(weights, carry, xw)
+        if m is not None:
+            m1 = m[:, None]
+            new_carry = tuple(jnp.where(m1, n, o) for n, o in zip(new_carry, carry))
+            y = jnp.where(m1, y, jnp.zeros((), y.dtype))
+        return new_carry, (y, res if keep_residuals else None)
+
+    carry, (ys, res) = jax.lax.scan(step, carry, (xw_tbg, mask_tb))
+    return ys, carry, res
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _sequence(rule: _Rule, weights, xw_tbg, mask_tb, carry):
+    ys, carry, _ = _sequence_forward(rule, weights, xw_tbg, mask_tb, carry, keep_residuals=False)
+    return ys, carry
+
+
+def _sequence_fwd(rule, weights, xw_tbg, mask_tb, carry):
+    ys, carry, res = _sequence_forward(rule, weights, xw_tbg, mask_tb, carry, keep_residuals=True)
+    return (ys, carry), (weights, mask_tb, res)
+
+
+def _sequence_bwd(rule, saved, cotangents):
+    weights, mask_tb, res = saved
+    dys, dcarry = cotangents
+
+    def step(dcarry, inputs):
+        res_t, dy, m = inputs
+        total = (dcarry[0] + dy,) + tuple(dcarry[1:])
+        dprev, dxw, piece = rule.backward(weights, res_t, total)
+        if m is not None:
+            m1 = m[:, None]
+            # A masked step held the carry and output zero: its gradient passes the carry's through unchanged.
+            dprev = tuple(jnp.where(m1, d, d_held) for d, d_held in zip(dprev, dcarry))
+            dxw = jnp.where(m1, dxw, jnp.zeros((), dxw.dtype))
+            piece = jnp.where(m1, piece, jnp.zeros((), piece.dtype))
+        return dprev, (dxw, piece)
+
+    dcarry0, (dxw_tbg, pieces) = jax.lax.scan(step, tuple(dcarry), (res, dys, mask_tb), reverse=True)
+    dweights = rule.weight_grads(weights, res, pieces)
+    return dweights, dxw_tbg, None, dcarry0
+
+
+_sequence.defvjp(_sequence_fwd, _sequence_bwd)
+
+_RULES = {
+    "lstm": _Rule(_lstm_forward, _lstm_backward, _lstm_weight_grads),
+    "gru": _Rule(_gru_forward, _gru_backward, _gru_weight_grads),
+    "gru_v1": _Rule(_gru_v1_forward, _gru_v1_backward, _gru_v1_weight_grads),
+}
+_RULES.update(
+    {
+        f"simple_rnn_{act}": _Rule(partial(_simple_rnn_forward, act), partial(_simple_rnn_backward, act),
+                                   _simple_rnn_weight_grads)
+        for act in _ACTIVATIONS
+    }
+)
+
+
+def supports(cell: str, params, cell_options: dict) -> bool:
+    """Whether ``run_fused`` implements this cell with these parameters and options."""
+    if "recurrent_mask" in cell_options:
+        return False
+    if cell == "lstm":
+        return "peephole" not in params and not cell_options
+    if cell == "gru":
+        return not cell_options
+    if cell == "simple_rnn":
+        return set(cell_options) <= {"activation"} and cell_options.get("activation", "tanh") in _ACTIVATIONS
+    return False
+
+
+def run_fused(cell: str, params, xw_tbg: jax.Array, mask_tb: jax.Array | None, carry: Carry, **cell_options):
+    """Runs a whole sequence from its projected inputs with the hand-written backward pass.
+
+    Args:
+        cell: simple_rnn, lstm or gru (see ``supports``).
+        params: the cell's parameters (only the recurrent ones are used here).
+        xw_tbg: [T, B, G*H] projected inputs, ``x @ kernel + input bias``.
+        mask_tb: [T, B] bool or None.
+        carry: initial carry, arrays [B, H].
+        **cell_options: ``activation`` for simple_rnn.
+
+    Returns:
+        ``(ys [T, B, H], final carry)`` with zeros at masked steps.
+    """
+    dtype = xw_tbg.dtype
+    u = params["recurrent_kernel"].astype(dtype)
+    if cell == "lstm":
+        rule, weights = _RULES["lstm"], (u,)
+    elif cell == "gru" and ("bias" not in params or params["bias"].ndim == 2):
+        b_r = params["bias"][1] if "bias" in params else jnp.zeros(u.shape[1:], dtype)
+        rule, weights = _RULES["gru"], (u, b_r.astype(dtype))
+    elif cell == "gru":
+        rule, weights = _RULES["gru_v1"], (u,)
+    else:
+        rule, weights = _RULES[f"simple_rnn_{cell_options.get('activation', 'tanh')}"], (u,)
+    return _sequence(rule, weights, xw_tbg, mask_tb, tuple(carry))
