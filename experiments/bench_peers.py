@@ -7,8 +7,9 @@ every millisecond by a thread) less the resident set before the model was built:
 and per-step buffers, plus for compiled frameworks whatever the compiler left behind (a conservative count).
 ``experiments.benchmark`` runs each measurement in a fresh process, so start-up footprints cancel out.
 
-Frameworks: rnnjax; PyTorch (eager, and torch.compile); Keras 3 on JAX; Flax linen ``nn.RNN``. A missing one
-raises ImportError, which the driver reports as skipped.
+Frameworks: rnnjax; PyTorch (eager, and torch.compile; on the GPU when one is visible, i.e. cuDNN); Keras 3 on
+JAX; Flax linen ``nn.RNN``; ``jax.experimental.rnn`` (cuDNN's LSTM from JAX, GPU only). A missing one raises
+ImportError (or RuntimeError for a GPU-only peer on CPU), which the driver reports as skipped.
 """
 
 import resource
@@ -22,6 +23,7 @@ MODELS = ("simple_rnn", "lstm", "gru", "bilstm", "stacked_lstm")
 SHAPES = {  # batch, time, embedding, units
     "A": (128, 200, 32, 32),
     "B": (64, 400, 128, 256),
+    "C": (256, 200, 128, 1024),  # a GPU-sized layer
     "tiny": (4, 8, 8, 8),  # for tests of the benchmark itself
 }
 
@@ -145,10 +147,12 @@ def run_torch(model, shape, *, vocab=8000, repeats=5, steps=5, compiled=False, *
             last = torch.cat([h[-2], h[-1]], -1) if bidirectional else h[-1]
             return self.dense(last).squeeze(-1)
 
-    net = Net()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    net = Net().to(device)
     opt = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
     loss_fn = nn.BCEWithLogitsLoss()
-    tokens, labels = (torch.from_numpy(a) for a in _data(batch, time_steps, vocab))
+    tokens, labels = (torch.from_numpy(a).to(device) for a in _data(batch, time_steps, vocab))
     tokens = tokens.long()
     forward = torch.compile(net) if compiled else net
 
@@ -159,16 +163,73 @@ def run_torch(model, shape, *, vocab=8000, repeats=5, steps=5, compiled=False, *
 
     start = time.perf_counter()
     one()
+    sync()
     compile_s = time.perf_counter() - start
-    train = _windows(one, lambda: None, repeats, steps)
+    train = _windows(one, sync, repeats, steps)
 
     def infer():
         with torch.inference_mode():
             forward(tokens)
 
     infer()
-    infer_s, _ = _windows(infer, lambda: None, repeats, steps)
-    return _result(train, infer_s, compile_s, base_rss, batch, time_steps, threads=torch.get_num_threads())
+    infer_s, _ = _windows(infer, sync, repeats, steps)
+    return _result(train, infer_s, compile_s, base_rss, batch, time_steps, device=device,
+                   threads=torch.get_num_threads())
+
+
+def run_jax_cudnn(model, shape, *, vocab=8000, repeats=5, steps=5, **_):
+    """cuDNN's LSTM through ``jax.experimental.rnn`` (LSTM models only, GPU only)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from jax.experimental import rnn
+
+    if jax.default_backend() != "gpu" or model not in ("lstm", "bilstm", "stacked_lstm"):
+        raise RuntimeError("jax.experimental.rnn needs a GPU and an LSTM model")
+    batch, time_steps, embed, hidden = SHAPES[shape]
+    base_rss = _rss_bytes()
+    layers, bidirectional = (2 if model == "stacked_lstm" else 1), model == "bilstm"
+    directions = 2 if bidirectional else 1
+    k_e, k_w, k_d = jax.random.split(jax.random.key(0), 3)
+    params = {
+        "embeddings": jax.random.uniform(k_e, (vocab, embed), minval=-0.05, maxval=0.05),
+        "lstm": rnn.init_lstm_weight(k_w, embed, hidden, layers, bidirectional),
+        "dense": jax.random.normal(k_d, (hidden * directions,)) * 0.05,
+    }
+    tokens, labels = (jnp.asarray(a) for a in _data(batch, time_steps, vocab))
+    lengths = jnp.full((batch,), time_steps, jnp.int32)
+    zeros = jnp.zeros((directions * layers, batch, hidden))
+
+    def logits_fn(p):
+        _, h, _ = rnn.lstm(p["embeddings"][tokens], zeros, zeros, p["lstm"], lengths, embed, hidden, layers, 0.0,
+                           bidirectional)
+        last = jnp.concatenate([h[-2], h[-1]], -1) if bidirectional else h[-1]
+        return last @ p["dense"]
+
+    tx = optax.rmsprop(1e-3, decay=0.9, eps=1e-7)
+    state = (params, tx.init(params))
+
+    def train_step(state):
+        p, opt_state = state
+        grads = jax.grad(lambda p: optax.sigmoid_binary_cross_entropy(logits_fn(p), labels).mean())(p)
+        updates, opt_state = tx.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state
+
+    start = time.perf_counter()
+    step = jax.jit(train_step, donate_argnums=0).lower(state).compile()
+    compile_s = time.perf_counter() - start
+    box = [state]
+
+    def one():
+        box[0] = step(box[0])
+
+    one()
+    train = _windows(one, lambda: jax.block_until_ready(box[0]), repeats, steps)
+    infer = jax.jit(logits_fn)
+    out = [infer(box[0][0])]
+    infer_s, _ = _windows(lambda: out.__setitem__(0, infer(box[0][0])), lambda: jax.block_until_ready(out[0]),
+                          repeats, steps)
+    return _result(train, infer_s, compile_s, base_rss, batch, time_steps)
 
 
 def run_keras(model, shape, *, vocab=8000, repeats=5, steps=5, **_):
@@ -258,4 +319,5 @@ RUNNERS = {
     "torch_compile": lambda *a, **k: run_torch(*a, compiled=True, **k),
     "keras": run_keras,
     "flax": run_flax,
+    "jax_cudnn": run_jax_cudnn,
 }

@@ -25,8 +25,8 @@ from rnnjax.types import Carry
 
 # ----------------------------------------------------------------------------------- per-cell step pairs
 # forward(weights, carry, xw) -> (new_carry, y, residuals)
-# backward(weights, residuals, dcarry_total) -> (dcarry_prev, dxw, step pieces for the weight gradient)
-# weight_grads(weights, residuals_t, pieces_t) -> dweights     (all steps at once)
+# backward(weights, residuals, dcarry_total) -> (dcarry_prev, dxw)
+# weight_grads(weights, residuals_t, dxw_t) -> dweights     (all steps at once, after the loop)
 
 
 def _block_activation(z: jax.Array, pattern: str) -> jax.Array:
@@ -57,12 +57,17 @@ def _lstm_backward(weights, res, dcarry):
     i, f, g, o = jnp.split(a, 4, axis=-1)
     dc = dc + dh * o * (1 - tc * tc)
     dz = jnp.concatenate([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g), dh * tc * o * (1 - o)], -1)
-    return (dz @ u.T, dc * f), dz, dz
+    return (dz @ u.T, dc * f), dz
+
+
+def _outer_sum(a_tbh: jax.Array, b_tbg: jax.Array) -> jax.Array:
+    """sum over t and b of a[t, b]^T b[t, b]: one [H, T*B] x [T*B, G] matmul (faster on CPU than the einsum)."""
+    return a_tbh.reshape(-1, a_tbh.shape[-1]).T @ b_tbg.reshape(-1, b_tbg.shape[-1])
 
 
 def _lstm_weight_grads(weights, res, dz):
     h = res[0]
-    return (jnp.einsum("tbh,tbg->hg", h, dz),)
+    return (_outer_sum(h, dz),)
 
 
 def _gru_forward(weights, carry, xw):
@@ -88,12 +93,14 @@ def _gru_backward(weights, res, dcarry):
     dr = dn * hu_h * r * (1 - r)
     dhu = jnp.concatenate([dz, dr, dn * r], -1)
     dxw = jnp.concatenate([dz, dr, dn], -1)
-    return (dh * z + dhu @ u.T,), dxw, dhu
+    return (dh * z + dhu @ u.T,), dxw
 
 
-def _gru_weight_grads(weights, res, dhu):
-    h = res[0]
-    return jnp.einsum("tbh,tbg->hg", h, dhu), jnp.sum(dhu, axis=(0, 1))
+def _gru_weight_grads(weights, res, dxw):
+    h, _, r, _, _ = res
+    hidden = h.shape[-1]
+    dhu = jnp.concatenate([dxw[..., : 2 * hidden], dxw[..., 2 * hidden :] * r], -1)  # recomputed, not stacked
+    return _outer_sum(h, dhu), jnp.sum(dhu, axis=(0, 1))
 
 
 def _gru_v1_forward(weights, carry, xw):
@@ -119,14 +126,14 @@ def _gru_v1_backward(weights, res, dcarry):
     dzr = jnp.concatenate([dh * (h - n) * z * (1 - z), drh * h * r * (1 - r)], -1)
     dh_prev = dh * z + drh * r + dzr @ u[:, : 2 * hidden].T
     dxw = jnp.concatenate([dzr, dn], -1)
-    return (dh_prev,), dxw, dxw
+    return (dh_prev,), dxw
 
 
 def _gru_v1_weight_grads(weights, res, dxw):
     h, _, r, _ = res
     hidden = h.shape[-1]
-    d_zr = jnp.einsum("tbh,tbg->hg", h, dxw[..., : 2 * hidden])
-    d_h = jnp.einsum("tbh,tbg->hg", r * h, dxw[..., 2 * hidden :])
+    d_zr = _outer_sum(h, dxw[..., : 2 * hidden])
+    d_h = _outer_sum(r * h, dxw[..., 2 * hidden :])
     return (jnp.concatenate([d_zr, d_h], -1),)
 
 
@@ -152,11 +159,11 @@ def _simple_rnn_backward(activation, weights, res, dcarry):
     _, h_new = res
     (dh,) = dcarry
     dpre = dh * _ACTIVATION_GRADS[activation](h_new)
-    return (dpre @ u.T,), dpre, dpre
+    return (dpre @ u.T,), dpre
 
 
 def _simple_rnn_weight_grads(weights, res, dpre):
-    return (jnp.einsum("tbh,tbg->hg", res[0], dpre),)
+    return (_outer_sum(res[0], dpre),)
 
 
 class _Rule(NamedTuple):
@@ -200,17 +207,16 @@ def _sequence_bwd(rule, saved, cotangents):
     def step(dcarry, inputs):
         res_t, dy, m = inputs
         total = (dcarry[0] + dy,) + tuple(dcarry[1:])
-        dprev, dxw, piece = rule.backward(weights, res_t, total)
+        dprev, dxw = rule.backward(weights, res_t, total)
         if m is not None:
             m1 = m[:, None]
             # A masked step held the carry and output zero: its gradient passes the carry's through unchanged.
             dprev = tuple(jnp.where(m1, d, d_held) for d, d_held in zip(dprev, dcarry))
             dxw = jnp.where(m1, dxw, jnp.zeros((), dxw.dtype))
-            piece = jnp.where(m1, piece, jnp.zeros((), piece.dtype))
-        return dprev, (dxw, piece)
+        return dprev, dxw
 
-    dcarry0, (dxw_tbg, pieces) = jax.lax.scan(step, tuple(dcarry), (res, dys, mask_tb), reverse=True)
-    dweights = rule.weight_grads(weights, res, pieces)
+    dcarry0, dxw_tbg = jax.lax.scan(step, tuple(dcarry), (res, dys, mask_tb), reverse=True)
+    dweights = rule.weight_grads(weights, res, dxw_tbg)
     return dweights, dxw_tbg, None, dcarry0
 
 

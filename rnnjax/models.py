@@ -283,14 +283,23 @@ def apply_model(
     mask = None if lengths is None else scan.sequence_mask(lengths, tokens.shape[1])
     weights = None
     x = tokens
+    table = None  # embeddings waiting to be folded into the next recurrent layer's input projection
     last = len(spec.layers) - 1
     for index, (name, layer) in enumerate(zip(layer_names(spec), spec.layers)):
         layer_rng = jax.random.fold_in(rng, index) if (train and rng is not None) else None
         p = params.get(name)
         if isinstance(layer, Embedding):
-            x = jnp.take(p["embeddings"], tokens, axis=0)
+            if _can_fold_embedding(spec, tokens.size, train):
+                table = p["embeddings"]
+            else:
+                x = jnp.take(p["embeddings"], tokens, axis=0)
             if layer.mask_zero:
                 mask = tokens != 0 if mask is None else mask & (tokens != 0)
+        elif table is not None and isinstance(layer, (SpatialDropout1D, Dropout)):
+            pass  # identity here: folding only happens when these layers do nothing
+        elif isinstance(layer, Recurrent) and table is not None:
+            x = _apply_recurrent(layer, p, tokens, mask, layer_rng, table=table)
+            table = None
         elif isinstance(layer, SpatialDropout1D):
             x = dropout(layer_rng, x, layer.rate, shared_axes=(1,))
         elif isinstance(layer, Dropout):
@@ -309,9 +318,35 @@ def apply_model(
     return (logits, weights) if return_attention else logits
 
 
+def _can_fold_embedding(spec: ModelSpec, n_tokens: int, train: bool) -> bool:
+    """Whether the embedding lookup can be folded into the first recurrent layer's input projection.
+
+    ``embeddings[tokens] @ kernel == (embeddings @ kernel)[tokens]``: projecting the [V, E] table once and
+    gathering rows costs V*E*G*H multiply-adds instead of B*T*E*G*H, and its gradient is a scatter into the
+    table followed by two [V, ...] matmuls. Worth it when the batch holds more tokens than the vocabulary has
+    rows, and possible only when nothing between the two layers changes x (no active dropout).
+    """
+    embedding = spec.layers[0]
+    for layer in spec.layers[1:]:
+        if isinstance(layer, (SpatialDropout1D, Dropout)):
+            if train and layer.rate > 0:
+                return False
+            continue
+        return isinstance(layer, Recurrent) and not (train and layer.dropout > 0) and embedding.vocab_size < n_tokens
+    return False
+
+
 def _apply_recurrent(
-    layer: Recurrent, params: Params, x: jax.Array, mask: jax.Array | None, rng: PRNGKey | None
+    layer: Recurrent,
+    params: Params,
+    x: jax.Array,
+    mask: jax.Array | None,
+    rng: PRNGKey | None,
+    *,
+    table: jax.Array | None = None,
 ) -> jax.Array:
+    """Runs one recurrent layer. With ``table`` (the [V, E] embeddings), ``x`` holds token ids and each
+    direction's input projection is gathered from ``project(table)``."""
     options = dict(
         return_sequences=layer.return_sequences,
         unroll=layer.unroll,
@@ -321,6 +356,11 @@ def _apply_recurrent(
     )
     if layer.cell == "simple_rnn":
         options["activation"] = layer.activation
+    if table is not None:
+        project = get_cell(layer.cell).project
+        gather = lambda p: jnp.take(project(p, table), x, axis=0)  # noqa: E731
+        x = (gather(params["forward"]), gather(params["backward"])) if layer.bidirectional else gather(params)
+        options.update(inputs_projected=True, dropout=0.0)
     if layer.bidirectional:
         _, outputs = scan.bidirectional(layer.cell, params, x, mask, merge_mode=layer.merge_mode, **options)
         return outputs

@@ -77,6 +77,7 @@ def run(
     recurrent_dropout: float = 0.0,
     rng: PRNGKey | None = None,
     fused: bool = True,
+    inputs_projected: bool = False,
     **cell_options,
 ) -> tuple[Carry, jax.Array]:
     """Runs a cell over a batch of sequences with a masked ``lax.scan``.
@@ -95,6 +96,8 @@ def run(
         rng: key for the dropout masks; dropout is applied only when it is given.
         fused: use the hand-written backward pass of ``fused.py`` where it covers the cell (the same function,
             differentiated faster); False forces the plain scan differentiated by autodiff.
+        inputs_projected: ``xs`` are already ``x @ kernel + input bias`` ([B, T, G*H]), e.g. gathered from an
+            embedding table multiplied by the kernel once (see ``models.apply_model``); ``dropout`` must be 0.
         **cell_options: static options of the cell's step (e.g. ``activation`` for simple_rnn).
 
     Returns:
@@ -105,7 +108,9 @@ def run(
         ValueError: if xs, mask or initial_carry has the wrong shape or dtype.
     """
     fns = get_cell(cell)
-    _check_sequence(cell, xs_btf, mask_bt, params["kernel"].shape[0])
+    _check_sequence(cell, xs_btf, mask_bt, params["kernel"].shape[1 if inputs_projected else 0])
+    if inputs_projected and dropout > 0 and rng is not None:
+        raise ValueError(f"{cell}: dropout acts on x, so it cannot be used with inputs_projected=True.")
     batch, _, features = xs_btf.shape
     hidden = params["recurrent_kernel"].shape[0]
     dtype = xs_btf.dtype
@@ -130,7 +135,8 @@ def run(
         cell_options["recurrent_mask"] = recurrent_mask
 
     # Time-major once: transpose x (F wide) rather than the projection (G*H wide), then one matmul for all steps.
-    xw_tbg = fns.project(params, jnp.swapaxes(xs_btf, 0, 1))
+    xs_tbf = jnp.swapaxes(xs_btf, 0, 1)
+    xw_tbg = xs_tbf if inputs_projected else fns.project(params, xs_tbf)
     mask_tb = None if mask_bt is None else jnp.swapaxes(mask_bt, 0, 1)
     if reverse:
         xw_tbg = jnp.flip(xw_tbg, 0)
@@ -189,7 +195,7 @@ def merge(forward: jax.Array, backward: jax.Array, merge_mode: str) -> jax.Array
 def bidirectional(
     cell: str,
     params: Params,
-    xs_btf: jax.Array,
+    xs_btf: jax.Array | tuple[jax.Array, jax.Array],
     mask_bt: jax.Array | None = None,
     *,
     merge_mode: str = "concat",
@@ -203,7 +209,8 @@ def bidirectional(
     Args:
         cell: a name in ``cells.CELLS``.
         params: ``{"forward": cell params, "backward": cell params}``.
-        xs_btf: [B, T, F] floating inputs.
+        xs_btf: [B, T, F] floating inputs, or a (forward, backward) pair of per-direction inputs (used with
+            ``inputs_projected=True``, where each direction has its own projection).
         mask_bt: [B, T] bool or None; the backward direction reverses each sequence within its real steps.
         merge_mode: concat, sum, mul, ave or none (see ``merge``).
         initial_carry: ``(forward carry, backward carry)`` or None for zeros.
@@ -221,9 +228,10 @@ def bidirectional(
         raise ValueError(f"unknown merge_mode {merge_mode!r}; choose one of {MERGE_MODES}.")
     fw_carry, bw_carry = (None, None) if initial_carry is None else initial_carry
     fw_rng, bw_rng = (None, None) if rng is None else jax.random.split(rng)
+    fw_xs, bw_xs = xs_btf if isinstance(xs_btf, (tuple, list)) else (xs_btf, xs_btf)
     common = dict(return_sequences=return_sequences, **run_options)
-    fw_carry, fw_out = run(cell, params["forward"], xs_btf, mask_bt, initial_carry=fw_carry, rng=fw_rng, **common)
+    fw_carry, fw_out = run(cell, params["forward"], fw_xs, mask_bt, initial_carry=fw_carry, rng=fw_rng, **common)
     bw_carry, bw_out = run(
-        cell, params["backward"], xs_btf, mask_bt, initial_carry=bw_carry, rng=bw_rng, reverse=True, **common
+        cell, params["backward"], bw_xs, mask_bt, initial_carry=bw_carry, rng=bw_rng, reverse=True, **common
     )
     return (fw_carry, bw_carry), merge(fw_out, bw_out, merge_mode)

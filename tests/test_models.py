@@ -197,3 +197,17 @@ def test_bad_inputs_raise_value_error(key):
 def test_invalid_specs_are_rejected(layers, message):
     with pytest.raises(ValueError, match=message):
         ModelSpec(layers)
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_folded_embedding_projection_has_the_same_gradients(key, name):
+    """A batch with more tokens than the vocabulary folds the embedding into the input projection; a batch
+    with fewer does not. Two copies of one row (folded) must give twice the gradient of the row alone."""
+    spec = SPECS[name]
+    params = _random_params(rnnjax.init(spec, key), key)
+    row = jax.random.randint(key, (1, 7), 1, 11)
+    assert not models._can_fold_embedding(spec, row.size, False) and models._can_fold_embedding(spec, 2 * row.size, False)
+    loss = lambda p, tokens: jnp.sum(rnnjax.apply(spec, p, tokens, jnp.full(tokens.shape[:1], 5)))
+    single = jax.grad(loss)(params, row)
+    double = jax.grad(loss)(params, jnp.concatenate([row, row]))
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, 2 * b, rtol=1e-5, atol=1e-6), double, single)
