@@ -20,10 +20,11 @@ from rnnjax.models import (
 from rnnjax.models import apply_model as apply
 from rnnjax.models import init_model as init
 from rnnjax import dropout
+from rnnjax.keras_io import export_keras, import_keras
 from rnnjax.scan import bidirectional, merge, run, sequence_mask
 
 __all__ = [
-    "CELLS", "Attention", "Dense", "Dropout", "Embedding", "ModelSpec", "Recurrent", "SpatialDropout1D",
+    "CELLS", "Attention", "export_keras", "import_keras", "Dense", "Dropout", "Embedding", "ModelSpec", "Recurrent", "SpatialDropout1D",
     "apply", "apply_model", "attention_pool", "bidirectional", "count_params", "gru", "gru_carry", "init",
     "init_attention", "init_gru", "init_lstm", "init_model", "init_simple_rnn", "layer_names", "lstm",
     "lstm_carry", "make_classifier", "merge", "run", "sequence_mask", "simple_rnn", "simple_rnn_carry", "summary",

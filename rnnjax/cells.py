@@ -300,14 +300,21 @@ def gru_carry(params: Params, batch_shape: tuple = (), dtype=jnp.float32) -> Car
     return _zeros_carry(params, 1, batch_shape, dtype)
 
 
-def _gru_reset_after(params: Params) -> bool:
-    """A GRU's variant follows from its bias: [2, 3H] means reset_after. Without a bias both agree but Keras'
-    default (reset_after) is used."""
+def _gru_reset_after(params: Params, reset_after: bool | None) -> bool:
+    """A GRU's variant: as given, else from its bias ([2, 3H] means reset_after). A GRU without a bias cannot
+    show its variant (``r * (h U_h)`` and ``(r * h) U_h`` differ), so it defaults to Keras' reset_after=True."""
+    if reset_after is not None:
+        return reset_after
     return "bias" not in params or params["bias"].ndim == 2
 
 
 def gru_recur(
-    params: Params, carry: Carry, xw: jax.Array, *, recurrent_mask: jax.Array | None = None
+    params: Params,
+    carry: Carry,
+    xw: jax.Array,
+    *,
+    reset_after: bool | None = None,
+    recurrent_mask: jax.Array | None = None,
 ) -> tuple[Carry, jax.Array]:
     """One GRU step from a projected input ``xw = x @ kernel + input bias`` [..., 3H].
 
@@ -319,7 +326,7 @@ def gru_recur(
     u = params["recurrent_kernel"].astype(xw.dtype)
     h_in = h if recurrent_mask is None else h * recurrent_mask
     scale, shift = (_lift(v, xw) for v in _gate_activation_constants("ss", hidden, xw.dtype))
-    if _gru_reset_after(params):
+    if _gru_reset_after(params, reset_after):
         hu = h_in @ u
         if "bias" in params:
             hu = hu + _lift(params["bias"][1], hu)
@@ -334,8 +341,8 @@ def gru_recur(
     return (h,), h
 
 
-def gru(params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
-    """One GRU step (Keras' GRUCell; the variant follows from the bias shape, see ``init_gru``).
+def gru(params: Params, carry: Carry, x: jax.Array, *, reset_after: bool | None = None) -> tuple[Carry, jax.Array]:
+    """One GRU step (Keras' GRUCell; the variant follows from the bias shape unless given, see ``init_gru``).
 
     reset_after=True (bias rows b_i, b_r):
         a = x W + b_i,   s = h_{t-1} U + b_r           (each split into z, r, h thirds)
@@ -349,16 +356,22 @@ def gru(params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
         params: from ``init_gru``: kernel W [F, 3H], recurrent_kernel U [H, 3H], bias [2, 3H] or [3H].
         carry: ``(h,)``, h [..., H].
         x: [..., F] floating.
+        reset_after: the variant; None infers it from the bias (needed only for a GRU without bias).
 
     Returns:
         ``((h,), h)`` with h [..., H] in the dtype of x.
 
     Raises:
-        ValueError: if x or carry has the wrong shape or dtype.
+        ValueError: if x or carry has the wrong shape or dtype, or reset_after contradicts the bias shape.
     """
     _check_input("gru", params, x)
     _check_carry("gru", carry, 1, params["recurrent_kernel"].shape[0], x.shape[:-1])
-    return gru_recur(params, carry, _project(params, x))
+    if reset_after is not None and "bias" in params and (params["bias"].ndim == 2) != reset_after:
+        raise ValueError(
+            f"gru: reset_after={reset_after} but bias has shape {params['bias'].shape}; reset_after=True needs "
+            "bias [2, 3H] and False needs [3H]: initialise with init_gru(..., reset_after=...)."
+        )
+    return gru_recur(params, carry, _project(params, x), reset_after=reset_after)
 
 
 # -------------------------------------------------------------------------------------------- registry

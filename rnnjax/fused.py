@@ -57,11 +57,21 @@ def _lstm_backward(weights, res, dcarry):
     i, f, g, o = jnp.split(a, 4, axis=-1)
     dc = dc + dh * o * (1 - tc * tc)
     dz = jnp.concatenate([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g), dh * tc * o * (1 - o)], -1)
-    return (dz @ u.T, dc * f), dz
+    return (dz @ _t(u), dc * f), dz
+
+
+def _t(u: jax.Array) -> jax.Array:
+    """Transpose of the last two axes (weights may carry a leading direction axis)."""
+    return jnp.swapaxes(u, -1, -2)
 
 
 def _outer_sum(a_tbh: jax.Array, b_tbg: jax.Array) -> jax.Array:
-    """sum over t and b of a[t, b]^T b[t, b]: one [H, T*B] x [T*B, G] matmul (faster on CPU than the einsum)."""
+    """Sum over t and b of a[t, b]^T b[t, b]: [H, G], or [D, H, G] for stacked directions ([T, D, B, ...]).
+
+    The single-direction case is one [H, T*B] x [T*B, G] matmul, which XLA:CPU runs faster than the einsum.
+    """
+    if a_tbh.ndim == 4:
+        return jnp.einsum("tdbh,tdbg->dhg", a_tbh, b_tbg)
     return a_tbh.reshape(-1, a_tbh.shape[-1]).T @ b_tbg.reshape(-1, b_tbg.shape[-1])
 
 
@@ -71,11 +81,11 @@ def _lstm_weight_grads(weights, res, dz):
 
 
 def _gru_forward(weights, carry, xw):
-    """reset_after=True: weights (U, recurrent bias)."""
+    """reset_after=True: weights (U, recurrent bias shaped [..., 1, 3H] to broadcast over the batch)."""
     u, b_r = weights
     (h,) = carry
     hidden = h.shape[-1]
-    hu = h @ u + b_r.reshape((1,) * (h.ndim - 1) + (-1,))
+    hu = h @ u + b_r
     zr = _block_activation(xw[..., : 2 * hidden] + hu[..., : 2 * hidden], "ss")
     z, r = zr[..., :hidden], zr[..., hidden:]
     hu_h = hu[..., 2 * hidden :]
@@ -93,14 +103,14 @@ def _gru_backward(weights, res, dcarry):
     dr = dn * hu_h * r * (1 - r)
     dhu = jnp.concatenate([dz, dr, dn * r], -1)
     dxw = jnp.concatenate([dz, dr, dn], -1)
-    return (dh * z + dhu @ u.T,), dxw
+    return (dh * z + dhu @ _t(u),), dxw
 
 
 def _gru_weight_grads(weights, res, dxw):
     h, _, r, _, _ = res
     hidden = h.shape[-1]
     dhu = jnp.concatenate([dxw[..., : 2 * hidden], dxw[..., 2 * hidden :] * r], -1)  # recomputed, not stacked
-    return _outer_sum(h, dhu), jnp.sum(dhu, axis=(0, 1))
+    return _outer_sum(h, dhu), jnp.sum(dhu, axis=0).sum(axis=-2, keepdims=True)
 
 
 def _gru_v1_forward(weights, carry, xw):
@@ -108,10 +118,10 @@ def _gru_v1_forward(weights, carry, xw):
     (u,) = weights
     (h,) = carry
     hidden = h.shape[-1]
-    zr = _block_activation(xw[..., : 2 * hidden] + h @ u[:, : 2 * hidden], "ss")
+    zr = _block_activation(xw[..., : 2 * hidden] + h @ u[..., : 2 * hidden], "ss")
     z, r = zr[..., :hidden], zr[..., hidden:]
     rh = r * h
-    n = jnp.tanh(xw[..., 2 * hidden :] + rh @ u[:, 2 * hidden :])
+    n = jnp.tanh(xw[..., 2 * hidden :] + rh @ u[..., 2 * hidden :])
     h_new = z * h + (1 - z) * n
     return (h_new,), h_new, (h, z, r, n)
 
@@ -122,9 +132,9 @@ def _gru_v1_backward(weights, res, dcarry):
     (dh,) = dcarry
     hidden = h.shape[-1]
     dn = dh * (1 - z) * (1 - n * n)
-    drh = dn @ u[:, 2 * hidden :].T
+    drh = dn @ _t(u[..., 2 * hidden :])
     dzr = jnp.concatenate([dh * (h - n) * z * (1 - z), drh * h * r * (1 - r)], -1)
-    dh_prev = dh * z + drh * r + dzr @ u[:, : 2 * hidden].T
+    dh_prev = dh * z + drh * r + dzr @ _t(u[..., : 2 * hidden])
     dxw = jnp.concatenate([dzr, dn], -1)
     return (dh_prev,), dxw
 
@@ -159,7 +169,7 @@ def _simple_rnn_backward(activation, weights, res, dcarry):
     _, h_new = res
     (dh,) = dcarry
     dpre = dh * _ACTIVATION_GRADS[activation](h_new)
-    return (dpre @ u.T,), dpre
+    return (dpre @ _t(u),), dpre
 
 
 def _simple_rnn_weight_grads(weights, res, dpre):
@@ -180,7 +190,7 @@ def _sequence_forward(rule: _Rule, weights, xw_tbg, mask_tb, carry, keep_residua
         xw, m = inputs
         new_carry, y, res = rule.forward(weights, carry, xw)
         if m is not None:
-            m1 = m[:, None]
+            m1 = m[..., None]
             new_carry = tuple(jnp.where(m1, n, o) for n, o in zip(new_carry, carry))
             y = jnp.where(m1, y, jnp.zeros((), y.dtype))
         return new_carry, (y, res if keep_residuals else None)
@@ -209,7 +219,7 @@ def _sequence_bwd(rule, saved, cotangents):
         total = (dcarry[0] + dy,) + tuple(dcarry[1:])
         dprev, dxw = rule.backward(weights, res_t, total)
         if m is not None:
-            m1 = m[:, None]
+            m1 = m[..., None]
             # A masked step held the carry and output zero: its gradient passes the carry's through unchanged.
             dprev = tuple(jnp.where(m1, d, d_held) for d, d_held in zip(dprev, dcarry))
             dxw = jnp.where(m1, dxw, jnp.zeros((), dxw.dtype))
@@ -243,35 +253,51 @@ def supports(cell: str, params, cell_options: dict) -> bool:
     if cell == "lstm":
         return "peephole" not in params and not cell_options
     if cell == "gru":
-        return not cell_options
+        return set(cell_options) <= {"reset_after"}
     if cell == "simple_rnn":
         return set(cell_options) <= {"activation"} and cell_options.get("activation", "tanh") in _ACTIVATIONS
     return False
 
 
+def _weights(cell: str, params, dtype, cell_options: dict) -> tuple[str, tuple[jax.Array, ...]]:
+    """The rule's name and the recurrent weights it uses, in the compute dtype."""
+    u = params["recurrent_kernel"].astype(dtype)
+    if cell == "lstm":
+        return "lstm", (u,)
+    reset_after = cell_options.get("reset_after")
+    if reset_after is None:
+        reset_after = "bias" not in params or params["bias"].ndim == 2
+    if cell == "gru" and reset_after:
+        b_r = params["bias"][1] if "bias" in params else jnp.zeros(u.shape[1:], dtype)
+        return "gru", (u, b_r.astype(dtype)[None, :])
+    if cell == "gru":
+        return "gru_v1", (u,)
+    return f"simple_rnn_{cell_options.get('activation', 'tanh')}", (u,)
+
+
 def run_fused(cell: str, params, xw_tbg: jax.Array, mask_tb: jax.Array | None, carry: Carry, **cell_options):
     """Runs a whole sequence from its projected inputs with the hand-written backward pass.
 
+    Several directions of a bidirectional layer run in one scan when ``params`` is a list (one per direction)
+    and the other arguments carry a direction axis D after time: the recurrent matmuls become one batched
+    matmul per step, and the loop runs once instead of once per direction.
+
     Args:
         cell: simple_rnn, lstm or gru (see ``supports``).
-        params: the cell's parameters (only the recurrent ones are used here).
-        xw_tbg: [T, B, G*H] projected inputs, ``x @ kernel + input bias``.
-        mask_tb: [T, B] bool or None.
-        carry: initial carry, arrays [B, H].
-        **cell_options: ``activation`` for simple_rnn.
+        params: the cell's parameters (only the recurrent ones are used here), or a list of them.
+        xw_tbg: [T, B, G*H] projected inputs ``x @ kernel + input bias`` ([T, D, B, G*H] for a list).
+        mask_tb: [T, B] bool ([T, D, B]) or None.
+        carry: initial carry, arrays [B, H] ([D, B, H]).
+        **cell_options: ``activation`` for simple_rnn, ``reset_after`` for gru.
 
     Returns:
-        ``(ys [T, B, H], final carry)`` with zeros at masked steps.
+        ``(ys [T, B, H] or [T, D, B, H], final carry)`` with zeros at masked steps.
     """
     dtype = xw_tbg.dtype
-    u = params["recurrent_kernel"].astype(dtype)
-    if cell == "lstm":
-        rule, weights = _RULES["lstm"], (u,)
-    elif cell == "gru" and ("bias" not in params or params["bias"].ndim == 2):
-        b_r = params["bias"][1] if "bias" in params else jnp.zeros(u.shape[1:], dtype)
-        rule, weights = _RULES["gru"], (u, b_r.astype(dtype))
-    elif cell == "gru":
-        rule, weights = _RULES["gru_v1"], (u,)
+    if isinstance(params, (list, tuple)):
+        per_direction = [_weights(cell, p, dtype, cell_options) for p in params]
+        name = per_direction[0][0]
+        weights = tuple(jnp.stack(ws) for ws in zip(*(w for _, w in per_direction)))
     else:
-        rule, weights = _RULES[f"simple_rnn_{cell_options.get('activation', 'tanh')}"], (u,)
-    return _sequence(rule, weights, xw_tbg, mask_tb, tuple(carry))
+        name, weights = _weights(cell, params, dtype, cell_options)
+    return _sequence(_RULES[name], weights, xw_tbg, mask_tb, tuple(carry))

@@ -1,4 +1,4 @@
-"""Keras interchange: a Keras 3 text classifier as ``(ModelSpec, params)``, and a ``ModelSpec`` as a Keras model.
+"""Keras interchange: a Keras 3 text classifier as ``(ModelSpec, params)``, and a ``ModelSpec`` as Keras.
 
 ``import_keras`` reads a Sequential (or a functional model whose layers form one chain) made of InputLayer,
 Embedding, SpatialDropout1D, Dropout, SimpleRNN, LSTM, GRU, Bidirectional and Dense, translates each layer's
@@ -33,6 +33,7 @@ from rnnjax.models import (
 from rnnjax.types import Params
 
 _CELL_CLASSES = {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
+_MERGE_MODES = ("concat", "sum", "mul", "ave")
 _DENSE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
 _OUTPUT_ACTIVATIONS = ("linear", "sigmoid", "softmax")
 
@@ -43,11 +44,13 @@ def _keras():
         import keras
     except ImportError as error:
         raise ImportError(
-            "rnnjax.keras_io needs Keras 3: install it with `pip install 'rnnjax[test]'` (or `pip install keras`), "
-            f"and set KERAS_BACKEND=jax before importing it if TensorFlow is not installed ({error})."
+            "rnnjax.keras_io needs Keras 3: `pip install 'rnnjax[test]'` (or `pip install keras`), and set "
+            f"KERAS_BACKEND=jax before importing it if TensorFlow is not installed ({error})."
         ) from error
     if int(keras.__version__.split(".")[0]) < 3:
-        raise ImportError(f"rnnjax.keras_io needs Keras 3, found keras {keras.__version__}; pip install 'keras>=3.3'.")
+        raise ImportError(
+            f"rnnjax.keras_io needs Keras 3, found keras {keras.__version__}; `pip install 'keras>=3.3'`."
+        )
     return keras
 
 
@@ -73,8 +76,9 @@ def _unsupported(layer: Any, what: str) -> ValueError:
     return ValueError(f"{_where(layer)}: {what}.")
 
 
-def _activation_name(layer: Any, value: Any, key: str) -> str:
+def _activation_name(layer: Any, config: dict, key: str) -> str:
     """A config's activation as a plain name; serialised custom functions are unsupported."""
+    value = config[key]
     if not isinstance(value, str):
         raise _unsupported(layer, f"{key}={value!r} is not a built-in activation")
     return value
@@ -89,36 +93,35 @@ def _weights(layer: Any, expected: tuple[str, ...]) -> dict[str, jax.Array]:
 
 
 def _check_dtype(layer: Any) -> None:
-    policy = getattr(layer, "dtype_policy", None)
-    name = getattr(policy, "name", "float32")
+    name = getattr(getattr(layer, "dtype_policy", None), "name", "float32")
     if name != "float32":
-        raise _unsupported(layer, f"dtype policy {name!r} is unsupported; only float32 layers can be imported")
+        raise _unsupported(layer, f"dtype policy {name!r} is unsupported; only float32 layers are imported")
 
 
 def _recurrent_fields(layer: Any, *, masked: bool) -> dict[str, Any]:
-    """The ``Recurrent`` fields of a SimpleRNN, LSTM or GRU layer, after checking what rnnjax cannot express."""
+    """The ``Recurrent`` fields of a SimpleRNN, LSTM or GRU layer, after rejecting what rnnjax cannot do."""
     config = layer.get_config()
     cell = _CELL_CLASSES[type(layer).__name__]
     if config.get("stateful"):
         raise _unsupported(layer, "stateful=True is unsupported; rnnjax starts every batch from a zero state")
     if config.get("return_state"):
         raise _unsupported(layer, "return_state=True is unsupported in a classifier; use return_sequences")
-    activation = _activation_name(layer, config["activation"], "activation")
+    activation = _activation_name(layer, config, "activation")
     if cell == "simple_rnn" and activation not in ACTIVATIONS:
-        raise _unsupported(layer, f"activation={activation!r} is unsupported; use one of {sorted(ACTIVATIONS)}")
+        raise _unsupported(
+            layer, f"activation={activation!r} is unsupported; use one of {sorted(ACTIVATIONS)}"
+        )
     if cell != "simple_rnn":
-        recurrent_activation = _activation_name(layer, config["recurrent_activation"], "recurrent_activation")
+        recurrent_activation = _activation_name(layer, config, "recurrent_activation")
         if (activation, recurrent_activation) != ("tanh", "sigmoid"):
             raise _unsupported(
                 layer,
                 f"activation={activation!r}, recurrent_activation={recurrent_activation!r} are unsupported; "
                 "rnnjax's LSTM and GRU use tanh and sigmoid",
             )
-    if cell == "gru" and not config["use_bias"] and not config["reset_after"]:
-        # Without a bias, rnnjax tells the GRU variants apart by the bias shape and runs the reset-after one.
-        raise _unsupported(layer, "use_bias=False with reset_after=False is unsupported; keep the bias")
-    if masked and config.get("zero_output_for_mask") and not config["return_sequences"] and not config["unroll"]:
-        # Keras then returns zeros for a sequence whose last step is padding; rnnjax returns the last real output.
+    returns_last = not config["return_sequences"] and not config["unroll"]
+    if masked and config.get("zero_output_for_mask") and returns_last:
+        # Keras then returns zeros for a sequence that ends in padding; rnnjax returns its last real output.
         raise _unsupported(layer, "zero_output_for_mask=True with return_sequences=False is unsupported")
     fields = dict(
         cell=cell,
@@ -139,36 +142,51 @@ def _recurrent_fields(layer: Any, *, masked: bool) -> dict[str, Any]:
 
 
 def _cell_params(layer: Any, use_bias: bool) -> Params:
-    expected = ("kernel", "recurrent_kernel", "bias") if use_bias else ("kernel", "recurrent_kernel")
-    return _weights(layer, expected)
+    names = ("kernel", "recurrent_kernel", "bias") if use_bias else ("kernel", "recurrent_kernel")
+    return _weights(layer, names)
 
 
 def _import_recurrent(layer: Any, *, masked: bool) -> tuple[Recurrent, Params]:
     fields = _recurrent_fields(layer, masked=masked)
+    if masked and fields["go_backwards"] and fields["return_sequences"]:
+        # Keras passes the input mask on unchanged with the reversed outputs, so the layer above reads the
+        # outputs Keras holds at padded steps (where rnnjax outputs zeros) and skips real ones.
+        raise _unsupported(
+            layer,
+            "go_backwards=True with return_sequences=True under a mask_zero Embedding is unsupported; "
+            "Keras' mask no longer lines up with the reversed outputs",
+        )
     return Recurrent(**fields), _cell_params(layer, fields["use_bias"])
 
 
 def _import_bidirectional(layer: Any, *, masked: bool) -> tuple[Recurrent, Params]:
     forward, backward = layer.forward_layer, layer.backward_layer
     if layer.merge_mode is None:
-        raise _unsupported(layer, "merge_mode=None returns two tensors, which a Sequential classifier cannot use; "
-                                  "use concat, sum, mul or ave")
-    if layer.merge_mode not in ("concat", "sum", "mul", "ave"):
-        raise _unsupported(layer, f"merge_mode={layer.merge_mode!r} is unsupported")
+        raise _unsupported(
+            layer, "merge_mode=None returns two tensors, which a Sequential classifier cannot use; "
+            f"use one of {_MERGE_MODES}"
+        )
+    if layer.merge_mode not in _MERGE_MODES:
+        raise _unsupported(
+            layer, f"merge_mode={layer.merge_mode!r} is unsupported; use one of {_MERGE_MODES}"
+        )
     for inner in (forward, backward):
         if _kind(inner) not in _CELL_CLASSES:
-            raise _unsupported(layer, f"wrapped layer {inner.name!r} ({type(inner).__name__}) is not SimpleRNN, "
-                                      "LSTM or GRU")
+            raise _unsupported(
+                layer, f"wrapped layer {inner.name!r} ({type(inner).__name__}) is not SimpleRNN, LSTM or GRU"
+            )
         _check_dtype(inner)
     fw_fields = _recurrent_fields(forward, masked=masked)
     bw_fields = _recurrent_fields(backward, masked=masked)
     if fw_fields["go_backwards"] or not bw_fields["go_backwards"]:
-        raise _unsupported(layer, "only a forward layer with go_backwards=False and its reversed copy are supported")
+        raise _unsupported(layer, "only a forward layer with go_backwards=False is supported")
     if type(forward) is not type(backward) or {**fw_fields, "go_backwards": True} != bw_fields:
-        raise _unsupported(layer, "a backward_layer configured differently from the forward layer is unsupported")
-    spec = Recurrent(**{**fw_fields, "go_backwards": False}, bidirectional=True, merge_mode=layer.merge_mode)
-    params = {"forward": _cell_params(forward, fw_fields["use_bias"]),
-              "backward": _cell_params(backward, bw_fields["use_bias"])}
+        raise _unsupported(layer, "a backward_layer configured unlike the forward layer is unsupported")
+    spec = Recurrent(**fw_fields, bidirectional=True, merge_mode=layer.merge_mode)
+    params = {
+        "forward": _cell_params(forward, fw_fields["use_bias"]),
+        "backward": _cell_params(backward, bw_fields["use_bias"]),
+    }
     return spec, params
 
 
@@ -182,33 +200,34 @@ def _import_layer(layer: Any, *, masked: bool) -> tuple[Layer, Params | None]:
     config = layer.get_config()
     _check_dtype(layer)
     if kind == "Embedding":
-        return (
-            Embedding(int(config["input_dim"]), int(config["output_dim"]), mask_zero=bool(config["mask_zero"])),
-            _weights(layer, ("embeddings",)),
-        )
+        mask_zero = bool(config["mask_zero"])
+        spec = Embedding(int(config["input_dim"]), int(config["output_dim"]), mask_zero=mask_zero)
+        return spec, _weights(layer, ("embeddings",))
     if kind == "SpatialDropout1D":
         return SpatialDropout1D(float(config["rate"])), None
     if kind == "Dropout":
         if config.get("noise_shape") is not None:
-            raise _unsupported(layer, f"noise_shape={config['noise_shape']} is unsupported; use SpatialDropout1D")
+            raise _unsupported(
+                layer, f"noise_shape={config['noise_shape']} is unsupported; use SpatialDropout1D"
+            )
         return Dropout(float(config["rate"])), None
     if kind in _CELL_CLASSES:
         return _import_recurrent(layer, masked=masked)
     if kind == "Bidirectional":
         return _import_bidirectional(layer, masked=masked)
     if kind == "Dense":
-        activation = _activation_name(layer, config["activation"], "activation")
+        activation = _activation_name(layer, config, "activation")
         if activation not in _DENSE_ACTIVATIONS:
-            raise _unsupported(layer, f"activation={activation!r} is unsupported; use one of {_DENSE_ACTIVATIONS}")
+            raise _unsupported(
+                layer, f"activation={activation!r} is unsupported; use one of {_DENSE_ACTIVATIONS}"
+            )
         use_bias = bool(config["use_bias"])
-        return (
-            Dense(int(config["units"]), activation, use_bias=use_bias),
-            _weights(layer, ("kernel", "bias") if use_bias else ("kernel",)),
-        )
+        spec = Dense(int(config["units"]), activation, use_bias=use_bias)
+        return spec, _weights(layer, ("kernel", "bias") if use_bias else ("kernel",))
     raise _unsupported(
         layer,
-        "layer type is unsupported; rnnjax imports InputLayer, Embedding, SpatialDropout1D, Dropout, SimpleRNN, "
-        "LSTM, GRU, Bidirectional and Dense",
+        "layer type is unsupported; rnnjax imports InputLayer, Embedding, SpatialDropout1D, Dropout, "
+        "SimpleRNN, LSTM, GRU, Bidirectional and Dense",
     )
 
 
@@ -218,28 +237,35 @@ def _chain(keras, model: Any) -> list[Any]:
     Raises:
         ValueError: for a functional model with branches, several inputs or outputs, or shared layers.
     """
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
     if isinstance(model, keras.Sequential):
-        return [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+        return layers
     try:
         inputs, outputs = list(model.inputs), list(model.outputs)
     except (AttributeError, ValueError) as error:
-        raise ValueError(f"import_keras: model {model.name!r} is not a Sequential or functional model ({error}).")
+        raise ValueError(
+            f"import_keras: model {model.name!r} is not a Sequential or functional model ({error})."
+        ) from error
     if len(inputs) != 1 or len(outputs) != 1:
         raise ValueError(
-            f"import_keras: model {model.name!r} has {len(inputs)} inputs and {len(outputs)} outputs; only a single "
-            "chain of layers from one token input to one output is supported."
+            f"import_keras: model {model.name!r} has {len(inputs)} inputs and {len(outputs)} outputs; "
+            "only a single chain of layers from one token input to one output is supported."
         )
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
     previous = inputs[0]
     for layer in layers:
         try:
-            connected = layer.input is previous
+            received = layer.input
         except (AttributeError, ValueError):  # a layer called more than once has no single input
-            connected = False
+            received = None
+        if isinstance(received, (list, tuple)):
+            # Layers whose call takes a mask (e.g. Bidirectional) also record the mask tensor as an input.
+            connected = received[0] is previous and all(str(t.dtype) == "bool" for t in received[1:])
+        else:
+            connected = received is previous
         if not connected:
             raise ValueError(
-                f"{_where(layer)}: its input is not the output of the layer before it; only models whose layers "
-                "form a single chain (like a Sequential) are supported."
+                f"{_where(layer)}: its input is not the output of the layer before it; only models whose "
+                "layers form a single chain (like a Sequential) are supported."
             )
         previous = layer.output
     if previous is not outputs[0]:
@@ -258,8 +284,8 @@ def import_keras(path_or_model: Any) -> tuple[ModelSpec, Params]:
 
     Args:
         path_or_model: a ``.keras`` file path, or a built ``keras.Sequential`` or functional ``keras.Model``
-            whose layers form one chain: [InputLayer] -> Embedding -> SpatialDropout1D / Dropout / SimpleRNN /
-            LSTM / GRU / Bidirectional / Dense ... -> Dense(1 or C) with a linear, sigmoid or softmax activation.
+            whose layers form one chain: [InputLayer] -> Embedding -> SpatialDropout1D / Dropout / SimpleRNN
+            / LSTM / GRU / Bidirectional / Dense ... -> Dense(1 or C), linear, sigmoid or softmax.
 
     Returns:
         ``(spec, params)``: the ``ModelSpec`` and ``{layer name: layer params}`` (float32 jax arrays).
@@ -268,9 +294,10 @@ def import_keras(path_or_model: Any) -> tuple[ModelSpec, Params]:
         ImportError: if Keras 3 is not installed.
         TypeError: if the argument is neither a path nor a Keras model.
         ValueError: for an unbuilt model, or a layer (named with its class) whose type or options rnnjax
-            cannot reproduce: other layer types, stateful or return_state RNNs, LSTM/GRU activations other than
-            tanh/sigmoid, Bidirectional merge_mode None, Dense activations outside linear/relu/tanh/sigmoid/softmax,
-            non-float32 dtype policies, or a last layer that is not Dense.
+            cannot reproduce: other layer types, stateful or return_state RNNs, LSTM/GRU activations other
+            than tanh/sigmoid, Bidirectional merge_mode None or a
+            differing backward_layer, Dense activations outside linear/relu/tanh/sigmoid/softmax, non-float32
+            dtype policies, or a last layer that is not Dense.
     """
     keras = _keras()
     if isinstance(path_or_model, (str, os.PathLike)):
@@ -289,24 +316,27 @@ def import_keras(path_or_model: Any) -> tuple[ModelSpec, Params]:
         )
     layers = _chain(keras, model)
     if not layers or _kind(layers[0]) != "Embedding":
-        first = f"{_where(layers[0])}:" if layers else f"import_keras: model {model.name!r}:"
-        raise ValueError(f"{first} the first layer must be an Embedding (rnnjax models read token ids).")
-    last = layers[-1]
-    if _kind(last) != "Dense" or last.get_config()["activation"] not in _OUTPUT_ACTIVATIONS:
-        raise ValueError(
-            f"{_where(last)}: the last layer must be Dense(1 or C) with a linear, sigmoid or softmax activation."
-        )
+        where = _where(layers[0]) if layers else f"import_keras: model {model.name!r}"
+        raise ValueError(f"{where}: the first layer must be an Embedding (rnnjax models read token ids).")
     masked = bool(layers[0].get_config()["mask_zero"])
     specs, weights = [], []
     for layer in layers:
         spec_layer, layer_params = _import_layer(layer, masked=masked)
         specs.append(spec_layer)
         weights.append(layer_params)
+    last = layers[-1]
+    if _kind(last) != "Dense" or last.get_config()["activation"] not in _OUTPUT_ACTIVATIONS:
+        raise ValueError(
+            f"{_where(last)}: the last layer must be Dense(1 or C) with a linear, sigmoid or softmax "
+            "activation."
+        )
     try:
         spec = ModelSpec(tuple(specs))
     except ValueError as error:
         order = ", ".join(f"{index}: {layer.name}" for index, layer in enumerate(layers))
-        raise ValueError(f"import_keras: model {model.name!r} cannot be built in rnnjax: {error} (layers {order})")
+        raise ValueError(
+            f"import_keras: model {model.name!r} cannot be built in rnnjax: {error} (layers {order})"
+        ) from error
     params = {name: p for name, p in zip(layer_names(spec), weights) if p is not None}
     return spec, params
 
@@ -328,7 +358,7 @@ def _export_recurrent(keras, layer: Recurrent, name: str, index: int) -> Any:
     if layer.peephole:
         raise ValueError(f"{where}: Keras 3 has no peephole LSTM; export a model with peephole=False.")
     if layer.bidirectional and layer.go_backwards:
-        raise ValueError(f"{where}: go_backwards has no Keras equivalent inside Bidirectional; set it to False.")
+        raise ValueError(f"{where}: go_backwards has no Keras equivalent inside Bidirectional; set it False.")
     options = dict(
         units=layer.hidden_size,
         return_sequences=layer.return_sequences,
@@ -353,11 +383,35 @@ def _export_recurrent(keras, layer: Recurrent, name: str, index: int) -> Any:
     return cls(**options, name=name)
 
 
+def _export_layer(keras, layer: Layer, name: str, index: int, p: Params | None) -> tuple[Any, list | None]:
+    """One layer spec as ``(Keras layer, its weights for set_weights or None)``."""
+    if isinstance(layer, Embedding):
+        keras_layer = keras.layers.Embedding(
+            layer.vocab_size, layer.embed_dim, mask_zero=layer.mask_zero, name=name
+        )
+        return keras_layer, [_host(p["embeddings"])]
+    if isinstance(layer, SpatialDropout1D):
+        return keras.layers.SpatialDropout1D(layer.rate, name=name), None
+    if isinstance(layer, Dropout):
+        return keras.layers.Dropout(layer.rate, name=name), None
+    if isinstance(layer, Recurrent):
+        keras_layer = _export_recurrent(keras, layer, name, index)
+        if layer.bidirectional:
+            return keras_layer, _cell_weights(p["forward"]) + _cell_weights(p["backward"])
+        return keras_layer, _cell_weights(p)
+    if isinstance(layer, Dense):
+        keras_layer = keras.layers.Dense(layer.units, layer.activation, use_bias=layer.use_bias, name=name)
+        return keras_layer, [_host(p["kernel"])] + ([_host(p["bias"])] if "bias" in p else [])
+    if isinstance(layer, Attention):
+        raise ValueError(f"export_keras: layer {index} {name!r} (Attention) has no Keras equivalent.")
+    raise ValueError(f"export_keras: layer {index} {name!r} ({type(layer).__name__}) is unknown.")
+
+
 def export_keras(spec: ModelSpec, params: Params) -> Any:
     """Builds the Keras 3 Sequential equivalent to an rnnjax model and sets its weights.
 
-    The Keras layers are named as ``models.layer_names(spec)``. With ``probs = keras_model.predict(tokens)``,
-    ``apply_model(spec, params, tokens)`` gives the logits of ``probs`` (call it without ``lengths``; see
+    The Keras layers are named as ``models.layer_names(spec)``. ``keras_model.predict(tokens)`` equals the
+    final activation of ``apply_model(spec, params, tokens)`` (called without ``lengths``; see
     ``import_keras``), and ``import_keras(keras_model)`` gives ``spec`` and ``params`` back.
 
     Args:
@@ -373,44 +427,20 @@ def export_keras(spec: ModelSpec, params: Params) -> Any:
             Bidirectional) or params whose shapes do not fit the spec.
     """
     keras = _keras()
-    names = layer_names(spec)
     with _keras_context():
-        keras_layers, weights = [keras.Input(shape=(None,), dtype="int32")], []
-        for index, (name, layer) in enumerate(zip(names, spec.layers)):
-            p = params.get(name)
-            if isinstance(layer, Embedding):
-                keras_layers.append(
-                    keras.layers.Embedding(layer.vocab_size, layer.embed_dim, mask_zero=layer.mask_zero, name=name)
-                )
-                weights.append([_host(p["embeddings"])])
-            elif isinstance(layer, SpatialDropout1D):
-                keras_layers.append(keras.layers.SpatialDropout1D(layer.rate, name=name))
-                weights.append(None)
-            elif isinstance(layer, Dropout):
-                keras_layers.append(keras.layers.Dropout(layer.rate, name=name))
-                weights.append(None)
-            elif isinstance(layer, Recurrent):
-                keras_layers.append(_export_recurrent(keras, layer, name, index))
-                if layer.bidirectional:
-                    weights.append(_cell_weights(p["forward"]) + _cell_weights(p["backward"]))
-                else:
-                    weights.append(_cell_weights(p))
-            elif isinstance(layer, Dense):
-                keras_layers.append(
-                    keras.layers.Dense(layer.units, activation=layer.activation, use_bias=layer.use_bias, name=name)
-                )
-                weights.append([_host(p["kernel"])] + ([_host(p["bias"])] if "bias" in p else []))
-            elif isinstance(layer, Attention):
-                raise ValueError(f"export_keras: layer {index} {name!r} (Attention) has no Keras equivalent.")
-            else:
-                raise ValueError(f"export_keras: layer {index} {name!r} ({type(layer).__name__}) is unknown.")
-        model = keras.Sequential(keras_layers)
-        for keras_layer, layer_weights in zip(model.layers, weights):
-            if layer_weights is not None:
-                try:
-                    keras_layer.set_weights(layer_weights)
-                except ValueError as error:
-                    raise ValueError(
-                        f"export_keras: layer {keras_layer.name!r}: params do not fit the spec ({error})."
-                    ) from error
+        keras_layers, weights = [], []
+        for index, (name, layer) in enumerate(zip(layer_names(spec), spec.layers)):
+            keras_layer, layer_weights = _export_layer(keras, layer, name, index, params.get(name))
+            keras_layers.append(keras_layer)
+            weights.append(layer_weights)
+        model = keras.Sequential([keras.Input(shape=(None,), dtype="int32"), *keras_layers])
+        for keras_layer, layer_weights in zip(keras_layers, weights):
+            if layer_weights is None:
+                continue
+            try:
+                keras_layer.set_weights(layer_weights)
+            except ValueError as error:
+                raise ValueError(
+                    f"export_keras: layer {keras_layer.name!r}: params do not fit the spec ({error})."
+                ) from error
     return model

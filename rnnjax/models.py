@@ -152,6 +152,8 @@ def _validate(spec: ModelSpec) -> None:
                 raise ValueError(f"{where}: hidden_size must be positive, got {layer.hidden_size}.")
             if not (0.0 <= layer.dropout < 1.0 and 0.0 <= layer.recurrent_dropout < 1.0):
                 raise ValueError(f"{where}: dropout and recurrent_dropout must be in [0, 1), got {layer}.")
+            if layer.bidirectional and layer.go_backwards:
+                raise ValueError(f"{where}: go_backwards has no meaning inside Bidirectional; drop one of them.")
             if layer.merge_mode not in ("concat", "sum", "mul", "ave"):
                 raise ValueError(f"{where}: merge_mode must be concat, sum, mul or ave, got {layer.merge_mode!r}.")
             if layer.activation not in ACTIVATIONS:
@@ -356,6 +358,8 @@ def _apply_recurrent(
     )
     if layer.cell == "simple_rnn":
         options["activation"] = layer.activation
+    if layer.cell == "gru":
+        options["reset_after"] = layer.reset_after
     if table is not None:
         project = get_cell(layer.cell).project
         gather = lambda p: jnp.take(project(p, table), x, axis=0)  # noqa: E731

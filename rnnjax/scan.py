@@ -24,6 +24,7 @@ from rnnjax.fused import run_fused, supports
 from rnnjax.types import Carry, Params, PRNGKey
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
+_RUN_OPTIONS = ("fused", "unroll", "dropout", "recurrent_dropout", "inputs_projected")  # run()'s own keywords
 
 
 def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
@@ -107,6 +108,32 @@ def run(
     Raises:
         ValueError: if xs, mask or initial_carry has the wrong shape or dtype.
     """
+    xw_tbg, mask_tb, carry, cell_options = _prepare(
+        cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, recurrent_dropout, rng, inputs_projected,
+        cell_options,
+    )
+    if fused and unroll == 1 and supports(cell, params, cell_options):
+        ys_tbh, carry = run_fused(cell, params, xw_tbg, mask_tb, carry, **cell_options)
+        return _finish(carry, ys_tbh, reverse, return_sequences)
+    recur = get_cell(cell).recur
+
+    def step(carry, inputs):
+        xw_bg, m_b = inputs
+        new_carry, y_bh = recur(params, carry, xw_bg, **cell_options)
+        if m_b is not None:
+            m_b1 = m_b[:, None]
+            new_carry = tuple(jnp.where(m_b1, new, old) for new, old in zip(new_carry, carry))
+            y_bh = jnp.where(m_b1, y_bh, jnp.zeros((), y_bh.dtype))
+        return new_carry, (y_bh if return_sequences else None)
+
+    carry, ys_tbh = jax.lax.scan(step, carry, (xw_tbg, mask_tb), unroll=unroll)
+    return _finish(carry, ys_tbh, reverse, return_sequences)
+
+
+def _prepare(cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, recurrent_dropout, rng,
+             inputs_projected, cell_options):
+    """Checks the inputs, applies dropout, projects all steps at once and lays them out time-major (reversed
+    for ``reverse``). Returns (xw_tbg, mask_tb, initial carry, cell options incl. the recurrent mask)."""
     fns = get_cell(cell)
     _check_sequence(cell, xs_btf, mask_bt, params["kernel"].shape[1 if inputs_projected else 0])
     if inputs_projected and dropout > 0 and rng is not None:
@@ -124,16 +151,13 @@ def run(
                 f"{cell}: initial_carry must be {n_states} array(s) of shape {(batch, hidden)}, got "
                 f"{[tuple(c.shape) for c in carry]}; build it with {cell}_carry(params, (B,))."
             )
-    recurrent_mask = None
+    cell_options = dict(cell_options)
     if rng is not None and (dropout > 0 or recurrent_dropout > 0):
         in_key, rec_key = jax.random.split(rng)
         if dropout > 0:
             xs_btf = xs_btf * dropout_mask(in_key, dropout, (batch, 1, features), dtype)
         if recurrent_dropout > 0:
-            recurrent_mask = dropout_mask(rec_key, recurrent_dropout, (batch, hidden), dtype)
-    if recurrent_mask is not None:
-        cell_options["recurrent_mask"] = recurrent_mask
-
+            cell_options["recurrent_mask"] = dropout_mask(rec_key, recurrent_dropout, (batch, hidden), dtype)
     # Time-major once: transpose x (F wide) rather than the projection (G*H wide), then one matmul for all steps.
     xs_tbf = jnp.swapaxes(xs_btf, 0, 1)
     xw_tbg = xs_tbf if inputs_projected else fns.project(params, xs_tbf)
@@ -141,22 +165,7 @@ def run(
     if reverse:
         xw_tbg = jnp.flip(xw_tbg, 0)
         mask_tb = None if mask_tb is None else jnp.flip(mask_tb, 0)
-
-    if fused and unroll == 1 and supports(cell, params, cell_options):
-        ys_tbh, carry = run_fused(cell, params, xw_tbg, mask_tb, carry, **cell_options)
-        return _finish(carry, ys_tbh, reverse, return_sequences)
-
-    def step(carry, inputs):
-        xw_bg, m_b = inputs
-        new_carry, y_bh = fns.recur(params, carry, xw_bg, **cell_options)
-        if m_b is not None:
-            m_b1 = m_b[:, None]
-            new_carry = tuple(jnp.where(m_b1, new, old) for new, old in zip(new_carry, carry))
-            y_bh = jnp.where(m_b1, y_bh, jnp.zeros((), y_bh.dtype))
-        return new_carry, (y_bh if return_sequences else None)
-
-    carry, ys_tbh = jax.lax.scan(step, carry, (xw_tbg, mask_tb), unroll=unroll)
-    return _finish(carry, ys_tbh, reverse, return_sequences)
+    return xw_tbg, mask_tb, carry, cell_options
 
 
 def _finish(carry: Carry, ys_tbh: jax.Array | None, reverse: bool, return_sequences: bool) -> tuple[Carry, jax.Array]:
@@ -229,6 +238,26 @@ def bidirectional(
     fw_carry, bw_carry = (None, None) if initial_carry is None else initial_carry
     fw_rng, bw_rng = (None, None) if rng is None else jax.random.split(rng)
     fw_xs, bw_xs = xs_btf if isinstance(xs_btf, (tuple, list)) else (xs_btf, xs_btf)
+    if run_options.get("fused", True) and run_options.get("unroll", 1) == 1:
+        cell_options = {k: v for k, v in run_options.items() if k not in _RUN_OPTIONS}
+
+        def prepare(direction, xs, carry, key):
+            return _prepare(cell, params[direction], xs, mask_bt, carry, direction == "backward",
+                            run_options.get("dropout", 0.0), run_options.get("recurrent_dropout", 0.0), key,
+                            run_options.get("inputs_projected", False), cell_options)
+
+        fw_xw, fw_mask, fw_init, fw_opts = prepare("forward", fw_xs, fw_carry, fw_rng)
+        bw_xw, bw_mask, bw_init, bw_opts = prepare("backward", bw_xs, bw_carry, bw_rng)
+        if supports(cell, params["forward"], fw_opts) and supports(cell, params["backward"], bw_opts):
+            # Both directions in one scan: a direction axis after time, one batched recurrent matmul per step.
+            ys_tdbh, carry = run_fused(
+                cell, [params["forward"], params["backward"]], jnp.stack([fw_xw, bw_xw], 1),
+                None if fw_mask is None else jnp.stack([fw_mask, bw_mask], 1),
+                tuple(jnp.stack(pair) for pair in zip(fw_init, bw_init)), **fw_opts,
+            )
+            fw_carry, fw_out = _finish(tuple(c[0] for c in carry), ys_tdbh[:, 0], False, return_sequences)
+            bw_carry, bw_out = _finish(tuple(c[1] for c in carry), ys_tdbh[:, 1], True, return_sequences)
+            return (fw_carry, bw_carry), merge(fw_out, bw_out, merge_mode)
     common = dict(return_sequences=return_sequences, **run_options)
     fw_carry, fw_out = run(cell, params["forward"], fw_xs, mask_bt, initial_carry=fw_carry, rng=fw_rng, **common)
     bw_carry, bw_out = run(

@@ -152,3 +152,17 @@ def test_wrong_shapes_raise_value_error(key, name):
 def test_unknown_cell_is_named():
     with pytest.raises(ValueError, match="unknown cell 'lstmm'"):
         cells.get_cell("lstmm")
+
+
+def test_gru_without_bias_follows_the_given_variant(key):
+    params = cells.init_gru(key, F, H, reset_after=False, use_bias=False)
+    params = {k: 0.5 * jax.random.normal(key, v.shape) for k, v in params.items()}
+    x = jax.random.normal(key, (B, F))
+    carry = (jax.random.normal(jax.random.fold_in(key, 1), (B, H)),)
+    (_, y_before) = cells.gru(params, carry, x, reset_after=False)
+    (_, y_after) = cells.gru(params, carry, x, reset_after=True)
+    ref = np.stack([reference.gru_step(params, (np.asarray(carry[0][b]),), np.asarray(x[b]))[1] for b in range(B)])
+    np.testing.assert_allclose(y_before, ref, rtol=1e-5, atol=1e-6)  # the reference reads a missing bias as reset_before
+    assert not np.allclose(y_after, ref)
+    with pytest.raises(ValueError, match=r"reset_after=False but bias has shape \(2, 12\)"):
+        cells.gru(cells.init_gru(key, F, H), carry, x, reset_after=False)

@@ -80,3 +80,22 @@ def test_paths_not_covered_fall_back(key):
     peephole = cells.init_lstm(key, F, H, peephole=True)
     assert not fused.supports("lstm", peephole, {})
     assert not fused.supports("gru", cells.init_gru(key, F, H), {"recurrent_mask": jnp.ones((B, H))})
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("name,init_opts,opts", VARIANTS[:5], ids=IDS[:5])
+def test_bidirectional_in_one_scan_equals_two_scans_float64(key, x64, name, init_opts, opts, return_sequences):
+    k_f, k_b = jax.random.split(key)
+    params = {"forward": _setup(k_f, name, init_opts, jnp.float64)[0], "backward": _setup(k_b, name, init_opts, jnp.float64)[0]}
+    xs = jax.random.normal(key, (B, T, F), jnp.float64)
+    mask = scan.sequence_mask(jnp.array([T, 2, 4]), T)
+
+    def loss(params, xs, fused_path):
+        (fc, bc), out = scan.bidirectional(name, params, xs, mask, return_sequences=return_sequences,
+                                           fused=fused_path, **opts)
+        return jnp.sum(jnp.sin(3 * out)) + jnp.sum(fc[0] * bc[-1])
+
+    v_one, g_one = jax.value_and_grad(loss, (0, 1))(params, xs, True)
+    v_two, g_two = jax.value_and_grad(loss, (0, 1))(params, xs, False)
+    np.testing.assert_allclose(v_one, v_two, rtol=1e-13)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12), g_one, g_two)
