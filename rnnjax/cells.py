@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnnjax.minimal import MINIMAL_CELLS
 from rnnjax.types import Carry, Params, PRNGKey
 
 _glorot_uniform = jax.nn.initializers.glorot_uniform()
@@ -393,6 +394,10 @@ CELLS: dict[str, Cell] = {
     "simple_rnn": Cell(init_simple_rnn, simple_rnn_carry, simple_rnn, _project, simple_rnn_recur, 1),
     "lstm": Cell(init_lstm, lstm_carry, lstm, _project, lstm_recur, 4),
     "gru": Cell(init_gru, gru_carry, gru, _project, gru_recur, 3),
+    # minGRU and minLSTM (Feng et al., 2024): gates from x alone, so the recurrence is linear in h and can also
+    # run in parallel over time (scan.run(..., parallel=True)); see minimal.py.
+    "min_gru": Cell(*MINIMAL_CELLS["min_gru"]),
+    "min_lstm": Cell(*MINIMAL_CELLS["min_lstm"]),
 }
 
 

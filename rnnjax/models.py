@@ -54,7 +54,7 @@ class Dropout:
 class Recurrent:
     """A SimpleRNN, LSTM or GRU layer, optionally wrapped in Bidirectional."""
 
-    cell: str  # simple_rnn | lstm | gru
+    cell: str  # simple_rnn | lstm | gru | min_gru | min_lstm
     hidden_size: int  # H
     return_sequences: bool = False  # outputs for every step (for a layer above) or the last one
     bidirectional: bool = False
@@ -68,6 +68,7 @@ class Recurrent:
     peephole: bool = False  # lstm: peephole connections
     use_bias: bool = True
     unroll: int = 1  # time steps per scan iteration
+    parallel: bool = False  # min_gru/min_lstm: parallel-in-time associative scan instead of a sequential one
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,8 @@ def _validate(spec: ModelSpec) -> None:
                 raise ValueError(f"{where}: hidden_size must be positive, got {layer.hidden_size}.")
             if not (0.0 <= layer.dropout < 1.0 and 0.0 <= layer.recurrent_dropout < 1.0):
                 raise ValueError(f"{where}: dropout and recurrent_dropout must be in [0, 1), got {layer}.")
+            if layer.recurrent_dropout and layer.cell.startswith("min_"):
+                raise ValueError(f"{where}: {layer.cell} has no recurrent matmul; set recurrent_dropout=0.")
             if layer.bidirectional and layer.go_backwards:
                 raise ValueError(f"{where}: go_backwards has no meaning inside Bidirectional; drop one of them.")
             if layer.merge_mode not in ("concat", "sum", "mul", "ave"):
@@ -360,6 +363,8 @@ def _apply_recurrent(
         options["activation"] = layer.activation
     if layer.cell == "gru":
         options["reset_after"] = layer.reset_after
+    if layer.parallel:
+        options["parallel"] = True
     if table is not None:
         project = get_cell(layer.cell).project
         gather = lambda p: jnp.take(project(p, table), x, axis=0)  # noqa: E731
@@ -402,7 +407,8 @@ def summary(spec: ModelSpec, params: Params) -> str:
             features = layer.units
         kind = type(layer).__name__
         if isinstance(layer, Recurrent):
-            cell_kind = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}.get(layer.cell, layer.cell)
+            cell_kind = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU", "min_gru": "MinGRU",
+                         "min_lstm": "MinLSTM"}[layer.cell]
             kind = f"Bidirectional({cell_kind})" if layer.bidirectional else cell_kind
         shape = f"(None, None, {features})" if has_time else f"(None, {features})"
         rows.append((f"{name} ({kind})", shape, count_params(params.get(name, {}))))
@@ -433,12 +439,13 @@ def make_classifier(
     reset_after: bool = True,
     activation: str = "tanh",
     unroll: int = 1,
+    parallel: bool = False,
 ) -> ModelSpec:
     """The chapter's classifier: Embedding -> [SpatialDropout1D] -> recurrent x N -> [Attention] -> [Dropout]
     -> (Dense(relu) -> [Dropout]) x len(dense_units) -> Dense(1, sigmoid).
 
     Args:
-        cell: simple_rnn, lstm or gru.
+        cell: simple_rnn, lstm, gru, min_gru or min_lstm.
         vocab_size: V.
         embed_dim: E.
         hidden_size: H of every recurrent layer.
@@ -454,6 +461,7 @@ def make_classifier(
         reset_after: GRU variant.
         activation: SimpleRNN activation.
         unroll: scan unroll of each recurrent layer.
+        parallel: min_gru/min_lstm layers run in parallel over time.
 
     Returns:
         The ModelSpec.
@@ -474,6 +482,7 @@ def make_classifier(
                 reset_after=reset_after,
                 activation=activation,
                 unroll=unroll,
+                parallel=parallel,
             )
         )
     if attention_units:

@@ -21,10 +21,11 @@ import jax.numpy as jnp
 from rnnjax.cells import get_cell
 from rnnjax.dropout import dropout_mask
 from rnnjax.fused import run_fused, supports
+from rnnjax.minimal import MINIMAL_CELLS, run_parallel
 from rnnjax.types import Carry, Params, PRNGKey
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
-_RUN_OPTIONS = ("fused", "unroll", "dropout", "recurrent_dropout", "inputs_projected")  # run()'s own keywords
+_RUN_OPTIONS = ("fused", "parallel", "unroll", "dropout", "recurrent_dropout", "inputs_projected")  # run()'s own keywords
 
 
 def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
@@ -78,6 +79,7 @@ def run(
     recurrent_dropout: float = 0.0,
     rng: PRNGKey | None = None,
     fused: bool = True,
+    parallel: bool = False,
     inputs_projected: bool = False,
     **cell_options,
 ) -> tuple[Carry, jax.Array]:
@@ -97,6 +99,8 @@ def run(
         rng: key for the dropout masks; dropout is applied only when it is given.
         fused: use the hand-written backward pass of ``fused.py`` where it covers the cell (the same function,
             differentiated faster); False forces the plain scan differentiated by autodiff.
+        parallel: for min_gru and min_lstm, solve the linear recurrence with ``lax.associative_scan`` in log
+            space (O(log T) depth; pays on accelerators) instead of a sequential scan. Same values.
         inputs_projected: ``xs`` are already ``x @ kernel + input bias`` ([B, T, G*H]), e.g. gathered from an
             embedding table multiplied by the kernel once (see ``models.apply_model``); ``dropout`` must be 0.
         **cell_options: static options of the cell's step (e.g. ``activation`` for simple_rnn).
@@ -112,6 +116,9 @@ def run(
         cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, recurrent_dropout, rng, inputs_projected,
         cell_options,
     )
+    if parallel and cell in MINIMAL_CELLS and unroll == 1 and not cell_options:
+        ys_tbh, carry = run_parallel(cell, xw_tbg, mask_tb, carry)
+        return _finish(carry, ys_tbh, reverse, return_sequences)
     if fused and unroll == 1 and supports(cell, params, cell_options):
         ys_tbh, carry = run_fused(cell, params, xw_tbg, mask_tb, carry, **cell_options)
         return _finish(carry, ys_tbh, reverse, return_sequences)
@@ -139,8 +146,10 @@ def _prepare(cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, rec
     if inputs_projected and dropout > 0 and rng is not None:
         raise ValueError(f"{cell}: dropout acts on x, so it cannot be used with inputs_projected=True.")
     batch, _, features = xs_btf.shape
-    hidden = params["recurrent_kernel"].shape[0]
+    hidden = params["kernel"].shape[1] // fns.gates
     dtype = xs_btf.dtype
+    if recurrent_dropout > 0 and cell in MINIMAL_CELLS:
+        raise ValueError(f"{cell}: has no recurrent matmul, so recurrent_dropout must be 0 (got {recurrent_dropout}).")
     if initial_carry is None:
         carry = fns.initial_carry(params, (batch,), dtype)
     else:

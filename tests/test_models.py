@@ -211,3 +211,17 @@ def test_folded_embedding_projection_has_the_same_gradients(key, name):
     single = jax.grad(loss)(params, row)
     double = jax.grad(loss)(params, jnp.concatenate([row, row]))
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, 2 * b, rtol=1e-5, atol=1e-6), double, single)
+
+
+@pytest.mark.parametrize("cell", ["min_gru", "min_lstm"])
+def test_parallel_minimal_cells_in_a_model(key, cell):
+    kwargs = dict(cell=cell, vocab_size=11, embed_dim=3, hidden_size=4, num_layers=2, bidirectional=True)
+    sequential, parallel = rnnjax.make_classifier(**kwargs), rnnjax.make_classifier(parallel=True, **kwargs)
+    params = _random_params(rnnjax.init(sequential, key), key)
+    tokens = jax.random.randint(key, (3, 9), 1, 11)
+    lengths = jnp.array([9, 4, 1])
+    np.testing.assert_allclose(rnnjax.apply(parallel, params, tokens, lengths),
+                               rnnjax.apply(sequential, params, tokens, lengths), rtol=1e-5, atol=1e-5)
+    grads = [jax.grad(lambda p, s=s: jnp.sum(rnnjax.apply(s, p, tokens, lengths)))(params) for s in (sequential, parallel)]
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), *grads)
+    assert "MinGRU" in rnnjax.summary(sequential, params) or "MinLSTM" in rnnjax.summary(sequential, params)
