@@ -25,8 +25,17 @@ from rnnjax import models
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
-_LAYER_TYPES = {cls.__name__: cls for cls in (models.Embedding, models.SpatialDropout1D, models.Dropout,
-                                              models.Recurrent, models.Attention, models.Dense)}
+_LAYER_TYPES = {
+    cls.__name__: cls
+    for cls in (
+        models.Embedding,
+        models.SpatialDropout1D,
+        models.Dropout,
+        models.Recurrent,
+        models.Attention,
+        models.Dense,
+    )
+}
 
 
 def make_manager(directory: str | Path, *, max_to_keep: int) -> ocp.CheckpointManager:
@@ -35,7 +44,9 @@ def make_manager(directory: str | Path, *, max_to_keep: int) -> ocp.CheckpointMa
     Synchronous saves keep the loop simple: the states are small, and a save has finished before the next
     step donates the arrays it reads.
     """
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+    )
     return ocp.CheckpointManager(Path(directory).absolute(), options=options)
 
 
@@ -47,7 +58,9 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, meta: dict[str, 
     """
     if step in manager.all_steps():
         return False
-    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+    manager.save(
+        step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+    )
     manager.wait_until_finished()
     return True
 
@@ -87,15 +100,16 @@ def spec_from_dict(data: dict[str, Any]) -> models.ModelSpec:
         fields = dict(entry)
         kind = fields.pop("type")
         if kind not in _LAYER_TYPES:
-            raise ValueError(f"model.json: unknown layer type {kind!r}; expected one of {sorted(_LAYER_TYPES)}.")
+            raise ValueError(
+                f"model.json: unknown layer type {kind!r}; expected one of {sorted(_LAYER_TYPES)}."
+            )
         layers.append(_LAYER_TYPES[kind](**fields))
     return models.ModelSpec(tuple(layers))
 
 
 def write_model(workdir: str | Path, spec: models.ModelSpec, *, use_lengths: bool) -> None:
     """Writes ``workdir/model.json``: the spec and whether batches are masked by their lengths."""
-    payload = {"use_lengths": use_lengths, **spec_to_dict(spec)}
-    _write_json(Path(workdir) / "model.json", payload)
+    write_json(Path(workdir) / "model.json", {"use_lengths": use_lengths, **spec_to_dict(spec)})
 
 
 def read_model(workdir: str | Path) -> tuple[models.ModelSpec, bool]:
@@ -116,7 +130,7 @@ def read_model(workdir: str | Path) -> tuple[models.ModelSpec, bool]:
 
 def write_config(workdir: str | Path, config: ml_collections.ConfigDict) -> None:
     """Writes the resolved config as ``workdir/config.json``."""
-    _write_json(Path(workdir) / "config.json", config.to_dict())
+    write_json(Path(workdir) / "config.json", config.to_dict())
 
 
 def read_config(workdir: str | Path) -> ml_collections.ConfigDict:
@@ -139,14 +153,11 @@ def read_config(workdir: str | Path) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(tuples(json.loads(path.read_text())))
 
 
-def _write_json(path: Path, payload: Any) -> None:
-    # Write-then-rename, so a reader never sees half a file.
+def write_json(path: str | Path, payload: Any) -> None:
+    """Writes ``payload`` as indented JSON to ``path`` atomically (write to a temporary file, then rename), so a
+    reader never sees half a file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
-
-
-def write_json(path: str | Path, payload: Any) -> None:
-    """Writes ``payload`` as indented JSON to ``path`` atomically (write to a temporary file, then rename)."""
-    _write_json(Path(path), payload)

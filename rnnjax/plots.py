@@ -4,13 +4,13 @@ Matplotlib runs on its file-only Agg backend, so plotting works without a displa
 ``history.json`` / ``results.json`` written by ``train.py``; this file only draws them.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def plot_history(history: dict[str, list], path: str | Path, *, title: str = "") -> Path:
@@ -48,7 +48,12 @@ def plot_history(history: dict[str, list], path: str | Path, *, title: str = "")
 
 
 def plot_comparison(
-    names: Sequence[str], accuracies: Sequence[float], fit_times: Sequence[float], path: str | Path
+    names: Sequence[str],
+    accuracies: Sequence[float],
+    fit_times: Sequence[float],
+    path: str | Path,
+    *,
+    keras_fit_times: Sequence[float | None] | None = None,
 ) -> Path:
     """Draws test accuracy (%) and training time (s) per model as two bar charts.
 
@@ -57,25 +62,36 @@ def plot_comparison(
         accuracies: test accuracy per model, as a fraction.
         fit_times: total training time per model, in seconds.
         path: the PNG to write.
+        keras_fit_times: Keras' training time per model (None where not measured), drawn beside rnnjax's.
 
     Returns:
         The path written.
     """
     path = Path(path)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    positions = list(range(len(names)))
     percents = [100 * a for a in accuracies]
-    bars = left.bar(names, percents, color="tab:blue")
+    bars = left.bar(positions, percents, color="tab:blue")
     left.bar_label(bars, fmt="%.1f")
-    low = min(percents, default=50.0)
-    left.set_ylim(max(0.0, low - 5), 100)
+    left.set_ylim(max(0.0, min(percents, default=50.0) - 5), min(100.0, max(percents, default=95.0) + 2))
     left.set_ylabel("test accuracy (%)")
     left.set_title("Test accuracy")
-    bars = right.bar(names, fit_times, color="tab:orange")
+    has_keras = keras_fit_times is not None and any(t is not None for t in keras_fit_times)
+    width = 0.4 if has_keras else 0.8
+    shift = width / 2 if has_keras else 0.0
+    bars = right.bar([x - shift for x in positions], fit_times, width, color="tab:orange", label="rnnjax")
     right.bar_label(bars, fmt="%.0f")
+    if has_keras:
+        keras = [t if t is not None else 0.0 for t in keras_fit_times]
+        bars = right.bar(
+            [x + shift for x in positions], keras, width, color="tab:gray", label="Keras 3 fit (JAX)"
+        )
+        right.bar_label(bars, labels=[f"{t:.0f}" if t is not None else "" for t in keras_fit_times])
+        right.legend()
     right.set_ylabel("training time (s)")
     right.set_title("Training time")
     for axis in (left, right):
-        axis.tick_params(axis="x", rotation=20)
+        axis.set_xticks(positions, names, rotation=25, ha="right")
         axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -64,13 +64,17 @@ def _length_delimited(number: int, payload: bytes) -> bytes:
     return _field(number, 2, _varint(len(payload)) + payload)
 
 
-def _encode_event(wall_time: float, step: int, *, file_version: str = "", scalars: dict[str, float] | None = None) -> bytes:
+def _encode_event(
+    wall_time: float, step: int, *, file_version: str = "", scalars: dict[str, float] | None = None
+) -> bytes:
     event = _field(1, 1, struct.pack("<d", wall_time)) + _field(2, 0, _varint(int(step)))
     if file_version:
         event += _length_delimited(3, file_version.encode())
     if scalars:
         values = b"".join(
-            _length_delimited(1, _length_delimited(1, tag.encode()) + _field(2, 5, struct.pack("<f", float(value))))
+            _length_delimited(
+                1, _length_delimited(1, tag.encode()) + _field(2, 5, struct.pack("<f", float(value)))
+            )
             for tag, value in scalars.items()
         )
         event += _length_delimited(5, values)
@@ -103,7 +107,9 @@ def create_event_file(logdir: str | Path) -> Path:
     return path
 
 
-def write_scalars(path: str | Path, step: int, scalars: dict[str, float], wall_time: float | None = None) -> None:
+def write_scalars(
+    path: str | Path, step: int, scalars: dict[str, float], wall_time: float | None = None
+) -> None:
     """Appends one event with the given scalars at ``step`` to an event file from ``create_event_file``.
 
     Args:

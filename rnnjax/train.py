@@ -3,8 +3,8 @@
 ``train_and_evaluate(config, workdir)`` is the whole run: load the data (``data.py``), build the model
 (``models.py``) and optimizer (``optim.py``), resume from the newest checkpoint (``checkpoint.py``) if any, then
 per epoch: train with a Keras-like progress bar, evaluate on the validation split, append to the history,
-log TensorBoard scalars (``tensorboard.py``), checkpoint, redraw the curves (``plots.py``) and apply early
-stopping. At the end it restores the best state if asked and evaluates on the test split.
+log TensorBoard scalars (``tensorboard.py``), checkpoint and apply early stopping. At the end it draws the
+curves (``plots.py``), restores the best state if asked and evaluates on the test split.
 
 Exact resume: the root key never advances (each step's dropout comes from ``fold_in(key, step)``), the
 batch order of an epoch is a function of (seed, epoch), and a checkpoint carries the history and the
@@ -16,14 +16,14 @@ Only the builders here (``make_model_config``, ``train_and_evaluate``) read the 
 import math
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from rnnjax import checkpoint, data, losses, models, optim, plots, tensorboard
@@ -47,7 +47,9 @@ class ModelConfig:
     """What the steps need to know about the model: its spec and how batches are masked."""
 
     spec: models.ModelSpec
-    use_lengths: bool = True  # mask by batch["lengths"] (right-padded data); False for Keras-style pre-padding
+    use_lengths: bool = (
+        True  # mask by batch["lengths"] (right-padded data); False for Keras-style pre-padding
+    )
 
 
 def make_model_config(model_cfg: ml_collections.ConfigDict, *, vocab_size: int, padding: str) -> ModelConfig:
@@ -95,15 +97,23 @@ def create_train_state(spec: models.ModelSpec, tx: optax.GradientTransformation,
         tx: the optimizer.
         seed: ``config.seed``; the params and the training key are independent streams of it.
     """
-    init_key, train_key = jax.random.split(jax.random.key(seed))
-    params = models.init_model(spec, init_key)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), key=train_key)
+
+    @jax.jit
+    def create(root: PRNGKey) -> TrainState:
+        # One compiled program instead of dozens of small eager ones: initialisation is part of start-up time.
+        init_key, train_key = jax.random.split(root)
+        params = models.init_model(spec, init_key)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), key=train_key)
+
+    return create(jax.random.key(seed))
 
 
 def _check_batch(batch: Batch) -> None:
     missing = {"tokens", "lengths", "label"} - set(batch)
     if missing:
-        raise ValueError(f"batch is missing {sorted(missing)}; batches are {{tokens [B, T], lengths [B], label [B]}}.")
+        raise ValueError(
+            f"batch is missing {sorted(missing)}; batches are {{tokens [B, T], lengths [B], label [B]}}."
+        )
     size = batch["tokens"].shape[0]
     if batch["label"].shape != (size,):
         raise ValueError(
@@ -112,7 +122,9 @@ def _check_batch(batch: Batch) -> None:
         )
 
 
-def _logits(model_cfg: ModelConfig, params: Params, batch: Batch, *, train: bool, rng: PRNGKey | None) -> jax.Array:
+def _logits(
+    model_cfg: ModelConfig, params: Params, batch: Batch, *, train: bool, rng: PRNGKey | None
+) -> jax.Array:
     lengths = batch["lengths"] if model_cfg.use_lengths else None
     return models.apply_model(model_cfg.spec, params, batch["tokens"], lengths, train=train, rng=rng)
 
@@ -214,7 +226,9 @@ def early_stopping_status(history: dict[str, list], monitor: str, min_delta: flo
     return best_epoch, wait
 
 
-def _progress_line(epoch: int, epochs: int, done: int, total: int, elapsed: float, sums: dict, extra: str = "") -> str:
+def _progress_line(
+    epoch: int, epochs: int, done: int, total: int, elapsed: float, sums: dict, extra: str = ""
+) -> str:
     width = 30
     filled = int(width * done / max(total, 1))
     bar = "=" * filled + (">" if filled < width else "") + "." * (width - filled - 1)
@@ -232,8 +246,12 @@ def _host(tree: dict[str, jax.Array]) -> dict[str, Any]:
 
 
 def _zero_sums() -> dict[str, jax.Array]:
-    return {"loss_sum": jnp.zeros((), jnp.float32), "n_correct": jnp.zeros((), jnp.int32),
-            "n_examples": jnp.zeros((), jnp.int32), "n_steps": jnp.zeros((), jnp.int32)}
+    return {
+        "loss_sum": jnp.zeros((), jnp.float32),
+        "n_correct": jnp.zeros((), jnp.int32),
+        "n_examples": jnp.zeros((), jnp.int32),
+        "n_steps": jnp.zeros((), jnp.int32),
+    }
 
 
 def _sums_to_device(sums: dict[str, Any]) -> dict[str, jax.Array]:
@@ -241,7 +259,9 @@ def _sums_to_device(sums: dict[str, Any]) -> dict[str, jax.Array]:
     return {name: jnp.asarray(sums[name], zero[name].dtype) for name in zero}
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[TrainState, dict[str, Any]]:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str | Path
+) -> tuple[TrainState, dict[str, Any]]:
     """Trains (or resumes) the run described by ``config`` in ``workdir``, then evaluates it on the test split.
 
     Writes ``config.json``, ``model.json``, the vocabulary (via ``data.load_splits``), ``checkpoints/``,
@@ -262,23 +282,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     workdir.mkdir(parents=True, exist_ok=True)
     train_cfg = config.train
     splits = data.load_splits(config.data, seed=config.seed, workdir=workdir)
-    model_cfg = make_model_config(config.model, vocab_size=splits.vocab_size, padding=config.data.padding)
+    train_arrays = splits["train"]
+    validation = splits["validation"] if len(splits["validation"]["label"]) else None
+    test = splits["test"] if len(splits["test"]["label"]) else None
+    model_cfg = make_model_config(
+        config.model, vocab_size=splits["vocabulary"].size, padding=config.data.padding
+    )
     batch_size, epochs = int(train_cfg.batch_size), int(train_cfg.epochs)
     if batch_size <= 0 or epochs <= 0:
-        raise ValueError(f"train.batch_size and train.epochs must be positive, got {batch_size} and {epochs}.")
-    steps_per_epoch = math.ceil(len(splits.train["label"]) / batch_size)
+        raise ValueError(
+            f"train.batch_size and train.epochs must be positive, got {batch_size} and {epochs}."
+        )
+    steps_per_epoch = math.ceil(len(train_arrays["label"]) / batch_size)
     total_steps = int(train_cfg.max_steps) or epochs * steps_per_epoch
     epochs = min(epochs, math.ceil(total_steps / steps_per_epoch))
     monitor = train_cfg.monitor
-    if splits.validation is None and monitor.startswith("val_"):
-        monitor = monitor[len("val_"):]  # no validation split: monitor the training metric instead
+    if validation is None and monitor.startswith("val_"):
+        monitor = monitor[len("val_") :]  # no validation split: monitor the training metric instead
     tx = optim.make_optimizer(config.opt, total_steps)
     schedule = optim.make_schedule(config.opt, total_steps)
 
     checkpoint.write_config(workdir, config)
     checkpoint.write_model(workdir, model_cfg.spec, use_lengths=model_cfg.use_lengths)
     state = create_train_state(model_cfg.spec, tx, config.seed)
-    latest = checkpoint.make_manager(workdir / checkpoint.CHECKPOINTS, max_to_keep=int(train_cfg.keep_checkpoints))
+    latest = checkpoint.make_manager(
+        workdir / checkpoint.CHECKPOINTS, max_to_keep=int(train_cfg.keep_checkpoints)
+    )
     best = checkpoint.make_manager(workdir / checkpoint.BEST, max_to_keep=1)
     history: dict[str, list] = {}
     partial: dict[str, Any] | None = None
@@ -286,7 +315,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     if restored is not None:
         state, meta = restored
         history, partial = meta["history"], meta.get("epoch_sums")
-        print(f"Resuming {workdir} at step {int(state.step)} (epoch {len(history.get('epoch', []))}).", flush=True)
+        print(
+            f"Resuming {workdir} at step {int(state.step)} (epoch {len(history.get('epoch', []))}).",
+            flush=True,
+        )
     train_step, eval_step = make_train_step(model_cfg, tx), make_eval_step(model_cfg)
     param_count = models.count_params(state.params)
 
@@ -306,7 +338,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         partial = None
         start = last_draw = time.perf_counter()
         for index, batch in enumerate(
-            data.batches(splits.train, batch_size, shuffle=True, seed=config.seed, epoch=epoch)
+            data.batches(train_arrays, batch_size, shuffle=True, seed=config.seed, epoch=epoch)
         ):
             if index < skip:
                 continue
@@ -317,15 +349,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             step += 1
             if train_cfg.log_every_steps and step % int(train_cfg.log_every_steps) == 0:
                 step_metrics = _host(metrics)
-                tensorboard.write_scalars(train_events, step, {
-                    "batch_loss": step_metrics["loss_sum"] / max(step_metrics["n_examples"], 1),
-                    "grad_norm": step_metrics["grad_norm"],
-                    "learning_rate": float(schedule(step - 1)),
-                })
+                tensorboard.write_scalars(
+                    train_events,
+                    step,
+                    {
+                        "batch_loss": step_metrics["loss_sum"] / max(step_metrics["n_examples"], 1),
+                        "grad_norm": step_metrics["grad_norm"],
+                        "learning_rate": float(schedule(step - 1)),
+                    },
+                )
             if show_bar and time.perf_counter() - last_draw > 0.25:
                 last_draw = time.perf_counter()
-                line = _progress_line(epoch + 1, epochs, index + 1, steps_per_epoch, last_draw - start, _host(sums))
-                print("\r" + line, end="", flush=True)
+                line = _progress_line(
+                    epoch + 1, epochs, index + 1, steps_per_epoch, last_draw - start, _host(sums)
+                )
+                print("\r\x1b[K" + line, end="", flush=True)  # \x1b[K clears the rest of the line
             every = int(train_cfg.checkpoint_every_steps)
             if every and step % every == 0 and step % steps_per_epoch and step < total_steps:
                 checkpoint.save(latest, step, state, {"history": history, "epoch_sums": _host(sums)})
@@ -338,37 +376,57 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             break
         train_time = time.perf_counter() - start
         n = max(epoch_sums["n_examples"], 1)
-        row = {"epoch": epoch + 1, "loss": epoch_sums["loss_sum"] / n, "accuracy": epoch_sums["n_correct"] / n}
-        if splits.validation is not None:
-            val = evaluate_counts(eval_step, state.params, data.batches(
-                splits.validation, int(train_cfg.eval_batch_size), shuffle=False, seed=config.seed, epoch=0))
+        row = {
+            "epoch": epoch + 1,
+            "loss": epoch_sums["loss_sum"] / n,
+            "accuracy": epoch_sums["n_correct"] / n,
+        }
+        if validation is not None:
+            val = evaluate_counts(
+                eval_step,
+                state.params,
+                data.batches(
+                    validation, int(train_cfg.eval_batch_size), shuffle=False, seed=config.seed, epoch=0
+                ),
+            )
             row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-        row.update(time_s=time.perf_counter() - start, train_time_s=train_time,
-                   steps_per_s=epoch_sums["n_steps"] / max(train_time, 1e-9), learning_rate=float(schedule(step - 1)))
+        row.update(
+            time_s=time.perf_counter() - start,
+            train_time_s=train_time,
+            steps_per_s=epoch_sums["n_steps"] / max(train_time, 1e-9),
+            learning_rate=float(schedule(step - 1)),
+        )
         for name, value in row.items():
             history.setdefault(name, []).append(value)
         extra = "".join(f" - {k}: {row[k]:.4f}" for k in ("val_loss", "val_accuracy") if k in row)
-        line = _progress_line(epoch + 1, epochs, steps_per_epoch, steps_per_epoch, row["train_time_s"], epoch_sums, extra)
-        print(("\r" if show_bar else "") + line, flush=True)
+        line = _progress_line(
+            epoch + 1, epochs, steps_per_epoch, steps_per_epoch, row["train_time_s"], epoch_sums, extra
+        )
+        print(("\r\x1b[K" if show_bar else "") + line, flush=True)
 
-        tensorboard.write_scalars(train_events, epoch + 1, {"epoch_loss": row["loss"], "epoch_accuracy": row["accuracy"]})
+        tensorboard.write_scalars(
+            train_events, epoch + 1, {"epoch_loss": row["loss"], "epoch_accuracy": row["accuracy"]}
+        )
         if "val_loss" in row:
-            tensorboard.write_scalars(val_events, epoch + 1, {"epoch_loss": row["val_loss"], "epoch_accuracy": row["val_accuracy"]})
+            tensorboard.write_scalars(
+                val_events, epoch + 1, {"epoch_loss": row["val_loss"], "epoch_accuracy": row["val_accuracy"]}
+            )
         best_epoch, _ = early_stopping_status(history, monitor, float(train_cfg.min_delta))
         if best_epoch == epoch + 1:
             checkpoint.save(best, step, state, {"history": history, "monitor": monitor, "epoch": epoch + 1})
         checkpoint.save(latest, step, state, {"history": history, "epoch_sums": None})
         checkpoint.write_json(workdir / "history.json", history)
-        plots.plot_history(history, workdir / "curves.png", title=workdir.name)
 
-    used_checkpoint = "latest"
-    if train_cfg.restore_best and best.latest_step() is not None and best.latest_step() != int(state.step):
-        state, _ = checkpoint.restore(best, best.latest_step(), state)
-        used_checkpoint = "best"
-    elif train_cfg.restore_best and best.latest_step() is not None:
+    if history:
+        plots.plot_history(history, workdir / "curves.png", title=workdir.name)
+    used_checkpoint, best_step = "latest", best.latest_step()
+    if train_cfg.restore_best and best_step is not None:
+        if best_step != int(state.step):
+            state, _ = checkpoint.restore(best, best_step, state)
         used_checkpoint = "best"
     results: dict[str, Any] = {
         "workdir": str(workdir),
+        "dataset": splits["name"],
         "params": param_count,
         "step": int(state.step),
         "epochs_run": len(history.get("epoch", [])),
@@ -378,10 +436,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         "best_epoch": early_stopping_status(history, monitor, float(train_cfg.min_delta))[0],
         "history": history,
     }
-    if splits.test is not None and train_cfg.evaluate_test:
-        test = evaluate_counts(eval_step, state.params, data.batches(
-            splits.test, int(train_cfg.eval_batch_size), shuffle=False, seed=config.seed, epoch=0))
-        results["test"] = test
-        print(f"Test: loss {test['loss']:.4f} - accuracy {test['accuracy']:.4f} ({test['n_examples']} reviews)", flush=True)
+    if test is not None and train_cfg.evaluate_test:
+        counts = evaluate_counts(
+            eval_step,
+            state.params,
+            data.batches(test, int(train_cfg.eval_batch_size), shuffle=False, seed=config.seed, epoch=0),
+        )
+        results["test"] = counts
+        print(
+            f"Test: loss {counts['loss']:.4f} - accuracy {counts['accuracy']:.4f} ({counts['n_examples']} reviews)",
+            flush=True,
+        )
     checkpoint.write_json(workdir / "results.json", results)
     return state, results

@@ -10,11 +10,26 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.data = ml_collections.ConfigDict()
     config.data.name = "imdb_reviews"  # imdb_reviews | amazon_reviews | csv | synthetic
+    config.data.data_dir = "~/tensorflow_datasets"  # TFDS data dir: prepared datasets are cached here
+    config.data.source_dir = ""  # local IMDB copy: aclImdb_v1.tar.gz, aclImdb/ or *.jsonl.gz folder; "" = download
+    config.data.fallback_to_synthetic = True  # use the synthetic set (logged) when IMDB cannot be had
+    config.data.source_file = ""  # amazon_reviews / csv: JSON-lines or CSV/TSV file of (text, label) rows
+    config.data.text_column = "text"  # amazon_reviews / csv: field or column with the review text
+    config.data.label_column = "label"  # amazon_reviews / csv: field or column with the 0/1 label
+    config.data.test_split = 0.2  # amazon_reviews / csv / synthetic: seeded fraction held out as the test set
+    config.data.validation_split = 0.2  # fraction of the training set held out for validation
+    config.data.validation_mode = "random"  # random: seeded random rows; last: the last rows (Keras' semantics)
+    config.data.tokenizer = "keras"  # keras: text_to_word_sequence; porter: the chapter's Amazon cleaning
+    config.data.strip_html = True  # replace the <br /> line breaks in IMDB texts by spaces before tokenizing
     config.data.num_words = 8000  # vocabulary size including the reserved ids (Keras' num_words)
+    config.data.oov_token = True  # unknown words get id 1; False drops them (Keras' Tokenizer without oov_token)
+    config.data.start_token = False  # prepend id 1 to every review (keras.datasets.imdb); OOV then is id 2
     config.data.maxlen = 200  # tokens per review after truncation
     config.data.padding = "post"  # post: right padding, masked by lengths; pre: Keras' default, unmasked
     config.data.truncating = "pre"  # pre keeps a long review's end (Keras' default); post keeps its start
-    config.data.validation_split = 0.2  # fraction of the training set held out for validation
+    config.data.synthetic_examples = 4000  # synthetic: reviews generated (train + validation + test)
+    config.data.synthetic_length = 80  # synthetic: words in the longest review (the shortest has 3/4 of it)
+    config.data.synthetic_distance = 10  # synthetic: words between the label cue and the end (longer: harder)
 
     config.model = ml_collections.ConfigDict()
     config.model.cell = "lstm"  # simple_rnn | lstm | gru

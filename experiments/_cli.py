@@ -1,0 +1,166 @@
+"""What the experiment scripts share: one-line usage errors (exit 2), the config and the data location.
+
+Library code raises ValueError for bad settings or data; ``run`` turns that, a flag that fails to parse and a
+missing file into one line on stderr and exit status 2 (``--verbose`` shows the traceback instead).
+Environment variables are read here and passed into rnnjax as explicit config values. The scripts import
+rnnjax inside ``main``, after the flags are parsed, so that a usage error is reported in well under a second.
+"""
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import ml_collections
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "experiments" / "configs"
+CHECKPOINT_CHOICES = (
+    "final",
+    "best",
+    "latest",
+)  # as rnnjax.evaluate.CHECKPOINT_CHOICES, without importing JAX
+_VERBOSE = flags.DEFINE_bool("verbose", False, "show the traceback of an error instead of one line")
+
+
+class UsageError(ValueError):
+    """A mistake in how a script was called (missing flag, missing run directory, ...)."""
+
+
+def fail(message: str) -> None:
+    """Prints ``<script>: error: <message>`` as one line on stderr and exits with status 2."""
+    name = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "experiments"
+    if name == "__main__":
+        name = "experiments"
+    print(f"{name}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    try:
+        remaining = flags.FLAGS(argv)
+    except flags.Error as error:
+        fail(error)
+    except (OSError, ValueError, SyntaxError, AttributeError) as error:  # a broken config file or override
+        fail(f"{type(error).__name__}: {error}")
+    for name in list(flags.FLAGS):
+        try:
+            filename = config_flags.get_config_filename(flags.FLAGS[name])
+        except TypeError:
+            continue  # not a config flag
+        try:
+            flags.FLAGS[name].value.to_dict()  # config_flags defers a load failure to the first access
+        except Exception as error:  # noqa: BLE001 - any failure of the user's config file is a usage error
+            reason = "no such file" if not Path(filename).exists() else f"{type(error).__name__}: {error}"
+            fail(f"--{name}={filename}: cannot load the config ({reason})")
+    return remaining
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """``absl.app.run(main)`` with user mistakes reported as one line and exit status 2."""
+
+    def guarded(argv: list[str]) -> None:
+        if not _VERBOSE.value:
+            logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every save and read at INFO
+        try:
+            main(argv)
+        except (ValueError, FileNotFoundError, NotADirectoryError) as error:
+            if _VERBOSE.value:
+                raise
+            fail(error)
+
+    app.run(guarded, flags_parser=_parse_flags)
+
+
+def no_positional(argv: list[str]) -> None:
+    """Raises UsageError for unexpected positional arguments."""
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments {argv[1:]}; settings are flags, e.g. --config.train.epochs=3")
+
+
+def config_name(config_flag: flags.FlagHolder) -> str:
+    """The experiment's name: its config file's stem (``lstm`` for experiments/configs/lstm.py)."""
+    return Path(config_flags.get_config_filename(flags.FLAGS[config_flag.name])).stem
+
+
+def resolve_config(config_flag: flags.FlagHolder, workdir: Path) -> ml_collections.ConfigDict:
+    """The config of a run: from ``--config``, or from ``workdir/config.json`` when resuming without it.
+
+    When ``--config`` is not given and the run directory already holds a config, that config is used, with
+    any ``--config.x.y=`` overrides applied on top (e.g. more epochs), so a run directory alone can be resumed.
+    """
+    given = flags.FLAGS[config_flag.name].present
+    if not given and (workdir / "config.json").exists():
+        from rnnjax import checkpoint  # imported late, so that usage errors are reported before JAX loads
+
+        config = checkpoint.read_config(workdir)
+        overrides = config_flags.get_override_values(flags.FLAGS[config_flag.name])
+        if overrides:
+            config.update_from_flattened_dict(overrides)
+        return config
+    return config_flag.value
+
+
+def imdb_dir() -> Path | None:
+    """Where the IMDB JSON-lines files are: ``$RNNJAX_IMDB_DIR``, else ``../shared/data/imdb`` beside the repo."""
+    if os.environ.get("RNNJAX_IMDB_DIR"):
+        return Path(os.environ["RNNJAX_IMDB_DIR"])
+    candidate = REPO.parent / "shared" / "data" / "imdb"
+    return candidate if candidate.exists() else None
+
+
+def amazon_dir() -> Path | None:
+    """Where the Amazon JSON-lines sample is: ``$RNNJAX_AMAZON_DIR``, else ``../shared/data/amazon``."""
+    if os.environ.get("RNNJAX_AMAZON_DIR"):
+        return Path(os.environ["RNNJAX_AMAZON_DIR"])
+    candidate = REPO.parent / "shared" / "data" / "amazon"
+    return candidate if candidate.exists() else None
+
+
+def with_data_location(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Points the config at the local data copies; trains on the synthetic set (saying why) without IMDB.
+
+    IMDB is read from ``imdb_dir()`` unless ``data.source_dir`` is already set; the Amazon sample from
+    ``amazon_dir()`` unless ``data.source_file`` is set. Returns a copy; the given config is not changed.
+    """
+    config = ml_collections.ConfigDict(config.to_dict())
+    data = config.data
+    if data.name == "imdb_reviews" and not data.source_dir:
+        folder = imdb_dir()
+        if folder is not None and folder.is_dir():
+            data.source_dir = str(folder)
+        else:
+            print(
+                "IMDB not found (set RNNJAX_IMDB_DIR to the folder of train/test.jsonl.gz, or place it in "
+                f"{REPO.parent / 'shared' / 'data' / 'imdb'}); training on the embedded synthetic dataset instead.",
+                file=sys.stderr,
+            )
+            data.name = "synthetic"
+    if data.name == "amazon_reviews" and not data.source_file:
+        folder = amazon_dir()
+        files = sorted(folder.glob("*.jsonl.gz")) if folder is not None and folder.is_dir() else []
+        if not files:
+            raise UsageError("Amazon reviews not found: set RNNJAX_AMAZON_DIR or --config.data.source_file")
+        data.source_file = str(files[0])
+    return config
+
+
+def parse_value(text: str, config: ml_collections.ConfigDict, key: str):
+    """Parses ``text`` as the type of the existing config field ``key`` (dotted path)."""
+    current = config
+    for part in key.split("."):
+        if part not in current:
+            raise UsageError(f"no config field {key!r}")
+        current = current[part]
+    if isinstance(current, bool):
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise UsageError(f"{key}={text!r}: expected true or false")
+        return text.lower() in ("true", "1")
+    if isinstance(current, (tuple, list)):
+        return tuple(int(v) for v in text.strip("()[] ").replace(";", " ").split() if v)
+    try:
+        return type(current)(text) if current is not None else text
+    except ValueError:
+        raise UsageError(f"{key}={text!r}: expected a {type(current).__name__}") from None

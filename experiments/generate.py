@@ -1,0 +1,56 @@
+"""Samples continuations of a prompt from a trained language model.
+
+    python -m experiments.generate --workdir=runs/lm_gru --prompt="this movie" --num_words=30 --temperature=0.8
+    python -m experiments.generate --workdir=runs/lm_gru --prompt="the acting" --top_k=40 --seed=3 --num_samples=5
+    python -m experiments.generate --workdir=runs/lm_gru --prompt="i think" --greedy
+
+The prompt goes through the run's own tokenizer and vocabulary (unknown words become [UNK]); the same seed
+gives the same words. Padding, the start id and [UNK] are never generated.
+"""
+
+from pathlib import Path
+
+from absl import flags
+
+from experiments import _cli
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory written by experiments.train_lm", required=True)
+_PROMPT = flags.DEFINE_string("prompt", "", "text to continue (may be empty)")
+_NUM_WORDS = flags.DEFINE_integer("num_words", 30, "words to generate", lower_bound=1)
+_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "softmax temperature (> 0)")
+_TOP_K = flags.DEFINE_integer("top_k", 0, "sample among the k most likely words (0: all)", lower_bound=0)
+_SEED = flags.DEFINE_integer("seed", 0, "sampling seed")
+_GREEDY = flags.DEFINE_bool("greedy", False, "take the most likely word at each step")
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1, "continuations to draw", lower_bound=1)
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "which parameters to use")
+
+
+def main(argv: list[str]) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    from rnnjax import lm, lm_train, text
+
+    _cli.no_positional(argv)
+    if _TEMPERATURE.value <= 0 and not _GREEDY.value:
+        raise _cli.UsageError(f"--temperature must be > 0, got {_TEMPERATURE.value}; use --greedy for argmax")
+    workdir = Path(_WORKDIR.value)
+    if not workdir.is_dir():
+        raise _cli.UsageError(f"--workdir={workdir}: no such run directory; train with experiments.train_lm first")
+    spec, params, vocab, config = lm_train.load_lm_run(workdir, which=_CHECKPOINT.value)
+    if _TOP_K.value > spec.vocab_size:
+        raise _cli.UsageError(f"--top_k must be at most the vocabulary size {spec.vocab_size}, got {_TOP_K.value}")
+    words = text.tokenize([_PROMPT.value], method=config.data.tokenizer, strip_html=config.data.strip_html)[0]
+    prompt = jnp.asarray([text.encode(vocab, words)] * _NUM_SAMPLES.value, jnp.int32)
+    banned = tuple(sorted({0, *(i for i in (vocab.start_id, vocab.oov_id) if i is not None)}))
+    out = lm.generate(
+        spec, params, prompt, jax.random.key(_SEED.value), num_steps=_NUM_WORDS.value,
+        temperature=float(_TEMPERATURE.value), top_k=_TOP_K.value, greedy=_GREEDY.value, banned=banned,
+    )
+    shown = " ".join(text.decode(vocab, prompt[0]))
+    for row in jax.device_get(out["tokens"]):
+        print(f"{shown} >> {' '.join(text.decode(vocab, row))}")
+
+
+if __name__ == "__main__":
+    _cli.run(main)

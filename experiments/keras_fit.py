@@ -1,0 +1,116 @@
+"""Benchmark: Keras 3 ``fit`` (JAX backend) of the same model on the same data, for the fit-time comparison.
+
+    python -m experiments.keras_fit --config=experiments/configs/lstm.py --workdir=runs/chapter/lstm
+
+It builds the config's model as a Keras ``Sequential`` (Embedding, SpatialDropout1D, SimpleRNN/LSTM/GRU
+layers, optionally Bidirectional, Dropout, Dense), trains it with Keras' RMSprop on the arrays that
+``rnnjax.data.load_splits`` gives (same vocabulary, padding and validation split; post-padded batches are
+masked with ``mask_zero=True``, as rnnjax masks them by length), evaluates it on the test split, and writes
+``<workdir>/keras_fit.json`` (fit time, epoch times, history, test accuracy), which experiments.compare reads.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+# Before keras is imported; Keras would otherwise look for TensorFlow.
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+from absl import flags
+from ml_collections import config_flags
+
+from experiments import _cli
+
+_CONFIG = config_flags.DEFINE_config_file("config", str(_cli.CONFIGS / "lstm.py"), "experiment config file")
+_WORKDIR = flags.DEFINE_string("workdir", None, "where keras_fit.json goes (default: runs/<config name>)")
+
+
+def _build(keras, config, vocab_size: int):
+    model_cfg = config.model
+    if model_cfg.attention_units or model_cfg.recurrent_dropout:
+        raise _cli.UsageError(
+            "keras_fit covers the chapter's layers only (no attention or recurrent_dropout)"
+        )
+    mask_zero = config.data.padding == "post" or model_cfg.mask_zero
+    layers = [
+        keras.Input((config.data.maxlen,), dtype="int32"),
+        keras.layers.Embedding(vocab_size, model_cfg.embed_dim, mask_zero=mask_zero),
+    ]
+    if model_cfg.spatial_dropout:
+        layers.append(keras.layers.SpatialDropout1D(model_cfg.spatial_dropout))
+    cell = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[
+        model_cfg.cell
+    ]
+    for index in range(model_cfg.num_layers):
+        options = {"return_sequences": index < model_cfg.num_layers - 1}
+        if model_cfg.cell == "gru":
+            options["reset_after"] = model_cfg.reset_after
+        layer = cell(model_cfg.hidden_size, **options)
+        layers.append(keras.layers.Bidirectional(layer) if model_cfg.bidirectional else layer)
+    if model_cfg.dropout:
+        layers.append(keras.layers.Dropout(model_cfg.dropout))
+    for units in model_cfg.dense_units:
+        layers.append(keras.layers.Dense(units, activation="relu"))
+        if model_cfg.dense_dropout:
+            layers.append(keras.layers.Dropout(model_cfg.dense_dropout))
+    layers.append(keras.layers.Dense(1, activation="sigmoid"))
+    return keras.Sequential(layers)
+
+
+def main(argv: list[str]) -> None:
+    _cli.no_positional(argv)
+    import keras
+
+    from rnnjax import data
+
+    config = _cli.with_data_location(_CONFIG.value)
+    if config.opt.name != "rmsprop" or config.opt.clip_norm or config.opt.schedule != "constant":
+        raise _cli.UsageError("keras_fit reproduces the chapter's plain RMSprop only")
+    workdir = Path(_WORKDIR.value or Path("runs") / _cli.config_name(_CONFIG))
+    splits = data.load_splits(config.data, seed=config.seed)
+    keras.utils.set_random_seed(config.seed)
+    model = _build(keras, config, splits["vocabulary"].size)
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(
+            learning_rate=config.opt.learning_rate, rho=config.opt.rho, epsilon=config.opt.eps
+        ),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    epoch_times, starts = [], []
+    timer = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: starts.append(time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: epoch_times.append(time.perf_counter() - starts[-1]),
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        splits["train"]["tokens"],
+        splits["train"]["label"],
+        batch_size=config.train.batch_size,
+        epochs=config.train.epochs,
+        validation_data=(splits["validation"]["tokens"], splits["validation"]["label"]),
+        callbacks=[timer],
+        verbose=2,
+    )
+    fit_time = time.perf_counter() - start
+    test_loss, test_accuracy = model.evaluate(
+        splits["test"]["tokens"], splits["test"]["label"], batch_size=config.train.eval_batch_size, verbose=0
+    )
+    result = {
+        "keras_version": keras.__version__,
+        "backend": keras.backend.backend(),
+        "params": model.count_params(),
+        "fit_time_s": fit_time,
+        "epoch_times_s": epoch_times,
+        "test_loss": float(test_loss),
+        "test_accuracy": float(test_accuracy),
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+    }
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "keras_fit.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"Keras fit: {fit_time:.1f} s, test accuracy {test_accuracy:.4f} -> {workdir / 'keras_fit.json'}")
+
+
+if __name__ == "__main__":
+    _cli.run(main)

@@ -1,0 +1,31 @@
+"""Prints the Keras-like parameter table of an experiment's model, without data or training.
+
+    python -m experiments.summary --config=experiments/configs/bilstm.py
+
+The vocabulary size is the config's ``data.num_words`` (the size a real corpus fills), as in the chapter.
+"""
+
+from ml_collections import config_flags
+
+from experiments import _cli
+
+_CONFIG = config_flags.DEFINE_config_file("config", str(_cli.CONFIGS / "lstm.py"), "experiment config file")
+
+
+def main(argv: list[str]) -> None:
+    import jax
+
+    from rnnjax import models, train
+
+    _cli.no_positional(argv)
+    config = _CONFIG.value
+    model_cfg = train.make_model_config(
+        config.model, vocab_size=config.data.num_words, padding=config.data.padding
+    )
+    params = jax.eval_shape(lambda: models.init_model(model_cfg.spec, jax.random.key(config.seed)))
+    print(f"Model: {_cli.config_name(_CONFIG)}")
+    print(models.summary(model_cfg.spec, params))
+
+
+if __name__ == "__main__":
+    _cli.run(main)

@@ -1,0 +1,33 @@
+"""Trains (or resumes) one run and evaluates it on the test split.
+
+    python -m experiments.train --config=experiments/configs/lstm.py --workdir=runs/lstm [--config.train.epochs=3]
+
+With no flags it trains the chapter's LSTM on IMDB in runs/lstm (on the embedded synthetic set, saying why,
+when IMDB is not available). Rerunning a command resumes its run; ``--workdir`` alone resumes from the run
+directory's own config.json.
+"""
+
+from pathlib import Path
+
+import jax
+from absl import flags
+from ml_collections import config_flags
+
+from experiments import _cli
+
+_CONFIG = config_flags.DEFINE_config_file("config", str(_cli.CONFIGS / "lstm.py"), "experiment config file")
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default: runs/<config name>)")
+
+
+def main(argv: list[str]) -> None:
+    from rnnjax import train
+
+    _cli.no_positional(argv)
+    workdir = Path(_WORKDIR.value or Path("runs") / _cli.config_name(_CONFIG))
+    config = _cli.with_data_location(_cli.resolve_config(_CONFIG, workdir))
+    print(f"Run directory: {workdir}; JAX devices: {jax.devices()}", flush=True)
+    train.train_and_evaluate(config, workdir)
+
+
+if __name__ == "__main__":
+    _cli.run(main)

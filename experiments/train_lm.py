@@ -1,0 +1,32 @@
+"""Trains (or resumes) a word-level language model and reports its validation perplexity.
+
+    python -m experiments.train_lm --config=experiments/configs/lm_gru.py --workdir=runs/lm_gru [--config.train.epochs=3]
+
+Rerunning a command resumes its run; ``--workdir`` alone resumes from the run directory's own config.json.
+Without IMDB it trains on the synthetic reviews, saying why.
+"""
+
+from pathlib import Path
+
+import jax
+from absl import flags
+from ml_collections import config_flags
+
+from experiments import _cli
+
+_CONFIG = config_flags.DEFINE_config_file("config", str(_cli.CONFIGS / "lm_gru.py"), "language-model config file")
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default: runs/<config name>)")
+
+
+def main(argv: list[str]) -> None:
+    from rnnjax import lm_train
+
+    _cli.no_positional(argv)
+    workdir = Path(_WORKDIR.value or Path("runs") / _cli.config_name(_CONFIG))
+    config = _cli.with_data_location(_cli.resolve_config(_CONFIG, workdir))
+    print(f"Run directory: {workdir}; JAX devices: {jax.devices()}", flush=True)
+    lm_train.train_lm(config, workdir)
+
+
+if __name__ == "__main__":
+    _cli.run(main)

@@ -1,0 +1,320 @@
+"""Starting a classifier from pretrained pieces: a language model's layers, word vectors, and how to fine-tune them.
+
+* ``transfer_lm_params`` / ``init_from_lm``: copy a language model's embedding and recurrent layers into a
+  ``models.make_classifier`` model, after checking that the vocabularies are the same and the shapes match.
+* ``finetune_optimizer``: wraps an Optax optimizer with per-layer learning-rate multipliers and per-layer
+  start steps (frozen layers get a zero gradient and a zero update, so they stay bit-identical);
+  ``gradual_unfreezing`` gives the start steps of ULMFiT's schedule (top layer first, one more per epoch).
+* The hook for ``train.train_and_evaluate``, driven by an optional ``config.init`` block (see
+  ``experiments/configs/imdb_pretrained.py``): ``prepare_workdir`` (the LM's vocabulary into the run
+  directory, before the data is loaded), ``make_optimizer`` and ``init_state``. Without ``config.init`` they
+  change nothing.
+
+Reading word-vector files is ``embeddings.py``'s job, restoring a language model ``lm_train.py``'s.
+"""
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from rnnjax import embeddings, lm, models, optim, text
+from rnnjax.types import Params
+
+
+# ------------------------------------------------------------------------------------------ parameters
+
+
+def check_vocabulary(vocab: text.Vocabulary, lm_vocab: text.Vocabulary) -> None:
+    """Raises ValueError unless the classifier's vocabulary is the language model's (same ids for same words)."""
+    if vocab == lm_vocab:
+        return
+    differences = [
+        f"{field}: {getattr(vocab, field)!r} vs {getattr(lm_vocab, field)!r}"
+        for field in ("index_from", "oov_id", "start_id")
+        if getattr(vocab, field) != getattr(lm_vocab, field)
+    ]
+    if vocab.words != lm_vocab.words:
+        first = next(
+            (i for i, (a, b) in enumerate(zip(vocab.words, lm_vocab.words)) if a != b),
+            min(len(vocab.words), len(lm_vocab.words)),
+        )
+        differences.append(f"{len(vocab.words)} vs {len(lm_vocab.words)} words, first difference at word {first}")
+    raise ValueError(
+        "the classifier's vocabulary is not the language model's (" + "; ".join(differences) + "); copy the LM "
+        "run's vocabulary.json into the new run directory before its data is loaded (transfer.prepare_workdir)."
+    )
+
+
+def _recurrent_layers(spec: models.ModelSpec) -> list[tuple[str, models.Recurrent]]:
+    return [(name, layer) for name, layer in zip(models.layer_names(spec), spec.layers) if isinstance(layer, models.Recurrent)]
+
+
+def transfer_lm_params(
+    params: Params, spec: models.ModelSpec, lm_spec: lm.LMSpec, lm_params: Params
+) -> tuple[Params, dict[str, str]]:
+    """Copies a language model's embedding and first recurrent layers into a classifier's parameters.
+
+    Classifier recurrent layer k gets LM layer k; layers above the recurrent stack keep their values.
+
+    Args:
+        params: the classifier's parameters (not modified).
+        spec: the classifier (``Embedding -> unidirectional recurrent layers -> ...``).
+        lm_spec: the language model.
+        lm_params: its parameters.
+
+    Returns:
+        ``(new params, copied)`` with ``copied`` mapping classifier layer names to LM layer names.
+
+    Raises:
+        ValueError: if the embedding or a recurrent layer does not match the language model.
+    """
+    embedding = spec.layers[0]
+    if (embedding.vocab_size, embedding.embed_dim) != (lm_spec.vocab_size, lm_spec.embed_dim):
+        raise ValueError(
+            f"init_from_lm: the classifier's Embedding is ({embedding.vocab_size}, {embedding.embed_dim}) but the "
+            f"language model's is ({lm_spec.vocab_size}, {lm_spec.embed_dim}); set model.embed_dim="
+            f"{lm_spec.embed_dim} and use the LM's vocabulary."
+        )
+    recurrent = _recurrent_layers(spec)
+    if len(recurrent) > lm_spec.num_layers:
+        raise ValueError(
+            f"init_from_lm: the classifier has {len(recurrent)} recurrent layers but the language model only "
+            f"{lm_spec.num_layers}; set model.num_layers <= {lm_spec.num_layers}."
+        )
+    copied = {"embedding": "embedding"}
+    for (name, layer), lm_name in zip(recurrent, lm.recurrent_names(lm_spec)):
+        wanted = (lm_spec.cell, lm_spec.hidden_size, False, lm_spec.reset_after if lm_spec.cell == "gru" else None)
+        got = (layer.cell, layer.hidden_size, layer.bidirectional, layer.reset_after if layer.cell == "gru" else None)
+        if got != wanted:
+            raise ValueError(
+                f"init_from_lm: classifier layer {name!r} is (cell, hidden_size, bidirectional, reset_after)={got} but "
+                f"the language model's {lm_name!r} is {wanted}; build the classifier with the LM's cell and sizes."
+            )
+        copied[name] = lm_name
+    new = dict(params)
+    for name, lm_name in copied.items():
+        mine = jax.tree_util.tree_flatten_with_path(params[name])[0]
+        theirs = jax.tree_util.tree_structure(lm_params[lm_name])
+        if jax.tree_util.tree_structure(params[name]) != theirs or any(
+            leaf.shape != lm_leaf.shape for (_, leaf), lm_leaf in zip(mine, jax.tree.leaves(lm_params[lm_name]))
+        ):
+            shapes = lambda tree: jax.tree.map(lambda a: tuple(a.shape), tree)  # noqa: E731
+            raise ValueError(
+                f"init_from_lm: layer {name!r} has shapes {shapes(params[name])} but the language model's "
+                f"{lm_name!r} has {shapes(lm_params[lm_name])}."
+            )
+        new[name] = jax.tree.map(lambda a, b: jnp.asarray(b, a.dtype), params[name], lm_params[lm_name])
+    return new, copied
+
+
+def init_from_lm(
+    params: Params, spec: models.ModelSpec, lm_workdir: str | Path, vocab: text.Vocabulary, *, which: str = "best"
+) -> tuple[Params, dict[str, str]]:
+    """Initialises a classifier's embedding and recurrent layers from a language model's run directory.
+
+    Args:
+        params: the classifier's parameters (not modified).
+        spec: the classifier.
+        lm_workdir: a run directory written by ``lm_train.train_lm``.
+        vocab: the classifier's vocabulary; it must be the language model's.
+        which: the LM checkpoint, "best" or "latest".
+
+    Returns:
+        ``(new params, copied)`` (see ``transfer_lm_params``).
+
+    Raises:
+        ValueError: for a missing run, a different vocabulary or mismatched layers.
+    """
+    from rnnjax import lm_train  # the fit loop imports train.py; keep this module light for train.py to import
+
+    lm_spec, lm_params, lm_vocab, _ = lm_train.load_lm_run(lm_workdir, which=which)
+    check_vocabulary(vocab, lm_vocab)
+    return transfer_lm_params(params, spec, lm_spec, lm_params)
+
+
+# ------------------------------------------------------------------------------------------- optimizer
+
+
+class _GateState(NamedTuple):
+    count: jax.Array  # int32 scalar, updates seen
+
+
+def _gate_layers(trainable_from: Mapping[str, int | None]) -> optax.GradientTransformation:
+    """Zeroes the updates of layer ``name`` before step ``trainable_from[name]`` (always, for None)."""
+
+    def init(params):
+        del params
+        return _GateState(count=jnp.zeros((), jnp.int32))
+
+    def update(updates, state, params=None):
+        del params
+        gated = dict(updates)
+        for name, start in trainable_from.items():
+            on = jnp.zeros((), bool) if start is None else state.count >= start
+            gated[name] = jax.tree.map(lambda u: jnp.where(on, u, jnp.zeros_like(u)), updates[name])
+        return gated, _GateState(count=optax.safe_int32_increment(state.count))
+
+    return optax.GradientTransformation(init, update)
+
+
+def _scale_layers(multipliers: Mapping[str, float]) -> optax.GradientTransformation:
+    def update(updates, state, params=None):
+        del params
+        scaled = dict(updates)
+        for name, factor in multipliers.items():
+            scaled[name] = jax.tree.map(lambda u: u * jnp.asarray(factor, u.dtype), updates[name])
+        return scaled, state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def finetune_optimizer(
+    tx: optax.GradientTransformation,
+    *,
+    lr_multipliers: Mapping[str, float] | None = None,
+    trainable_from: Mapping[str, int | None] | None = None,
+) -> optax.GradientTransformation:
+    """Wraps an optimizer for fine-tuning: per-layer learning-rate factors and frozen (or later-trained) layers.
+
+    A layer before its start step gets a zero gradient (so it takes no part in gradient clipping and the
+    optimizer's moments stay zero) and a zero update, so its parameters stay bit-identical; afterwards its
+    update is the optimizer's, times its multiplier.
+
+    Args:
+        tx: the optimizer (e.g. ``optim.make_optimizer(config.opt, total_steps)``).
+        lr_multipliers: top-level layer name -> factor on its updates (layers not named: 1).
+        trainable_from: layer name -> first step at which it trains; None keeps it frozen throughout.
+
+    Returns:
+        The wrapped transformation (for parameter dicts keyed by layer name).
+
+    Raises:
+        ValueError: for a negative multiplier or start step.
+    """
+    lr_multipliers = dict(lr_multipliers or {})
+    trainable_from = dict(trainable_from or {})
+    if any(v < 0 for v in lr_multipliers.values()) or any(v is not None and v < 0 for v in trainable_from.values()):
+        raise ValueError(f"finetune_optimizer: multipliers and start steps must be >= 0, got {lr_multipliers}, {trainable_from}.")
+    parts = []
+    if trainable_from:
+        parts.append(_gate_layers(trainable_from))
+    parts.append(tx)
+    if trainable_from:
+        parts.append(_gate_layers(trainable_from))
+    if lr_multipliers:
+        parts.append(_scale_layers(lr_multipliers))
+    return optax.chain(*parts) if len(parts) > 1 else tx
+
+
+def gradual_unfreezing(pretrained_bottom_up: list[str], steps_per_epoch: int) -> dict[str, int]:
+    """ULMFiT's gradual unfreezing: the new layers train from step 0, the top pretrained layer from epoch 1,
+    the next one from epoch 2, and so on down to the embedding.
+
+    Args:
+        pretrained_bottom_up: pretrained layer names from the input upward (e.g. ``["embedding", "gru", "gru_1"]``).
+        steps_per_epoch: optimizer steps per epoch.
+
+    Returns:
+        layer name -> first training step.
+    """
+    top_down = list(reversed(pretrained_bottom_up))
+    return {name: (depth + 1) * steps_per_epoch for depth, name in enumerate(top_down)}
+
+
+# ------------------------------------------------------------------------------------ train.py's hook
+
+
+def _init_cfg(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict | None:
+    init_cfg = config.get("init")
+    if init_cfg is None or not (init_cfg.get("from_lm_workdir") or init_cfg.get("embeddings_file")):
+        return None
+    if init_cfg.get("from_lm_workdir") and init_cfg.get("embeddings_file"):
+        raise ValueError("config.init: set from_lm_workdir or embeddings_file, not both.")
+    return init_cfg
+
+
+def _pretrained_layers(init_cfg: ml_collections.ConfigDict, spec: models.ModelSpec) -> list[str]:
+    """Pretrained layer names from the input upward."""
+    if init_cfg.get("from_lm_workdir"):
+        return ["embedding"] + [name for name, _ in _recurrent_layers(spec)]
+    return ["embedding"]
+
+
+def prepare_workdir(config: ml_collections.ConfigDict, workdir: str | Path) -> None:
+    """Before ``data.load_splits``: a run initialised from a language model uses the LM's vocabulary, so its
+    ``vocabulary.json`` is copied into ``workdir`` (unless the run already has one, e.g. when resuming).
+
+    Raises:
+        ValueError: if the LM run directory has no vocabulary.
+    """
+    init_cfg = _init_cfg(config)
+    if init_cfg is None or not init_cfg.get("from_lm_workdir"):
+        return
+    source = Path(init_cfg.from_lm_workdir) / text.VOCABULARY_FILE
+    target = Path(workdir) / text.VOCABULARY_FILE
+    if not source.exists():
+        raise ValueError(f"config.init.from_lm_workdir: {source} not found; train the language model first.")
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
+def make_optimizer(
+    config: ml_collections.ConfigDict, spec: models.ModelSpec, total_steps: int, steps_per_epoch: int
+) -> optax.GradientTransformation:
+    """``optim.make_optimizer(config.opt, total_steps)``, wrapped by ``finetune_optimizer`` as ``config.init`` asks.
+
+    ``config.init``: ``pretrained_lr_multiplier`` (factor on the pretrained layers' updates),
+    ``gradual_unfreezing`` (see ``gradual_unfreezing``) and ``freeze_embeddings`` (the embedding never trains).
+    """
+    tx = optim.make_optimizer(config.opt, total_steps)
+    init_cfg = _init_cfg(config)
+    if init_cfg is None:
+        return tx
+    pretrained = _pretrained_layers(init_cfg, spec)
+    multiplier = float(init_cfg.get("pretrained_lr_multiplier", 1.0))
+    multipliers = {name: multiplier for name in pretrained} if multiplier != 1.0 else {}
+    trainable_from: dict[str, int | None] = {}
+    if init_cfg.get("gradual_unfreezing", False):
+        trainable_from.update(gradual_unfreezing(pretrained, steps_per_epoch))
+    if init_cfg.get("freeze_embeddings", False):
+        trainable_from["embedding"] = None
+    return finetune_optimizer(tx, lr_multipliers=multipliers, trainable_from=trainable_from)
+
+
+def init_state(config: ml_collections.ConfigDict, state: Any, spec: models.ModelSpec, vocab: text.Vocabulary) -> Any:
+    """Replaces the freshly initialised parameters of ``state`` as ``config.init`` asks, and says what it did.
+
+    ``config.init.from_lm_workdir`` (with ``lm_checkpoint``): the LM's embedding and recurrent layers;
+    ``config.init.embeddings_file``: the embedding from a word-vector file (coverage printed). The optimizer
+    state does not depend on the parameters' values, so it is kept.
+
+    Returns:
+        The TrainState with the new params.
+
+    Raises:
+        ValueError: as ``init_from_lm`` and ``embeddings.init_embedding``.
+    """
+    init_cfg = _init_cfg(config)
+    if init_cfg is None:
+        return state
+    if init_cfg.get("from_lm_workdir"):
+        params, copied = init_from_lm(
+            state.params, spec, init_cfg.from_lm_workdir, vocab, which=init_cfg.get("lm_checkpoint", "best")
+        )
+        print(f"Initialised {sorted(copied)} from the language model in {init_cfg.from_lm_workdir}.", flush=True)
+    else:
+        key = jax.random.fold_in(jax.random.key(int(config.seed)), 7)
+        params, coverage = embeddings.init_embedding(state.params, vocab, init_cfg.embeddings_file, key=key)
+        print(
+            f"Embedding from {init_cfg.embeddings_file}: {coverage['found']} of {coverage['words']} vocabulary words "
+            f"found ({100 * coverage['fraction']:.1f}%); the others are random.",
+            flush=True,
+        )
+    return state._replace(params=params)

@@ -1,0 +1,117 @@
+"""The experiment scripts end to end (subprocesses on the tiny synthetic config) and their usage errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = str(REPO / "experiments" / "configs" / "tiny.py")
+
+
+def _run(*args: str, stdin: str | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A run trained by ``experiments.train`` on the tiny config."""
+    workdir = tmp_path_factory.mktemp("runs") / "tiny"
+    result = _run("experiments.train", f"--config={TINY}", f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr
+    assert "Epoch 2/2" in result.stdout and "Test: loss" in result.stdout
+    return workdir
+
+
+def test_train_writes_a_complete_run_directory(workdir):
+    for name in (
+        "config.json",
+        "model.json",
+        "vocabulary.json",
+        "history.json",
+        "results.json",
+        "curves.png",
+    ):
+        assert (workdir / name).exists(), name
+    assert (workdir / "checkpoints").is_dir() and (workdir / "tensorboard" / "train").is_dir()
+
+
+def test_evaluate_reports_metrics(workdir):
+    result = _run("experiments.evaluate", f"--workdir={workdir}", "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert set(metrics) >= {"accuracy", "loss", "precision", "recall", "f1", "confusion_matrix"}
+    assert metrics["n_examples"] == json.loads((workdir / "results.json").read_text())["test"]["n_examples"]
+
+
+TEXTS = ["An excellent movie!", "Don't watch this movie - poor acting, poor script, bad direction."]
+
+
+def test_predict_from_arguments(workdir):
+    result = _run("experiments.predict", f"--workdir={workdir}", "--json", *TEXTS)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == TEXTS and all(0 <= r["probability"] <= 1 for r in rows)
+
+
+@pytest.mark.slow
+def test_predict_from_stdin(workdir):
+    texts = TEXTS
+    result = _run(
+        "experiments.predict", f"--workdir={workdir}", "--input_file=-", stdin="\n".join(texts) + "\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2
+
+
+@pytest.mark.slow
+def test_compare_tabulates_finished_runs(workdir):
+    result = _run("experiments.compare", f"--workdir={workdir.parent}", "--models=tiny", "--notrain")
+    assert result.returncode == 0, result.stderr
+    table = (workdir.parent / "comparison.md").read_text()
+    assert "| tiny |" in table and (workdir.parent / "comparison.png").exists()
+
+
+@pytest.mark.slow
+def test_summary_prints_the_parameter_table():
+    result = _run("experiments.summary", f"--config={REPO / 'experiments/configs/stacked_lstm.py'}")
+    assert result.returncode == 0, result.stderr
+    assert "lstm_1 (LSTM)" in result.stdout and "Total params: 272,673" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("experiments.evaluate",),  # missing --workdir
+        ("experiments.train", "--config=/nonexistent/config.py"),
+        ("experiments.train", f"--config={TINY}", "--config.train.epochs=many"),
+        ("experiments.predict", "--workdir=x", "--checkpoint=newest"),
+        pytest.param(("experiments.evaluate", "--workdir=/nonexistent/run"), marks=pytest.mark.slow),
+        pytest.param(("experiments.summary", "--config.model.cell=transformer"), marks=pytest.mark.slow),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line(args, tmp_path):
+    result = _run(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error:" in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_predict_without_checkpoint_exits_2(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    result = _run("experiments.predict", f"--workdir={tmp_path}", "text")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -1,0 +1,149 @@
+"""Transfer from a language model's run directory: arrays by value, clear mismatch errors, the fine-tuning optimizer
+and the train.py hook functions."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from experiments.configs import imdb_pretrained, lm_gru
+from rnnjax import checkpoint, lm, lm_train, models, optim, text, transfer
+from rnnjax.train import TrainState
+
+E, H, LAYERS = 4, 6, 2
+
+
+@pytest.fixture
+def vocab() -> text.Vocabulary:
+    words = [["good", "movie", "bad"], ["good", "movie"], ["good", "plot"]]
+    return text.fit_vocabulary(words, None, oov=True, start=True)  # 0 pad, 1 start, 2 OOV, 3.. words
+
+
+@pytest.fixture
+def lm_run(tmp_path, vocab):
+    """An LM run directory whose checkpointed parameters are known: returns (workdir, params)."""
+    workdir = tmp_path / "lm"
+    config = lm_gru.get_config()
+    config.model.embed_dim, config.model.hidden_size, config.model.num_layers = E, H, LAYERS
+    spec = lm_train.make_lm_spec(config.model, vocab_size=vocab.size)
+    tx = optim.make_optimizer(config.opt, 10)
+    state = lm_train.create_lm_state(spec, tx, 0)
+    params = jax.tree.map(lambda a: a + jax.random.normal(jax.random.key(a.size), a.shape), state.params)
+    state = state._replace(params=params)
+    checkpoint.write_config(workdir, config)
+    checkpoint.write_json(workdir / lm_train.LM_FILE, lm.spec_to_dict(spec))
+    text.save_vocabulary(vocab, workdir)
+    checkpoint.save(checkpoint.make_manager(workdir / checkpoint.BEST, max_to_keep=1), 3, state, {"history": {}})
+    return workdir, jax.device_get(params)
+
+
+def _classifier(vocab_size, **changes):
+    fields = dict(cell="gru", vocab_size=vocab_size, embed_dim=E, hidden_size=H, num_layers=LAYERS, attention_units=3)
+    fields.update(changes)
+    return models.make_classifier(**fields)
+
+
+def test_lm_layers_land_in_the_classifier_by_value(lm_run, vocab, key):
+    workdir, lm_params = lm_run
+    spec = _classifier(vocab.size)
+    params = models.init_model(spec, key)
+    new, copied = transfer.init_from_lm(params, spec, workdir, vocab)
+    assert copied == {"embedding": "embedding", "gru": "gru", "gru_1": "gru_1"}
+    np.testing.assert_array_equal(new["embedding"]["embeddings"], lm_params["embedding"]["embeddings"])
+    for name in ("gru", "gru_1"):
+        for leaf in ("kernel", "recurrent_kernel", "bias"):
+            np.testing.assert_array_equal(new[name][leaf], lm_params[name][leaf])
+    for name in ("attention", "dense"):  # new layers keep their initialisation
+        for a, b in zip(jax.tree.leaves(new[name]), jax.tree.leaves(params[name])):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(params["gru"]["kernel"], new["gru"]["kernel"])  # the input was not modified in place
+    # A one-layer classifier takes the LM's lower layer.
+    one = _classifier(vocab.size, num_layers=1)
+    one_params, copied = transfer.init_from_lm(models.init_model(one, key), one, workdir, vocab)
+    assert copied == {"embedding": "embedding", "gru": "gru"}
+    np.testing.assert_array_equal(one_params["gru"]["kernel"], lm_params["gru"]["kernel"])
+
+
+def test_mismatches_are_clear_errors(lm_run, vocab, key):
+    workdir, _ = lm_run
+    other = text.fit_vocabulary([["good", "movie", "awful"]], None, oov=True, start=True)
+    spec = _classifier(other.size)
+    with pytest.raises(ValueError, match="vocabulary is not the language model's"):
+        transfer.init_from_lm(models.init_model(spec, key), spec, workdir, other)
+    cases = {
+        "embed_dim": _classifier(vocab.size, embed_dim=E + 1),
+        "num_layers": _classifier(vocab.size, num_layers=3),
+        "bidirectional": _classifier(vocab.size, bidirectional=True),
+        "cell": _classifier(vocab.size, cell="lstm"),
+        "reset_after": _classifier(vocab.size, reset_after=False),
+    }
+    for fix, spec in cases.items():
+        with pytest.raises(ValueError, match=fix):
+            transfer.init_from_lm(models.init_model(spec, key), spec, workdir, vocab)
+    with pytest.raises(ValueError, match="lm.json"):
+        transfer.init_from_lm({}, cases["cell"], workdir / "missing", vocab)
+
+
+def test_finetune_optimizer_multipliers_and_gradual_unfreezing():
+    params = {"embedding": jnp.ones(3), "gru": jnp.ones(2), "dense": jnp.ones(2)}
+    grads = jax.tree.map(jnp.ones_like, params)
+    schedule = transfer.gradual_unfreezing(["embedding", "gru"], steps_per_epoch=2)
+    assert schedule == {"gru": 2, "embedding": 4}
+    tx = transfer.finetune_optimizer(optax.sgd(0.1), lr_multipliers={"gru": 0.5}, trainable_from=schedule)
+    state = tx.init(params)
+    moved = []
+    for _ in range(5):
+        updates, state = tx.update(grads, state, params)
+        moved.append({name: float(u[0]) for name, u in updates.items()})
+    assert [m["dense"] for m in moved] == pytest.approx([-0.1] * 5)
+    assert [m["gru"] for m in moved] == pytest.approx([0, 0, -0.05, -0.05, -0.05])
+    assert [m["embedding"] for m in moved] == pytest.approx([0, 0, 0, 0, -0.1])
+    with pytest.raises(ValueError, match=">= 0"):
+        transfer.finetune_optimizer(optax.sgd(0.1), lr_multipliers={"gru": -1.0})
+
+
+def _finetune_config(lm_workdir) -> ml_collections.ConfigDict:
+    config = imdb_pretrained.get_config()
+    config.model.embed_dim, config.model.hidden_size, config.model.num_layers = E, H, LAYERS
+    config.init.from_lm_workdir = str(lm_workdir)
+    return config
+
+
+def test_hook_prepares_the_vocabulary_initialises_and_wraps_the_optimizer(lm_run, vocab, tmp_path, key):
+    workdir, lm_params = lm_run
+    config = _finetune_config(workdir)
+    run = tmp_path / "classifier"
+    transfer.prepare_workdir(config, run)
+    assert text.load_vocabulary(run) == vocab
+    spec = _classifier(vocab.size, attention_units=config.model.attention_units)
+    config.init.gradual_unfreezing = True
+    tx = transfer.make_optimizer(config, spec, total_steps=20, steps_per_epoch=10)
+    params = models.init_model(spec, key)
+    state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), jax.random.key(0))
+    state = transfer.init_state(config, state, spec, vocab)
+    np.testing.assert_array_equal(state.params["gru_1"]["kernel"], lm_params["gru_1"]["kernel"])
+    grads = jax.tree.map(jnp.ones_like, state.params)
+    updates, _ = tx.update(grads, state.opt_state, state.params)
+    assert not np.any(updates["gru"]["kernel"]) and not np.any(updates["embedding"]["embeddings"])
+    assert np.all(updates["dense"]["kernel"] != 0)
+
+
+def test_hook_without_an_init_block_changes_nothing(key):
+    config = imdb_pretrained.get_config()
+    config.init.from_lm_workdir = ""
+    spec = _classifier(20)
+    params = models.init_model(spec, key)
+    state = TrainState(jnp.zeros((), jnp.int32), params, None, jax.random.key(0))
+    assert transfer.init_state(config, state, spec, None) is state
+    plain, wrapped = optim.make_optimizer(config.opt, 10), transfer.make_optimizer(config, spec, 10, 5)
+    grads = jax.tree.map(jnp.ones_like, params)
+    a, _ = plain.update(grads, plain.init(params), params)
+    b, _ = wrapped.update(grads, wrapped.init(params), params)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)
+    config.init.embeddings_file = "vectors.txt"
+    config.init.from_lm_workdir = "runs/lm"
+    with pytest.raises(ValueError, match="not both"):
+        transfer.make_optimizer(config, spec, 10, 5)
