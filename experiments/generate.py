@@ -14,7 +14,9 @@ from absl import flags
 
 from experiments import _cli
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "run directory written by experiments.train_lm", required=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "run directory written by experiments.train_lm", required=True
+)
 _PROMPT = flags.DEFINE_string("prompt", "", "text to continue (may be empty)")
 _NUM_WORDS = flags.DEFINE_integer("num_words", 30, "words to generate", lower_bound=1)
 _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "softmax temperature (> 0)")
@@ -36,16 +38,27 @@ def main(argv: list[str]) -> None:
         raise _cli.UsageError(f"--temperature must be > 0, got {_TEMPERATURE.value}; use --greedy for argmax")
     workdir = Path(_WORKDIR.value)
     if not workdir.is_dir():
-        raise _cli.UsageError(f"--workdir={workdir}: no such run directory; train with experiments.train_lm first")
+        raise _cli.UsageError(
+            f"--workdir={workdir}: no such run directory; train with experiments.train_lm first"
+        )
     spec, params, vocab, config = lm_train.load_lm_run(workdir, which=_CHECKPOINT.value)
     if _TOP_K.value > spec.vocab_size:
-        raise _cli.UsageError(f"--top_k must be at most the vocabulary size {spec.vocab_size}, got {_TOP_K.value}")
+        raise _cli.UsageError(
+            f"--top_k must be at most the vocabulary size {spec.vocab_size}, got {_TOP_K.value}"
+        )
     words = text.tokenize([_PROMPT.value], method=config.data.tokenizer, strip_html=config.data.strip_html)[0]
     prompt = jnp.asarray([text.encode(vocab, words)] * _NUM_SAMPLES.value, jnp.int32)
     banned = tuple(sorted({0, *(i for i in (vocab.start_id, vocab.oov_id) if i is not None)}))
     out = lm.generate(
-        spec, params, prompt, jax.random.key(_SEED.value), num_steps=_NUM_WORDS.value,
-        temperature=float(_TEMPERATURE.value), top_k=_TOP_K.value, greedy=_GREEDY.value, banned=banned,
+        spec,
+        params,
+        prompt,
+        jax.random.key(_SEED.value),
+        num_steps=_NUM_WORDS.value,
+        temperature=float(_TEMPERATURE.value),
+        top_k=_TOP_K.value,
+        greedy=_GREEDY.value,
+        banned=banned,
     )
     shown = " ".join(text.decode(vocab, prompt[0]))
     for row in jax.device_get(out["tokens"]):

@@ -14,7 +14,9 @@ from ml_collections import config_flags
 
 from experiments import _cli
 
-_CONFIG = config_flags.DEFINE_config_file("config", str(_cli.CONFIGS / "lm_gru.py"), "language-model config file")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", str(_cli.CONFIGS / "lm_gru.py"), "language-model config file"
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default: runs/<config name>)")
 
 

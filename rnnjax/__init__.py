@@ -1,4 +1,10 @@
-"""rnnjax: recurrent neural networks for text as pure JAX functions."""
+"""rnnjax: recurrent neural networks for text as pure JAX functions.
+
+The package namespace holds the model side (cells, scans, models, Keras exchange, the text pipeline); it imports
+only JAX and NumPy. Training, data loading and evaluation pull in Optax, Orbax and TFDS, so they are imported as
+modules: ``from rnnjax import train, data, evaluate`` (``train.train_and_evaluate``, ``data.load_splits``,
+``evaluate.load_run``, ``evaluate.predict_texts``).
+"""
 
 from rnnjax.attention import attention_pool, init_attention
 from rnnjax.cells import CELLS, gru, gru_carry, init_gru, init_lstm, init_simple_rnn, lstm, lstm_carry, simple_rnn, simple_rnn_carry
@@ -19,12 +25,12 @@ from rnnjax.models import (
 )
 from rnnjax.models import apply_model as apply
 from rnnjax.models import init_model as init
-from rnnjax import dropout
+from rnnjax import dropout, synthetic, text
 from rnnjax.keras_io import export_keras, import_keras
 from rnnjax.scan import bidirectional, merge, run, sequence_mask
 
 __all__ = [
-    "CELLS", "Attention", "export_keras", "import_keras", "Dense", "Dropout", "Embedding", "ModelSpec", "Recurrent", "SpatialDropout1D",
+    "CELLS", "Attention", "export_keras", "import_keras", "synthetic", "text", "Dense", "Dropout", "Embedding", "ModelSpec", "Recurrent", "SpatialDropout1D",
     "apply", "apply_model", "attention_pool", "bidirectional", "count_params", "gru", "gru_carry", "init",
     "init_attention", "init_gru", "init_lstm", "init_model", "init_simple_rnn", "layer_names", "lstm",
     "lstm_carry", "make_classifier", "merge", "run", "sequence_mask", "simple_rnn", "simple_rnn_carry", "summary",

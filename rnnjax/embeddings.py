@@ -21,7 +21,9 @@ from rnnjax.types import Params, PRNGKey
 
 def _open_text(path: Path):
     try:
-        return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+        return (
+            gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+        )
     except OSError as error:
         raise DataError(f"{path}: cannot read the word vectors ({error.strerror or error})") from None
 
@@ -54,7 +56,9 @@ def read_word_vectors(path: str | Path, *, words: Collection[str] | None = None)
                 if dim is None:
                     dim = len(fields) - 1
                 if len(fields) < dim + 1:
-                    raise DataError(f"{path} line {number}: expected a word and {dim} numbers, got {len(fields)} fields")
+                    raise DataError(
+                        f"{path} line {number}: expected a word and {dim} numbers, got {len(fields)} fields"
+                    )
                 word = " ".join(fields[: len(fields) - dim])  # a few GloVe words contain spaces
                 if word in vectors or (words is not None and word not in words):
                     continue
@@ -110,7 +114,9 @@ def embedding_matrix(
     Raises:
         ValueError: if a vector's size is not E.
     """
-    table = np.array(jax.random.uniform(key, (vocab.size, embed_dim), minval=-scale, maxval=scale), np.float32)
+    table = np.array(
+        jax.random.uniform(key, (vocab.size, embed_dim), minval=-scale, maxval=scale), np.float32
+    )
     found, missing = 0, []
     for word, index in vocab.index.items():
         vector = vectors.get(word)

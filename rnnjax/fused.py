@@ -185,7 +185,7 @@ class _Rule(NamedTuple):
 # --------------------------------------------------------------------------------- generic masked sequence
 
 
-def _sequence_forward(rule: _Rule, weights, xw_tbg, mask_tb, carry, keep_residuals: bool):
+def _sequence_forward(rule: _Rule, with_outputs: bool, weights, xw_tbg, mask_tb, carry, keep_residuals: bool):
     def step(carry, inputs):
         xw, m = inputs
         new_carry, y, res = rule.forward(weights, carry, xw)
@@ -193,30 +193,31 @@ def _sequence_forward(rule: _Rule, weights, xw_tbg, mask_tb, carry, keep_residua
             m1 = m[..., None]
             new_carry = tuple(jnp.where(m1, n, o) for n, o in zip(new_carry, carry))
             y = jnp.where(m1, y, jnp.zeros((), y.dtype))
-        return new_carry, (y, res if keep_residuals else None)
+        # Per-step outputs cost a write per step; without return_sequences only the final carry is kept.
+        return new_carry, (y if with_outputs else None, res if keep_residuals else None)
 
     carry, (ys, res) = jax.lax.scan(step, carry, (xw_tbg, mask_tb))
     return ys, carry, res
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _sequence(rule: _Rule, weights, xw_tbg, mask_tb, carry):
-    ys, carry, _ = _sequence_forward(rule, weights, xw_tbg, mask_tb, carry, keep_residuals=False)
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _sequence(rule: _Rule, with_outputs: bool, weights, xw_tbg, mask_tb, carry):
+    ys, carry, _ = _sequence_forward(rule, with_outputs, weights, xw_tbg, mask_tb, carry, keep_residuals=False)
     return ys, carry
 
 
-def _sequence_fwd(rule, weights, xw_tbg, mask_tb, carry):
-    ys, carry, res = _sequence_forward(rule, weights, xw_tbg, mask_tb, carry, keep_residuals=True)
+def _sequence_fwd(rule, with_outputs, weights, xw_tbg, mask_tb, carry):
+    ys, carry, res = _sequence_forward(rule, with_outputs, weights, xw_tbg, mask_tb, carry, keep_residuals=True)
     return (ys, carry), (weights, mask_tb, res)
 
 
-def _sequence_bwd(rule, saved, cotangents):
+def _sequence_bwd(rule, with_outputs, saved, cotangents):
     weights, mask_tb, res = saved
     dys, dcarry = cotangents
 
     def step(dcarry, inputs):
         res_t, dy, m = inputs
-        total = (dcarry[0] + dy,) + tuple(dcarry[1:])
+        total = tuple(dcarry) if dy is None else (dcarry[0] + dy,) + tuple(dcarry[1:])
         dprev, dxw = rule.backward(weights, res_t, total)
         if m is not None:
             m1 = m[..., None]
@@ -275,7 +276,16 @@ def _weights(cell: str, params, dtype, cell_options: dict) -> tuple[str, tuple[j
     return f"simple_rnn_{cell_options.get('activation', 'tanh')}", (u,)
 
 
-def run_fused(cell: str, params, xw_tbg: jax.Array, mask_tb: jax.Array | None, carry: Carry, **cell_options):
+def run_fused(
+    cell: str,
+    params,
+    xw_tbg: jax.Array,
+    mask_tb: jax.Array | None,
+    carry: Carry,
+    *,
+    return_sequences: bool = True,
+    **cell_options,
+):
     """Runs a whole sequence from its projected inputs with the hand-written backward pass.
 
     Several directions of a bidirectional layer run in one scan when ``params`` is a list (one per direction)
@@ -288,10 +298,11 @@ def run_fused(cell: str, params, xw_tbg: jax.Array, mask_tb: jax.Array | None, c
         xw_tbg: [T, B, G*H] projected inputs ``x @ kernel + input bias`` ([T, D, B, G*H] for a list).
         mask_tb: [T, B] bool ([T, D, B]) or None.
         carry: initial carry, arrays [B, H] ([D, B, H]).
+        return_sequences: emit the per-step outputs; False returns None for them (the final h is in the carry).
         **cell_options: ``activation`` for simple_rnn, ``reset_after`` for gru.
 
     Returns:
-        ``(ys [T, B, H] or [T, D, B, H], final carry)`` with zeros at masked steps.
+        ``(ys [T, B, H] or [T, D, B, H] or None, final carry)`` with zeros at masked steps.
     """
     dtype = xw_tbg.dtype
     if isinstance(params, (list, tuple)):
@@ -300,4 +311,4 @@ def run_fused(cell: str, params, xw_tbg: jax.Array, mask_tb: jax.Array | None, c
         weights = tuple(jnp.stack(ws) for ws in zip(*(w for _, w in per_direction)))
     else:
         name, weights = _weights(cell, params, dtype, cell_options)
-    return _sequence(_RULES[name], weights, xw_tbg, mask_tb, tuple(carry))
+    return _sequence(_RULES[name], return_sequences, weights, xw_tbg, mask_tb, tuple(carry))

@@ -51,7 +51,9 @@ class LMSpec:
     def __post_init__(self):
         get_cell(self.cell)
         if min(self.vocab_size, self.embed_dim, self.hidden_size, self.num_layers) <= 0:
-            raise ValueError(f"LMSpec: vocab_size, embed_dim, hidden_size and num_layers must be positive: {self}.")
+            raise ValueError(
+                f"LMSpec: vocab_size, embed_dim, hidden_size and num_layers must be positive: {self}."
+            )
         for name in ("input_dropout", "dropout", "recurrent_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"LMSpec: {name} must be in [0, 1), got {getattr(self, name)}.")
@@ -97,7 +99,9 @@ def init_lm(spec: LMSpec, key: PRNGKey) -> Params:
     keys = [jax.random.fold_in(key, index) for index in range(spec.num_layers + 3)]
     params: Params = {
         "embedding": {
-            "embeddings": jax.random.uniform(keys[0], (spec.vocab_size, spec.embed_dim), jnp.float32, -0.05, 0.05)
+            "embeddings": jax.random.uniform(
+                keys[0], (spec.vocab_size, spec.embed_dim), jnp.float32, -0.05, 0.05
+            )
         }
     }
     options = {"reset_after": spec.reset_after} if spec.cell == "gru" else {}
@@ -108,7 +112,9 @@ def init_lm(spec: LMSpec, key: PRNGKey) -> Params:
     glorot = jax.nn.initializers.glorot_uniform()
     if spec.tie_embeddings:
         if spec.hidden_size != spec.embed_dim:
-            params["projection"] = {"kernel": glorot(keys[-2], (spec.hidden_size, spec.embed_dim), jnp.float32)}
+            params["projection"] = {
+                "kernel": glorot(keys[-2], (spec.hidden_size, spec.embed_dim), jnp.float32)
+            }
         params["dense"] = {"bias": jnp.zeros((spec.vocab_size,), jnp.float32)}
     else:
         params["dense"] = {
@@ -151,7 +157,9 @@ def _check_tokens(spec: LMSpec, tokens: jax.Array, lengths: jax.Array | None) ->
             f"apply_lm: tokens must be an integer array [B, T], got {tokens.dtype} {tokens.shape}; "
             "encode texts with rnnjax.text and pad them."
         )
-    if lengths is not None and (lengths.shape != tokens.shape[:1] or not jnp.issubdtype(lengths.dtype, jnp.integer)):
+    if lengths is not None and (
+        lengths.shape != tokens.shape[:1] or not jnp.issubdtype(lengths.dtype, jnp.integer)
+    ):
         raise ValueError(
             f"apply_lm: lengths must be an integer array [B]={tokens.shape[:1]}, got {lengths.dtype} {lengths.shape}."
         )
@@ -192,7 +200,9 @@ def apply_lm(
     _check_tokens(spec, tokens, lengths)
     has_dropout = max(spec.input_dropout, spec.dropout, spec.recurrent_dropout) > 0
     if train and has_dropout and rng is None:
-        raise ValueError("apply_lm: train=True with dropout needs rng=jax.random.key(...); or pass train=False.")
+        raise ValueError(
+            "apply_lm: train=True with dropout needs rng=jax.random.key(...); or pass train=False."
+        )
     rng = rng if train else None
     mask = None if lengths is None else scan.sequence_mask(lengths, tokens.shape[1])
     x = jnp.take(params["embedding"]["embeddings"], tokens, axis=0)
@@ -298,7 +308,10 @@ def _sample(
     return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
 
 
-@partial(jax.jit, static_argnames=("spec", "num_steps", "temperature", "top_k", "greedy", "banned", "return_logits"))
+@partial(
+    jax.jit,
+    static_argnames=("spec", "num_steps", "temperature", "top_k", "greedy", "banned", "return_logits"),
+)
 def generate(
     spec: LMSpec,
     params: Params,
@@ -337,7 +350,9 @@ def generate(
         ValueError: for a prompt that is not [B, P >= 1] integers, or a temperature <= 0.
     """
     if prompt.ndim != 2 or prompt.shape[1] < 1 or not jnp.issubdtype(prompt.dtype, jnp.integer):
-        raise ValueError(f"generate: prompt must be integer ids [B, P >= 1], got {prompt.dtype} {prompt.shape}.")
+        raise ValueError(
+            f"generate: prompt must be integer ids [B, P >= 1], got {prompt.dtype} {prompt.shape}."
+        )
     if temperature <= 0 and not greedy:
         raise ValueError(f"generate: temperature must be > 0, got {temperature}; use greedy=True for argmax.")
     if not 0 <= top_k <= spec.vocab_size:
@@ -350,7 +365,11 @@ def generate(
     def step(state, index):
         carries, last_logits = state
         word = _sample(
-            last_logits, jax.random.fold_in(key, index), temperature=temperature, top_k=top_k, greedy=greedy,
+            last_logits,
+            jax.random.fold_in(key, index),
+            temperature=temperature,
+            top_k=top_k,
+            greedy=greedy,
             banned=banned,
         )
         x = jnp.take(params["embedding"]["embeddings"], word, axis=0)

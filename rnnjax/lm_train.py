@@ -66,9 +66,13 @@ def _read_texts(data_cfg: ml_collections.ConfigDict, *, seed: int) -> tuple[str,
             texts = []
             for split in data_cfg.splits:
                 if split not in sources:
-                    raise ValueError(f"config.data.splits: IMDB has no split {split!r}; choose from {sorted(sources)}.")
+                    raise ValueError(
+                        f"config.data.splits: IMDB has no split {split!r}; choose from {sorted(sources)}."
+                    )
                 source = sources[split]
-                texts += [record["text"].decode("utf-8") for record in source.__getitems__(range(len(source)))]
+                texts += [
+                    record["text"].decode("utf-8") for record in source.__getitems__(range(len(source)))
+                ]
             return "imdb_reviews", texts
         except data.DataError as error:
             if data_cfg.source_dir or not data_cfg.fallback_to_synthetic:
@@ -172,7 +176,9 @@ def create_lm_state(spec: lm.LMSpec, tx: optax.GradientTransformation, seed: int
     def create(root: PRNGKey) -> TrainState:
         init_key, train_key = jax.random.split(root)
         params = lm.init_lm(spec, init_key)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), key=train_key)
+        return TrainState(
+            step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), key=train_key
+        )
 
     return create(jax.random.key(seed))
 
@@ -283,7 +289,9 @@ def train_lm(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[Tr
     spec = make_lm_spec(config.model, vocab_size=splits["vocabulary"].size)
     batch_size, epochs = int(train_cfg.batch_size), int(train_cfg.epochs)
     if batch_size <= 0 or epochs <= 0:
-        raise ValueError(f"train.batch_size and train.epochs must be positive, got {batch_size} and {epochs}.")
+        raise ValueError(
+            f"train.batch_size and train.epochs must be positive, got {batch_size} and {epochs}."
+        )
     steps_per_epoch = math.ceil(len(rows["label"]) / batch_size)
     total_steps = int(train_cfg.max_steps) or epochs * steps_per_epoch
     epochs = min(epochs, math.ceil(total_steps / steps_per_epoch))
@@ -293,7 +301,9 @@ def train_lm(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[Tr
     checkpoint.write_config(workdir, config)
     checkpoint.write_json(workdir / LM_FILE, lm.spec_to_dict(spec))
     state = create_lm_state(spec, tx, config.seed)
-    latest = checkpoint.make_manager(workdir / checkpoint.CHECKPOINTS, max_to_keep=int(train_cfg.keep_checkpoints))
+    latest = checkpoint.make_manager(
+        workdir / checkpoint.CHECKPOINTS, max_to_keep=int(train_cfg.keep_checkpoints)
+    )
     best = checkpoint.make_manager(workdir / checkpoint.BEST, max_to_keep=1)
     history: dict[str, list] = {}
     partial = None
@@ -301,7 +311,10 @@ def train_lm(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[Tr
     if restored is not None:
         state, meta = restored
         history, partial = meta["history"], meta.get("epoch_sums")
-        print(f"Resuming {workdir} at step {int(state.step)} (epoch {len(history.get('epoch', []))}).", flush=True)
+        print(
+            f"Resuming {workdir} at step {int(state.step)} (epoch {len(history.get('epoch', []))}).",
+            flush=True,
+        )
     train_step, eval_step = make_lm_train_step(spec, tx), make_lm_eval_step(spec)
     param_count = int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(state.params)))
     print(
@@ -325,7 +338,9 @@ def train_lm(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[Tr
             sums = {name: jnp.asarray(partial[name], sums[name].dtype) for name in sums}
         partial = None
         start = last_draw = time.perf_counter()
-        for index, batch in enumerate(data.batches(rows, batch_size, shuffle=True, seed=config.seed, epoch=epoch)):
+        for index, batch in enumerate(
+            data.batches(rows, batch_size, shuffle=True, seed=config.seed, epoch=epoch)
+        ):
             if index < skip:
                 continue
             if step >= total_steps:
@@ -384,11 +399,18 @@ def train_lm(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[Tr
             for k in ("loss", "perplexity", "val_loss", "val_perplexity")
             if k in row
         )
-        print(("\r" if show_bar else "") + f"Epoch {epoch + 1}/{epochs} - {train_time:.0f}s - {shown}", flush=True)
-        tensorboard.write_scalars(train_events, epoch + 1, {"epoch_loss": row["loss"], "epoch_perplexity": row["perplexity"]})
+        print(
+            ("\r" if show_bar else "") + f"Epoch {epoch + 1}/{epochs} - {train_time:.0f}s - {shown}",
+            flush=True,
+        )
+        tensorboard.write_scalars(
+            train_events, epoch + 1, {"epoch_loss": row["loss"], "epoch_perplexity": row["perplexity"]}
+        )
         if has_validation:
             tensorboard.write_scalars(
-                val_events, epoch + 1, {"epoch_loss": row["val_loss"], "epoch_perplexity": row["val_perplexity"]}
+                val_events,
+                epoch + 1,
+                {"epoch_loss": row["val_loss"], "epoch_perplexity": row["val_perplexity"]},
             )
         monitor = "val_loss" if has_validation else "loss"
         if early_stopping_status(history, monitor, 0.0)[0] == epoch + 1:
@@ -431,7 +453,9 @@ def train_lm(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[Tr
 # ---------------------------------------------------------------------------------------------- loading
 
 
-def load_lm_run(workdir: str | Path, *, which: str = "best") -> tuple[lm.LMSpec, Params, text.Vocabulary, ml_collections.ConfigDict]:
+def load_lm_run(
+    workdir: str | Path, *, which: str = "best"
+) -> tuple[lm.LMSpec, Params, text.Vocabulary, ml_collections.ConfigDict]:
     """Restores a language model from its run directory.
 
     Args:
@@ -448,12 +472,16 @@ def load_lm_run(workdir: str | Path, *, which: str = "best") -> tuple[lm.LMSpec,
     if which not in ("best", "latest"):
         raise ValueError(f"checkpoint must be 'best' or 'latest', got {which!r}.")
     if not (workdir / LM_FILE).exists():
-        raise ValueError(f"{workdir / LM_FILE} not found; is {workdir} a run directory written by experiments.train_lm?")
+        raise ValueError(
+            f"{workdir / LM_FILE} not found; is {workdir} a run directory written by experiments.train_lm?"
+        )
     spec = lm.spec_from_dict(json.loads((workdir / LM_FILE).read_text()))
     config = checkpoint.read_config(workdir)
     vocab = text.load_vocabulary(workdir)
     keep = max(int(config.train.keep_checkpoints), 1)
-    manager = checkpoint.make_manager(workdir / (checkpoint.BEST if which == "best" else checkpoint.CHECKPOINTS), max_to_keep=keep)
+    manager = checkpoint.make_manager(
+        workdir / (checkpoint.BEST if which == "best" else checkpoint.CHECKPOINTS), max_to_keep=keep
+    )
     if manager.latest_step() is None and which == "best":
         manager = checkpoint.make_manager(workdir / checkpoint.CHECKPOINTS, max_to_keep=keep)
     step = manager.latest_step()

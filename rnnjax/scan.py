@@ -120,7 +120,8 @@ def run(
         ys_tbh, carry = run_parallel(cell, xw_tbg, mask_tb, carry)
         return _finish(carry, ys_tbh, reverse, return_sequences)
     if fused and unroll == 1 and supports(cell, params, cell_options):
-        ys_tbh, carry = run_fused(cell, params, xw_tbg, mask_tb, carry, **cell_options)
+        ys_tbh, carry = run_fused(cell, params, xw_tbg, mask_tb, carry, return_sequences=return_sequences,
+                                  **cell_options)
         return _finish(carry, ys_tbh, reverse, return_sequences)
     recur = get_cell(cell).recur
 
@@ -262,10 +263,11 @@ def bidirectional(
             ys_tdbh, carry = run_fused(
                 cell, [params["forward"], params["backward"]], jnp.stack([fw_xw, bw_xw], 1),
                 None if fw_mask is None else jnp.stack([fw_mask, bw_mask], 1),
-                tuple(jnp.stack(pair) for pair in zip(fw_init, bw_init)), **fw_opts,
+                tuple(jnp.stack(pair) for pair in zip(fw_init, bw_init)), return_sequences=return_sequences, **fw_opts,
             )
-            fw_carry, fw_out = _finish(tuple(c[0] for c in carry), ys_tdbh[:, 0], False, return_sequences)
-            bw_carry, bw_out = _finish(tuple(c[1] for c in carry), ys_tdbh[:, 1], True, return_sequences)
+            fw_ys, bw_ys = (None, None) if ys_tdbh is None else (ys_tdbh[:, 0], ys_tdbh[:, 1])
+            fw_carry, fw_out = _finish(tuple(c[0] for c in carry), fw_ys, False, return_sequences)
+            bw_carry, bw_out = _finish(tuple(c[1] for c in carry), bw_ys, True, return_sequences)
             return (fw_carry, bw_carry), merge(fw_out, bw_out, merge_mode)
     common = dict(return_sequences=return_sequences, **run_options)
     fw_carry, fw_out = run(cell, params["forward"], fw_xs, mask_bt, initial_carry=fw_carry, rng=fw_rng, **common)

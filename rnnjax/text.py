@@ -38,8 +38,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-from nltk.stem.porter import PorterStemmer
-from nltk.tokenize import NLTKWordTokenizer
 
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 """Keras' default ``filters``: every punctuation character except the apostrophe, plus tab and newline."""
@@ -68,8 +66,15 @@ _HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 # followed by whitespace gives the same word tokens for ordinary prose without it.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _HAS_ALNUM = re.compile(r"[^\W_]")
-_WORD_TOKENIZER = NLTKWordTokenizer()
-_STEMMER = PorterStemmer()
+
+
+@functools.lru_cache(maxsize=None)
+def _nltk():
+    """NLTK's Treebank word tokenizer and Porter stemmer, imported on first use (NLTK is slow to import)."""
+    from nltk.stem.porter import PorterStemmer
+    from nltk.tokenize import NLTKWordTokenizer
+
+    return NLTKWordTokenizer(), PorterStemmer()
 
 
 class DataError(ValueError):
@@ -109,7 +114,7 @@ def text_to_word_sequence(
 
 
 def clean_words(
-    text: str, *, strip_html: bool = False, stem: Callable[[str], str] = _STEMMER.stem
+    text: str, *, strip_html: bool = False, stem: Callable[[str], str] | None = None
 ) -> list[str]:
     """The chapter's Amazon cleaning: lower-case, tokenize, drop stop words and punctuation, Porter-stem.
 
@@ -121,14 +126,16 @@ def clean_words(
     Args:
       text: the raw text.
       strip_html: replace HTML line breaks by spaces first.
-      stem: the stemmer; ``tokenize`` passes a memoized one.
+      stem: the stemmer (Porter's when None); ``tokenize`` passes a memoized one.
 
     Returns:
       The stemmed words, e.g. ``["great", "cd", "love", "voic"]`` for ``"Great CD: I love the voices."``.
     """
     if strip_html:
         text = _HTML_BREAK.sub(" ", text)
-    words = (w for s in _SENTENCE_END.split(text.lower()) for w in _WORD_TOKENIZER.tokenize(s))
+    word_tokenizer, stemmer = _nltk()
+    stem = stem or stemmer.stem
+    words = (w for s in _SENTENCE_END.split(text.lower()) for w in word_tokenizer.tokenize(s))
     return [stem(w) for w in words if w not in ENGLISH_STOP_WORDS and _HAS_ALNUM.search(w)]
 
 
@@ -149,7 +156,7 @@ def tokenize(texts: Iterable[str], *, method: str = "keras", strip_html: bool = 
     if method == "keras":
         return [text_to_word_sequence(t, strip_html=strip_html) for t in texts]
     if method == "porter":
-        stem = functools.lru_cache(maxsize=None)(_STEMMER.stem)  # a corpus has few distinct words
+        stem = functools.lru_cache(maxsize=None)(_nltk()[1].stem)  # a corpus has few distinct words
         return [clean_words(t, strip_html=strip_html, stem=stem) for t in texts]
     raise ValueError(f"method={method!r} is not a tokenizer: use 'keras' or 'porter'")
 

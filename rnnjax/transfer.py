@@ -26,7 +26,6 @@ import optax
 from rnnjax import embeddings, lm, models, optim, text
 from rnnjax.types import Params
 
-
 # ------------------------------------------------------------------------------------------ parameters
 
 
@@ -44,15 +43,23 @@ def check_vocabulary(vocab: text.Vocabulary, lm_vocab: text.Vocabulary) -> None:
             (i for i, (a, b) in enumerate(zip(vocab.words, lm_vocab.words)) if a != b),
             min(len(vocab.words), len(lm_vocab.words)),
         )
-        differences.append(f"{len(vocab.words)} vs {len(lm_vocab.words)} words, first difference at word {first}")
+        differences.append(
+            f"{len(vocab.words)} vs {len(lm_vocab.words)} words, first difference at word {first}"
+        )
     raise ValueError(
-        "the classifier's vocabulary is not the language model's (" + "; ".join(differences) + "); copy the LM "
+        "the classifier's vocabulary is not the language model's ("
+        + "; ".join(differences)
+        + "); copy the LM "
         "run's vocabulary.json into the new run directory before its data is loaded (transfer.prepare_workdir)."
     )
 
 
 def _recurrent_layers(spec: models.ModelSpec) -> list[tuple[str, models.Recurrent]]:
-    return [(name, layer) for name, layer in zip(models.layer_names(spec), spec.layers) if isinstance(layer, models.Recurrent)]
+    return [
+        (name, layer)
+        for name, layer in zip(models.layer_names(spec), spec.layers)
+        if isinstance(layer, models.Recurrent)
+    ]
 
 
 def transfer_lm_params(
@@ -89,8 +96,18 @@ def transfer_lm_params(
         )
     copied = {"embedding": "embedding"}
     for (name, layer), lm_name in zip(recurrent, lm.recurrent_names(lm_spec)):
-        wanted = (lm_spec.cell, lm_spec.hidden_size, False, lm_spec.reset_after if lm_spec.cell == "gru" else None)
-        got = (layer.cell, layer.hidden_size, layer.bidirectional, layer.reset_after if layer.cell == "gru" else None)
+        wanted = (
+            lm_spec.cell,
+            lm_spec.hidden_size,
+            False,
+            lm_spec.reset_after if lm_spec.cell == "gru" else None,
+        )
+        got = (
+            layer.cell,
+            layer.hidden_size,
+            layer.bidirectional,
+            layer.reset_after if layer.cell == "gru" else None,
+        )
         if got != wanted:
             raise ValueError(
                 f"init_from_lm: classifier layer {name!r} is (cell, hidden_size, bidirectional, reset_after)={got} but "
@@ -102,7 +119,8 @@ def transfer_lm_params(
         mine = jax.tree_util.tree_flatten_with_path(params[name])[0]
         theirs = jax.tree_util.tree_structure(lm_params[lm_name])
         if jax.tree_util.tree_structure(params[name]) != theirs or any(
-            leaf.shape != lm_leaf.shape for (_, leaf), lm_leaf in zip(mine, jax.tree.leaves(lm_params[lm_name]))
+            leaf.shape != lm_leaf.shape
+            for (_, leaf), lm_leaf in zip(mine, jax.tree.leaves(lm_params[lm_name]))
         ):
             shapes = lambda tree: jax.tree.map(lambda a: tuple(a.shape), tree)  # noqa: E731
             raise ValueError(
@@ -114,7 +132,12 @@ def transfer_lm_params(
 
 
 def init_from_lm(
-    params: Params, spec: models.ModelSpec, lm_workdir: str | Path, vocab: text.Vocabulary, *, which: str = "best"
+    params: Params,
+    spec: models.ModelSpec,
+    lm_workdir: str | Path,
+    vocab: text.Vocabulary,
+    *,
+    which: str = "best",
 ) -> tuple[Params, dict[str, str]]:
     """Initialises a classifier's embedding and recurrent layers from a language model's run directory.
 
@@ -131,7 +154,9 @@ def init_from_lm(
     Raises:
         ValueError: for a missing run, a different vocabulary or mismatched layers.
     """
-    from rnnjax import lm_train  # the fit loop imports train.py; keep this module light for train.py to import
+    from rnnjax import (
+        lm_train,
+    )  # the fit loop imports train.py; keep this module light for train.py to import
 
     lm_spec, lm_params, lm_vocab, _ = lm_train.load_lm_run(lm_workdir, which=which)
     check_vocabulary(vocab, lm_vocab)
@@ -199,8 +224,12 @@ def finetune_optimizer(
     """
     lr_multipliers = dict(lr_multipliers or {})
     trainable_from = dict(trainable_from or {})
-    if any(v < 0 for v in lr_multipliers.values()) or any(v is not None and v < 0 for v in trainable_from.values()):
-        raise ValueError(f"finetune_optimizer: multipliers and start steps must be >= 0, got {lr_multipliers}, {trainable_from}.")
+    if any(v < 0 for v in lr_multipliers.values()) or any(
+        v is not None and v < 0 for v in trainable_from.values()
+    ):
+        raise ValueError(
+            f"finetune_optimizer: multipliers and start steps must be >= 0, got {lr_multipliers}, {trainable_from}."
+        )
     parts = []
     if trainable_from:
         parts.append(_gate_layers(trainable_from))
@@ -288,7 +317,9 @@ def make_optimizer(
     return finetune_optimizer(tx, lr_multipliers=multipliers, trainable_from=trainable_from)
 
 
-def init_state(config: ml_collections.ConfigDict, state: Any, spec: models.ModelSpec, vocab: text.Vocabulary) -> Any:
+def init_state(
+    config: ml_collections.ConfigDict, state: Any, spec: models.ModelSpec, vocab: text.Vocabulary
+) -> Any:
     """Replaces the freshly initialised parameters of ``state`` as ``config.init`` asks, and says what it did.
 
     ``config.init.from_lm_workdir`` (with ``lm_checkpoint``): the LM's embedding and recurrent layers;
@@ -308,7 +339,9 @@ def init_state(config: ml_collections.ConfigDict, state: Any, spec: models.Model
         params, copied = init_from_lm(
             state.params, spec, init_cfg.from_lm_workdir, vocab, which=init_cfg.get("lm_checkpoint", "best")
         )
-        print(f"Initialised {sorted(copied)} from the language model in {init_cfg.from_lm_workdir}.", flush=True)
+        print(
+            f"Initialised {sorted(copied)} from the language model in {init_cfg.from_lm_workdir}.", flush=True
+        )
     else:
         key = jax.random.fold_in(jax.random.key(int(config.seed)), 7)
         params, coverage = embeddings.init_embedding(state.params, vocab, init_cfg.embeddings_file, key=key)

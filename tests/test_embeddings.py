@@ -14,7 +14,9 @@ from rnnjax import embeddings, models, text, train, transfer
 @pytest.fixture
 def vocab() -> text.Vocabulary:
     words = [["good", "movie", "bad", "plot", "zzz"], ["good", "movie", "bad"], ["good", "movie"], ["good"]]
-    return text.fit_vocabulary(words, None, oov=True)  # ids: 0 pad, 1 OOV, 2 good, 3 movie, 4 bad, 5 plot, 6 zzz
+    return text.fit_vocabulary(
+        words, None, oov=True
+    )  # ids: 0 pad, 1 OOV, 2 good, 3 movie, 4 bad, 5 plot, 6 zzz
 
 
 def _vectors(words, dim, seed=0):
@@ -71,7 +73,9 @@ def test_bad_files_and_sizes_are_clear_errors(tmp_path, vocab, key):
 def test_frozen_embedding_stays_bit_identical(tmp_path, vocab, key, frozen):
     file_words = list(vocab.words)
     path = embeddings.save_word_vectors(tmp_path / "v.txt", file_words, _vectors(file_words, 4))
-    spec = models.make_classifier(cell="gru", vocab_size=vocab.size, embed_dim=4, hidden_size=5, spatial_dropout=0.2)
+    spec = models.make_classifier(
+        cell="gru", vocab_size=vocab.size, embed_dim=4, hidden_size=5, spatial_dropout=0.2
+    )
     params, coverage = embeddings.init_embedding(models.init_model(spec, key), vocab, path, key=key)
     assert coverage["found"] == 5
     tx = transfer.finetune_optimizer(

@@ -99,3 +99,17 @@ def test_bidirectional_in_one_scan_equals_two_scans_float64(key, x64, name, init
     v_two, g_two = jax.value_and_grad(loss, (0, 1))(params, xs, False)
     np.testing.assert_allclose(v_one, v_two, rtol=1e-13)
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12), g_one, g_two)
+
+
+@pytest.mark.parametrize("name,init_opts,opts", VARIANTS[:3], ids=IDS[:3])
+def test_fused_without_sequence_outputs_float64(key, x64, name, init_opts, opts):
+    params, xs = _setup(key, name, init_opts, jnp.float64)
+    mask = scan.sequence_mask(jnp.array([T, 3, 1]), T)
+
+    def loss(params, xs, fused_path):
+        carry, last = scan.run(name, params, xs, mask, return_sequences=False, fused=fused_path, **opts)
+        return jnp.sum(jnp.sin(3 * last)) + jnp.sum(carry[-1] ** 2)
+
+    g_fast = jax.grad(loss, (0, 1))(params, xs, True)
+    g_ref = jax.grad(loss, (0, 1))(params, xs, False)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12), g_fast, g_ref)

@@ -15,16 +15,16 @@ from rnnjax.train import TrainState
 E, H, LAYERS = 4, 6, 2
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def vocab() -> text.Vocabulary:
     words = [["good", "movie", "bad"], ["good", "movie"], ["good", "plot"]]
     return text.fit_vocabulary(words, None, oov=True, start=True)  # 0 pad, 1 start, 2 OOV, 3.. words
 
 
-@pytest.fixture
-def lm_run(tmp_path, vocab):
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory, vocab):
     """An LM run directory whose checkpointed parameters are known: returns (workdir, params)."""
-    workdir = tmp_path / "lm"
+    workdir = tmp_path_factory.mktemp("lm_run") / "lm"
     config = lm_gru.get_config()
     config.model.embed_dim, config.model.hidden_size, config.model.num_layers = E, H, LAYERS
     spec = lm_train.make_lm_spec(config.model, vocab_size=vocab.size)
@@ -35,12 +35,16 @@ def lm_run(tmp_path, vocab):
     checkpoint.write_config(workdir, config)
     checkpoint.write_json(workdir / lm_train.LM_FILE, lm.spec_to_dict(spec))
     text.save_vocabulary(vocab, workdir)
-    checkpoint.save(checkpoint.make_manager(workdir / checkpoint.BEST, max_to_keep=1), 3, state, {"history": {}})
+    checkpoint.save(
+        checkpoint.make_manager(workdir / checkpoint.BEST, max_to_keep=1), 3, state, {"history": {}}
+    )
     return workdir, jax.device_get(params)
 
 
 def _classifier(vocab_size, **changes):
-    fields = dict(cell="gru", vocab_size=vocab_size, embed_dim=E, hidden_size=H, num_layers=LAYERS, attention_units=3)
+    fields = dict(
+        cell="gru", vocab_size=vocab_size, embed_dim=E, hidden_size=H, num_layers=LAYERS, attention_units=3
+    )
     fields.update(changes)
     return models.make_classifier(**fields)
 
@@ -58,7 +62,9 @@ def test_lm_layers_land_in_the_classifier_by_value(lm_run, vocab, key):
     for name in ("attention", "dense"):  # new layers keep their initialisation
         for a, b in zip(jax.tree.leaves(new[name]), jax.tree.leaves(params[name])):
             np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(params["gru"]["kernel"], new["gru"]["kernel"])  # the input was not modified in place
+    assert not np.array_equal(
+        params["gru"]["kernel"], new["gru"]["kernel"]
+    )  # the input was not modified in place
     # A one-layer classifier takes the LM's lower layer.
     one = _classifier(vocab.size, num_layers=1)
     one_params, copied = transfer.init_from_lm(models.init_model(one, key), one, workdir, vocab)
@@ -69,9 +75,12 @@ def test_lm_layers_land_in_the_classifier_by_value(lm_run, vocab, key):
 def test_mismatches_are_clear_errors(lm_run, vocab, key):
     workdir, _ = lm_run
     other = text.fit_vocabulary([["good", "movie", "awful"]], None, oov=True, start=True)
-    spec = _classifier(other.size)
+    spec = _classifier(other.size, num_layers=1, attention_units=0)
     with pytest.raises(ValueError, match="vocabulary is not the language model's"):
         transfer.init_from_lm(models.init_model(spec, key), spec, workdir, other)
+    with pytest.raises(ValueError, match="lm.json"):
+        transfer.init_from_lm({}, spec, workdir / "missing", vocab)
+    lm_spec, lm_params, _, _ = lm_train.load_lm_run(workdir)
     cases = {
         "embed_dim": _classifier(vocab.size, embed_dim=E + 1),
         "num_layers": _classifier(vocab.size, num_layers=3),
@@ -81,9 +90,13 @@ def test_mismatches_are_clear_errors(lm_run, vocab, key):
     }
     for fix, spec in cases.items():
         with pytest.raises(ValueError, match=fix):
-            transfer.init_from_lm(models.init_model(spec, key), spec, workdir, vocab)
-    with pytest.raises(ValueError, match="lm.json"):
-        transfer.init_from_lm({}, cases["cell"], workdir / "missing", vocab)
+            transfer.transfer_lm_params(models.init_model(spec, key), spec, lm_spec, lm_params)
+    # Shapes are checked leaf by leaf too (here: a GRU without biases).
+    no_bias = jax.tree.map(lambda a: a, lm_params)
+    del no_bias["gru"]["bias"]
+    spec = _classifier(vocab.size)
+    with pytest.raises(ValueError, match="has shapes"):
+        transfer.transfer_lm_params(models.init_model(spec, key), spec, lm_spec, no_bias)
 
 
 def test_finetune_optimizer_multipliers_and_gradual_unfreezing():
@@ -119,13 +132,14 @@ def test_hook_prepares_the_vocabulary_initialises_and_wraps_the_optimizer(lm_run
     assert text.load_vocabulary(run) == vocab
     spec = _classifier(vocab.size, attention_units=config.model.attention_units)
     config.init.gradual_unfreezing = True
+    config.opt.warmup_steps = 0  # a non-zero first learning rate, so that the trained layers move at step 0
     tx = transfer.make_optimizer(config, spec, total_steps=20, steps_per_epoch=10)
     params = models.init_model(spec, key)
     state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), jax.random.key(0))
     state = transfer.init_state(config, state, spec, vocab)
     np.testing.assert_array_equal(state.params["gru_1"]["kernel"], lm_params["gru_1"]["kernel"])
     grads = jax.tree.map(jnp.ones_like, state.params)
-    updates, _ = tx.update(grads, state.opt_state, state.params)
+    updates, _ = jax.jit(tx.update)(grads, state.opt_state, state.params)
     assert not np.any(updates["gru"]["kernel"]) and not np.any(updates["embedding"]["embeddings"])
     assert np.all(updates["dense"]["kernel"] != 0)
 
@@ -139,8 +153,8 @@ def test_hook_without_an_init_block_changes_nothing(key):
     assert transfer.init_state(config, state, spec, None) is state
     plain, wrapped = optim.make_optimizer(config.opt, 10), transfer.make_optimizer(config, spec, 10, 5)
     grads = jax.tree.map(jnp.ones_like, params)
-    a, _ = plain.update(grads, plain.init(params), params)
-    b, _ = wrapped.update(grads, wrapped.init(params), params)
+    a, _ = jax.jit(plain.update)(grads, plain.init(params), params)
+    b, _ = jax.jit(wrapped.update)(grads, wrapped.init(params), params)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(x, y)
     config.init.embeddings_file = "vectors.txt"

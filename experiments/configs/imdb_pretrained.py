@@ -13,6 +13,11 @@ Command (after the language model):
     python -m experiments.train_lm --config=experiments/configs/lm_gru.py --workdir=runs/lm_gru
     python -m experiments.train --config=experiments/configs/imdb_pretrained.py --workdir=runs/imdb_pretrained
 
+Result (one NVIDIA H100 shared with another run, LM as in lm_gru.py): test accuracy 92.30% (loss 0.198,
+25,000 reviews) from the epoch-2 parameters (validation accuracy per epoch 92.06, 92.58, 92.56, 92.46%);
+78 s of training (313 steps per epoch), plus 178 s for the language model. The same model from random
+weights (imdb_pretrained_scratch.py): 87.13%. With gradual unfreezing (imdb_pretrained_unfreeze.py): 91.94%.
+
 ``config.init`` is read by ``rnnjax.transfer`` (prepare_workdir / make_optimizer / init_state).
 """
 
@@ -51,10 +56,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.progress_bar = False
 
     config.init = ml_collections.ConfigDict()
-    config.init.from_lm_workdir = "runs/lm_gru"  # language-model run whose embedding and GRU layers are copied
+    config.init.from_lm_workdir = (
+        "runs/lm_gru"  # language-model run whose embedding and GRU layers are copied
+    )
     config.init.lm_checkpoint = "best"  # best | latest checkpoint of that run
     config.init.embeddings_file = ""  # alternatively, a GloVe/word2vec text file for the embedding only
     config.init.freeze_embeddings = False  # keep the embedding fixed (zero gradient, bit-identical)
     config.init.pretrained_lr_multiplier = 0.3  # factor on the pretrained layers' learning rate
-    config.init.gradual_unfreezing = False  # epoch 1 trains only the new layers, then one more layer per epoch
+    config.init.gradual_unfreezing = (
+        False  # epoch 1 trains only the new layers, then one more layer per epoch
+    )
     return config

@@ -4,6 +4,10 @@ Question: does training only the new layers in epoch 1, then the top GRU, then t
 embedding, beat fine-tuning every layer from the start at a lower rate?
 Model and training: as imdb_pretrained.py with ``init.gradual_unfreezing = True`` and 5 epochs.
 
+Result (one NVIDIA H100 shared with another run): test accuracy 91.94% (loss 0.218) from the epoch-4
+parameters (validation accuracy per epoch 88.62, 90.60, 91.14, 91.38, 91.28%); 89 s of training. Slower to
+start than imdb_pretrained.py (92.30%) and not better within 5 epochs.
+
 Command (after the language model):
     python -m experiments.train --config=experiments/configs/imdb_pretrained_unfreeze.py --workdir=runs/imdb_pretrained_unfreeze
 """

@@ -12,6 +12,16 @@ Command:
     python -m experiments.train_lm --config=experiments/configs/lm_gru.py --workdir=runs/lm_gru
     python -m experiments.generate --workdir=runs/lm_gru --prompt="this movie" --num_words=30 --temperature=0.8
 
+Result (one NVIDIA H100, shared with two classifier runs; JAX 0.11): 6 epochs of 803 steps (73,500 reviews,
+17.3M ids) in 178 s of training (25 s per epoch after the first); validation perplexity 170.3, 131.4, 119.3,
+111.4, 107.2, 104.8 per epoch: 104.8 on 1,500 held-out reviews (348k tokens, next-word accuracy 21.9%),
+still falling, so more epochs would help. Samples (temperature 0.8, seed 0, and greedy):
+    this movie >> is just plain boring it is not just bad bad acting the plot is ridiculous and the acting is
+        worse than the average but the script is a joke and
+    the worst >> movie i have ever seen i have seen this movie on tv and i have to say that i am   (greedy)
+    i think >> that is a good example of the use of digital projection and skin is always funny the cover of
+        the film is very fake the audio commentary is amazing and
+
 The fields below are the LM's own; ``opt`` is the classifier's optimizer block (rnnjax/configs/default.py).
 """
 
@@ -48,7 +58,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.input_dropout = 0.1  # locked dropout on the embeddings
     config.model.dropout = 0.2  # locked dropout on each recurrent layer's outputs
     config.model.recurrent_dropout = 0.0  # Keras' recurrent_dropout (runs the slower plain scan)
-    config.model.tie_embeddings = True  # output softmax shares the embedding table (+ a projection when H != E)
+    config.model.tie_embeddings = (
+        True  # output softmax shares the embedding table (+ a projection when H != E)
+    )
     config.model.reset_after = True  # GRU: Keras/cuDNN variant
 
     config.opt = default.get_config().opt
@@ -66,7 +78,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.max_steps = 0  # stop after this many optimizer steps in total (0: epochs * steps per epoch)
     config.train.restore_best = True  # end with the checkpoint of the lowest validation loss
     config.train.keep_checkpoints = 2  # most recent checkpoints kept (the best is kept separately)
-    config.train.checkpoint_every_steps = 500  # also checkpoint every N steps within an epoch (0: epoch ends only)
+    config.train.checkpoint_every_steps = (
+        500  # also checkpoint every N steps within an epoch (0: epoch ends only)
+    )
     config.train.log_every_steps = 50  # TensorBoard batch loss / learning rate every N steps (0: never)
     config.train.progress_bar = True  # progress line on a terminal
     return config
