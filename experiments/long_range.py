@@ -1,0 +1,208 @@
+"""Long-range memory sweep: gradient norms by distance, then test accuracy per cell as the cue moves away.
+
+    python -m experiments.long_range --workdir=runs/long_range [--full] [--config=experiments/configs/long_range.py]
+    python -m experiments.long_range --workdir=runs/long_range --precision   # float32 vs bfloat16 compute
+
+Writes to the workdir: gradients.png/json (mean |dL/dx_t| against distance from the end, untrained and
+trained, per cell and init), sweep.json, sweep.md (a Markdown table of test accuracy) and sweep.png; with
+``--precision``, precision.json/md instead.
+"""
+
+import json
+import math
+import time
+from pathlib import Path
+
+from absl import flags
+from ml_collections import config_flags
+
+from experiments import _cli
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", str(_cli.CONFIGS / "long_range.py"), "experiment config file"
+)
+_WORKDIR = flags.DEFINE_string("workdir", "runs/long_range", "output directory")
+_FULL = flags.DEFINE_bool("full", False, "sweep config.long_range.full_distances instead of distances")
+_PRECISION = flags.DEFINE_bool(
+    "precision",
+    False,
+    "instead of the sweep: train each cell at gradient_distance in float32 and in bfloat16 compute",
+)
+
+
+def _run_config(base, cell: str, distance: int):
+    """The config of one run: review length (and maxlen) long enough for the cue to fit at ``distance``."""
+    config = base.copy_and_resolve_references()
+    length = max(int(base.data.synthetic_length), math.ceil((distance + 11) * 4 / 3) + 1)
+    config.data.synthetic_length = length
+    config.data.synthetic_distance = distance
+    config.data.maxlen = length
+    config.model.cell = cell
+    return config
+
+
+def _train_one(config, *, chrono: bool, gradient_batch: bool, compute_dtype=None):
+    """Trains one model in process; returns test accuracy, timings and (optionally) gradient curves."""
+    import jax
+    import numpy as np
+
+    from rnnjax import data, diagnostics, distributed, optim, train
+
+    splits = data.load_splits(config.data, seed=config.seed)
+    model_cfg = train.make_model_config(
+        config.model, vocab_size=splits["vocabulary"].size, padding=config.data.padding
+    )
+    batch_size = int(config.train.batch_size)
+    steps = int(config.train.epochs) * math.ceil(len(splits["train"]["label"]) / batch_size)
+    tx = optim.make_optimizer(config.opt, steps)
+    state = train.create_train_state(model_cfg.spec, tx, config.seed)
+    if chrono:
+        params = diagnostics.chrono_init(
+            state.params, model_cfg.spec, int(config.data.maxlen), jax.random.key(config.seed + 1)
+        )
+        state = state._replace(params=params, opt_state=tx.init(params))
+    probe = next(data.batches(splits["test"], int(config.train.eval_batch_size), shuffle=False))
+    curves = {}
+    if gradient_batch:
+        curves["untrained"] = diagnostics.input_gradient_norms(model_cfg.spec, state.params, probe)
+    if compute_dtype is None:
+        train_step = train.make_train_step(model_cfg, tx)
+    else:
+        train_step = distributed.make_mixed_precision_train_step(model_cfg, tx, compute_dtype)
+    eval_step = train.make_eval_step(model_cfg)
+    start, compiled = time.perf_counter(), None
+    for epoch in range(int(config.train.epochs)):
+        for batch in data.batches(splits["train"], batch_size, shuffle=True, seed=config.seed, epoch=epoch):
+            state, _ = train_step(state, jax.device_put(batch))
+            if compiled is None:  # steps/s below excludes the first step's compilation
+                jax.block_until_ready(state.params)
+                compiled = time.perf_counter()
+    jax.block_until_ready(state.params)
+    end = time.perf_counter()
+    fit_time, steps_per_s = end - start, (steps - 1) / max(end - compiled, 1e-9)
+    test = train.evaluate_counts(
+        eval_step,
+        state.params,
+        data.batches(splits["test"], int(config.train.eval_batch_size), shuffle=False),
+    )
+    if gradient_batch:
+        curves["trained"] = diagnostics.input_gradient_norms(model_cfg.spec, state.params, probe)
+    return {
+        "test_accuracy": test["accuracy"],
+        "fit_time_s": fit_time,
+        "steps": steps,
+        "steps_per_s": steps_per_s,
+    }, {k: np.asarray(v).tolist() for k, v in curves.items()}
+
+
+def _table(results: list[dict], distances: list[int]) -> str:
+    names = sorted({r["model"] for r in results}, key=lambda n: [r["model"] for r in results].index(n))
+    lines = [
+        "| model | " + " | ".join(f"d={d}" for d in distances) + " |",
+        "|---" * (len(distances) + 1) + "|",
+    ]
+    for name in names:
+        acc = {r["distance"]: r["test_accuracy"] for r in results if r["model"] == name}
+        lines.append(
+            f"| {name} | " + " | ".join(f"{acc[d]:.3f}" if d in acc else "-" for d in distances) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in dict.fromkeys(r["model"] for r in results):
+        rows = sorted((r["distance"], r["test_accuracy"]) for r in results if r["model"] == name)
+        ax.plot([d for d, _ in rows], [a for _, a in rows], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("cue distance from the end (words)")
+    ax.set_ylabel("test accuracy")
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _compare_precision(base, workdir: Path) -> None:
+    """Test accuracy and steady-state steps/s of float32 and bfloat16-compute training, per cell."""
+    import jax.numpy as jnp
+
+    distance = int(base.long_range.gradient_distance)
+    rows = []
+    for cell in base.long_range.cells:
+        for dtype_name, dtype in (("float32", None), ("bfloat16", jnp.bfloat16)):
+            chrono = bool(base.long_range.chrono) and cell in ("lstm", "gru")
+            row, _ = _train_one(
+                _run_config(base, cell, distance), chrono=chrono, gradient_batch=False, compute_dtype=dtype
+            )
+            row.update(cell=cell, compute=dtype_name, distance=distance, chrono=chrono)
+            rows.append(row)
+            print(
+                f"{cell:10s} {dtype_name:8s} accuracy {row['test_accuracy']:.3f} {row['steps_per_s']:.1f} steps/s",
+                flush=True,
+            )
+    lines = [f"| cell (d={distance}) | compute | test accuracy | steps/s |", "|---|---|---|---|"]
+    lines += [
+        f"| {r['cell']} | {r['compute']} | {r['test_accuracy']:.3f} | {r['steps_per_s']:.1f} |" for r in rows
+    ]
+    (workdir / "precision.json").write_text(json.dumps(rows, indent=1))
+    (workdir / "precision.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: list[str]) -> None:
+    import jax
+
+    from rnnjax import diagnostics
+
+    _cli.no_positional(argv)
+    base = _CONFIG.value
+    workdir = Path(_WORKDIR.value)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if _PRECISION.value:
+        print(f"JAX devices: {jax.devices()}", flush=True)
+        _compare_precision(base, workdir)
+        return
+    sweep = base.long_range
+    distances = list(sweep.full_distances if _FULL.value else sweep.distances)
+    print(f"JAX devices: {jax.devices()}; distances {distances}", flush=True)
+    results, curves = [], {}
+    for distance in distances:
+        for cell in sweep.cells:
+            for chrono in (False, True) if (sweep.chrono and cell in ("lstm", "gru")) else (False,):
+                name = f"{cell}{' (chrono)' if chrono else ''}"
+                wants_curves = distance == int(sweep.gradient_distance)
+                row, cell_curves = _train_one(
+                    _run_config(base, cell, distance), chrono=chrono, gradient_batch=wants_curves
+                )
+                row.update(model=name, distance=distance)
+                results.append(row)
+                for stage, values in cell_curves.items():
+                    curves[f"{name}, {stage}"] = values
+                print(
+                    f"d={distance:5d} {name:18s} test accuracy {row['test_accuracy']:.3f} ({row['fit_time_s']:.1f}s)",
+                    flush=True,
+                )
+                (workdir / "sweep.json").write_text(json.dumps(results, indent=1))
+    table = _table(results, distances)
+    (workdir / "sweep.md").write_text(table)
+    _plot(results, workdir / "sweep.png")
+    if curves:
+        (workdir / "gradients.json").write_text(json.dumps(curves))
+        diagnostics.plot_gradient_norms(
+            curves,
+            workdir / "gradients.png",
+            title=f"|dL/dx_t| on the synthetic set, cue at d={sweep.gradient_distance}",
+        )
+    print(table, flush=True)
+
+
+if __name__ == "__main__":
+    _cli.run(main)
