@@ -1,7 +1,9 @@
 """What the experiment scripts share: one-line usage errors (exit 2), the config and the data location.
 
 Library code raises ValueError for bad settings or data; ``run`` turns that, a flag that fails to parse and a
-missing file into one line on stderr and exit status 2 (``--verbose`` shows the traceback instead).
+missing file into one line on stderr and exit status 2 (``--verbose`` shows the traceback instead). A training
+run stopped on purpose (``rnnjax.train.TrainingStopped``: SIGINT/SIGTERM, a non-finite loss) prints its one
+line and exits with the status it carries (128 + signal number, or 1).
 Environment variables are read here and passed into rnnjax as explicit config values. The scripts import
 rnnjax inside ``main``, after the flags are parsed, so that a usage error is reported in well under a second.
 """
@@ -14,6 +16,8 @@ from pathlib import Path
 import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from experiments._allocator import use_fast_allocator
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "experiments" / "configs"
@@ -31,11 +35,13 @@ class UsageError(ValueError):
 
 def fail(message: str) -> None:
     """Prints ``<script>: error: <message>`` as one line on stderr and exits with status 2."""
-    name = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "experiments"
-    if name == "__main__":
-        name = "experiments"
-    print(f"{name}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(f"{_script_name()}: error: {' '.join(str(message).split())}", file=sys.stderr)
     sys.exit(2)
+
+
+def _script_name() -> str:
+    name = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "experiments"
+    return "experiments" if name == "__main__" else name
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -59,7 +65,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-    """``absl.app.run(main)`` with user mistakes reported as one line and exit status 2."""
+    """``absl.app.run(main)`` with user mistakes reported as one line and exit status 2, and the fast
+    allocator of ``experiments._allocator`` (the command re-executes itself once to get it)."""
+    use_fast_allocator()
 
     def guarded(argv: list[str]) -> None:
         if not _VERBOSE.value:
@@ -70,6 +78,14 @@ def run(main: Callable[[list[str]], None]) -> None:
             if _VERBOSE.value:
                 raise
             fail(error)
+        except Exception as error:
+            # rnnjax.train.TrainingStopped (a signal or a non-finite loss) carries its own exit status; looked up
+            # in sys.modules so that this module never imports JAX itself.
+            stopped = getattr(sys.modules.get("rnnjax.train"), "TrainingStopped", None)
+            if stopped is None or not isinstance(error, stopped) or _VERBOSE.value:
+                raise
+            print(f"{_script_name()}: {' '.join(str(error).split())}", file=sys.stderr)
+            sys.exit(error.exit_status)
 
     app.run(guarded, flags_parser=_parse_flags)
 

@@ -19,17 +19,51 @@ _CHECKPOINT = flags.DEFINE_enum("checkpoint", "final", _cli.CHECKPOINT_CHOICES, 
 _JSON = flags.DEFINE_bool("json", False, "print one JSON object per text")
 
 
+def _decode(raw: bytes, source: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _cli.UsageError(
+            f"{source}: not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); save the texts as UTF-8"
+        ) from None
+
+
 def _texts(argv: list[str]) -> list[str]:
     if _INPUT.value and _INPUT.value != "-":
         path = Path(_INPUT.value)
         if not path.is_file():
             raise _cli.UsageError(f"--input_file={path}: no such file")
-        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        content = _decode(path.read_bytes(), f"--input_file={path}")
+        return [line for line in content.splitlines() if line.strip()]
     if argv[1:]:
         return argv[1:]
     if _INPUT.value == "-" or not sys.stdin.isatty():
-        return [line for line in sys.stdin.read().splitlines() if line.strip()]
+        content = _decode(sys.stdin.buffer.read(), "standard input")
+        return [line for line in content.splitlines() if line.strip()]
     return []
+
+
+def _check_texts(run, texts: list[str]) -> None:
+    """Rejects texts the model cannot read: no words at all, or none it has seen; and a foreign vocabulary."""
+    from rnnjax import text
+
+    vocab = text.load_vocabulary(run.workdir)
+    embedding = run.model_cfg.spec.layers[0]
+    if vocab.size != embedding.vocab_size:
+        raise _cli.UsageError(
+            f"{run.workdir}/{text.VOCABULARY_FILE} has {vocab.size} ids but the model embeds {embedding.vocab_size}: "
+            "the vocabulary is from another run; restore the run's own vocabulary file or retrain"
+        )
+    data_cfg = run.config.data
+    for number, words in enumerate(text.tokenize(texts, method=data_cfg.tokenizer, strip_html=data_cfg.strip_html), 1):
+        shown = repr(texts[number - 1][:40])
+        if not words:
+            raise _cli.UsageError(f"text {number} ({shown}) has no words; give review texts with words")
+        if not any(word in vocab.index for word in words):
+            raise _cli.UsageError(
+                f"text {number} ({shown}) has no word of the run's vocabulary, so its prediction would mean "
+                "nothing; give an English review text"
+            )
 
 
 def main(argv: list[str]) -> None:
@@ -37,6 +71,7 @@ def main(argv: list[str]) -> None:
 
     texts = _texts(argv)
     run = evaluate.load_run(Path(_WORKDIR.value), which=_CHECKPOINT.value)
+    _check_texts(run, texts)
     for prediction in evaluate.predict_texts(run, texts):
         if _JSON.value:
             print(json.dumps(prediction, ensure_ascii=False))

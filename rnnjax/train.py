@@ -6,6 +6,11 @@ per epoch: train with a Keras-like progress bar, evaluate on the validation spli
 log TensorBoard scalars (``tensorboard.py``), checkpoint and apply early stopping. At the end it draws the
 curves (``plots.py``), restores the best state if asked and evaluates on the test split.
 
+Nothing is lost: SIGINT or SIGTERM sets a flag that the loop checks between steps; it then saves a checkpoint at
+the current step and raises ``TrainingStopped`` (the handler itself never saves). A non-finite loss or gradient
+leaves the state unchanged inside the jitted step; the loop then stops with ``TrainingStopped`` naming the
+step, keeping the last good checkpoint, or, with ``train.skip_nonfinite``, counts the skipped steps.
+
 Exact resume: the root key never advances (each step's dropout comes from ``fold_in(key, step)``), the
 batch order of an epoch is a function of (seed, epoch), and a checkpoint carries the history and the
 partial epoch's sums, so a run restarted from step ``s`` continues as if it had never stopped.
@@ -13,8 +18,11 @@ partial epoch's sums, so a run restarted from step ``s`` continues as if it had 
 Only the builders here (``make_model_config``, ``train_and_evaluate``) read the ConfigDict.
 """
 
+import json
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,11 +34,23 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from rnnjax import checkpoint, data, losses, models, optim, plots, tensorboard
+from rnnjax import checkpoint, data, losses, models, optim, plots, tensorboard, transfer
 from rnnjax.types import Batch, Params, PRNGKey
 
-TRAIN_METRICS = ("loss_sum", "n_correct", "n_examples", "n_steps")
+TRAIN_METRICS = ("loss_sum", "n_correct", "n_examples", "n_steps", "n_nonfinite")
 _DROPOUT = 0  # purpose index for fold_in(step key, purpose)
+_NO_STEP = 2**31 - 1  # "first_nonfinite" before any non-finite step
+
+
+class TrainingStopped(RuntimeError):
+    """The loop stopped early on purpose (a signal, a non-finite loss); ``exit_status`` is for the command line.
+
+    The message is one line: why it stopped, at which step, and which checkpoint a rerun resumes from.
+    """
+
+    def __init__(self, message: str, exit_status: int):
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
 class TrainState(NamedTuple):
@@ -143,7 +163,9 @@ def make_train_step(
 
     Returns:
         The jitted step. ``metrics`` holds scalar sums: ``loss_sum``, ``n_correct``, ``n_examples``,
-        ``n_steps`` (1), and ``grad_norm`` (the global norm before clipping).
+        ``n_steps`` (1), ``n_nonfinite`` (1 when the loss or gradient was not finite: the params and optimizer
+        state are then left unchanged and the other sums are 0), ``first_nonfinite`` (the 1-based number of
+        this step if it was not finite, else 2**31 - 1) and ``grad_norm`` (the global norm before clipping).
     """
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -154,13 +176,22 @@ def make_train_step(
             logits = _logits(model_cfg, params, batch, train=True, rng=dropout_rng)
             return losses.mean_loss(logits, batch["label"]), logits
 
-        (_, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        grad_norm = optax.global_norm(grads)
+        # A non-finite loss or gradient leaves params and optimizer state as they were: the loop then stops
+        # (or, with train.skip_nonfinite, goes on), and no NaN ever reaches a saved state.
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        params, opt_state = jax.tree.map(
+            lambda new, old: jnp.where(finite, new, old), (params, opt_state), (state.params, state.opt_state)
+        )
         counts = losses.binary_counts(logits, batch["label"])
-        metrics = {name: counts[name] for name in TRAIN_METRICS[:3]}
+        metrics = {name: jnp.where(finite, counts[name], 0) for name in TRAIN_METRICS[:3]}
         metrics["n_steps"] = jnp.ones((), jnp.int32)
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["n_nonfinite"] = (~finite).astype(jnp.int32)
+        metrics["first_nonfinite"] = jnp.where(finite, _NO_STEP, state.step + 1).astype(jnp.int32)
+        metrics["grad_norm"] = grad_norm
         new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state, key=state.key)
         return new_state, metrics
 
@@ -251,12 +282,105 @@ def _zero_sums() -> dict[str, jax.Array]:
         "n_correct": jnp.zeros((), jnp.int32),
         "n_examples": jnp.zeros((), jnp.int32),
         "n_steps": jnp.zeros((), jnp.int32),
+        "n_nonfinite": jnp.zeros((), jnp.int32),
     }
 
 
 def _sums_to_device(sums: dict[str, Any]) -> dict[str, jax.Array]:
     zero = _zero_sums()
-    return {name: jnp.asarray(sums[name], zero[name].dtype) for name in zero}
+    return {name: jnp.asarray(sums.get(name, 0), zero[name].dtype) for name in zero}
+
+
+@jax.jit
+def _accumulate(
+    sums: dict[str, jax.Array], first_bad: jax.Array, metrics: dict[str, jax.Array]
+) -> tuple[dict[str, jax.Array], jax.Array]:
+    # A step without the non-finite counts (built outside make_train_step) counts as finite.
+    sums = {name: total + metrics.get(name, jnp.zeros_like(total)) for name, total in sums.items()}
+    return sums, jnp.minimum(first_bad, metrics.get("first_nonfinite", first_bad))
+
+
+class _StopRequest:
+    """Remembers a SIGINT/SIGTERM; the loop checks it between steps and saves there, never in the handler."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _check_finite(first_bad: jax.Array, skip_nonfinite: bool, latest: Any) -> None:
+    """Raises TrainingStopped when a step was not finite and such steps are not to be skipped."""
+    if skip_nonfinite:
+        return
+    step = int(jax.device_get(first_bad))
+    if step != _NO_STEP:
+        kept = latest.latest_step()
+        where = f"the last good checkpoint is step {kept}" if kept is not None else "no checkpoint was written"
+        raise TrainingStopped(
+            f"step {step}: the loss or gradient is not finite (NaN or inf); stopped, {where}. Lower "
+            "opt.learning_rate, set opt.clip_norm, or set train.skip_nonfinite=True to skip such steps.",
+            exit_status=1,
+        )
+
+
+def _check_workdir(workdir: Path) -> None:
+    """Refuses a non-empty directory that is not a run directory, so training never writes into foreign files."""
+    if workdir.exists() and not workdir.is_dir():
+        raise ValueError(f"--workdir={workdir} is a file; give a new or empty directory.")
+    started = (workdir / "config.json").exists() or (workdir / "vocabulary.json").exists()
+    if workdir.is_dir() and any(workdir.iterdir()) and not started:
+        raise ValueError(
+            f"--workdir={workdir} is not empty and is not a run directory (no config.json); give a new or empty "
+            "directory."
+        )
+
+
+def _check_same_model(workdir: Path, model_cfg: ModelConfig) -> None:
+    """Refuses to resume a run directory whose saved model differs from the configured one."""
+    path = workdir / "model.json"
+    if not path.exists():
+        return
+    saved = json.loads(path.read_text())
+    wanted = {"use_lengths": model_cfg.use_lengths, **checkpoint.spec_to_dict(model_cfg.spec)}
+    if json.loads(json.dumps(saved)) != json.loads(json.dumps(wanted)):
+        raise ValueError(
+            f"{workdir} holds a run of a different model (model.json differs from the config's model or "
+            "vocabulary); use a new --workdir, or the run's own config to resume it."
+        )
+
+
+def _stop_on_signal(
+    signum: int,
+    latest: Any,
+    step: int,
+    state: TrainState,
+    history: dict[str, list],
+    sums: dict[str, jax.Array] | None,
+    first_bad: jax.Array,
+    skip_nonfinite: bool,
+) -> None:
+    """Saves the state at ``step`` (with the partial epoch's sums) and raises TrainingStopped."""
+    _check_finite(first_bad, skip_nonfinite, latest)
+    checkpoint.save(latest, step, state, {"history": history, "epoch_sums": None if sums is None else _host(sums)})
+    name = signal.Signals(signum).name
+    raise TrainingStopped(
+        f"{name} received: saved checkpoint {latest.directory / str(step)} (step {step}); rerun the same "
+        "command to resume from it.",
+        exit_status=128 + signum,
+    )
 
 
 def train_and_evaluate(
@@ -276,11 +400,19 @@ def train_and_evaluate(
         contents of ``results.json`` (history, test metrics, timings, parameter count).
 
     Raises:
-        ValueError: for invalid settings or data.
+        ValueError: for invalid settings or data, or a workdir that holds something other than this run.
+        TrainingStopped: on SIGINT/SIGTERM (after saving a checkpoint at the current step), or at a non-finite
+            loss or gradient unless ``train.skip_nonfinite`` (the last good checkpoint is kept).
     """
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    _check_workdir(workdir)
     train_cfg = config.train
+    # Validate the model and optimizer settings before anything is written (the vocabulary size is not known
+    # yet; any positive value checks the rest).
+    make_model_config(config.model, vocab_size=2, padding=config.data.padding)
+    optim.make_optimizer(config.opt, 1)
+    workdir.mkdir(parents=True, exist_ok=True)
+    transfer.prepare_workdir(config, workdir)  # a run initialised from a language model uses its vocabulary
     splits = data.load_splits(config.data, seed=config.seed, workdir=workdir)
     train_arrays = splits["train"]
     validation = splits["validation"] if len(splits["validation"]["label"]) else None
@@ -293,18 +425,27 @@ def train_and_evaluate(
         raise ValueError(
             f"train.batch_size and train.epochs must be positive, got {batch_size} and {epochs}."
         )
+    if batch_size > len(train_arrays["label"]):
+        raise ValueError(
+            f"train.batch_size={batch_size} is larger than the {len(train_arrays['label'])} training examples; "
+            "use a smaller batch size or more data."
+        )
+    if int(train_cfg.eval_batch_size) <= 0:
+        raise ValueError(f"train.eval_batch_size must be positive, got {train_cfg.eval_batch_size}.")
+    _check_same_model(workdir, model_cfg)
     steps_per_epoch = math.ceil(len(train_arrays["label"]) / batch_size)
     total_steps = int(train_cfg.max_steps) or epochs * steps_per_epoch
     epochs = min(epochs, math.ceil(total_steps / steps_per_epoch))
     monitor = train_cfg.monitor
     if validation is None and monitor.startswith("val_"):
         monitor = monitor[len("val_") :]  # no validation split: monitor the training metric instead
-    tx = optim.make_optimizer(config.opt, total_steps)
+    tx = transfer.make_optimizer(config, model_cfg.spec, total_steps, steps_per_epoch)  # optim's, + config.init
     schedule = optim.make_schedule(config.opt, total_steps)
 
     checkpoint.write_config(workdir, config)
     checkpoint.write_model(workdir, model_cfg.spec, use_lengths=model_cfg.use_lengths)
     state = create_train_state(model_cfg.spec, tx, config.seed)
+    state = transfer.init_state(config, state, model_cfg.spec, splits["vocabulary"])  # pretrained layers, if asked
     latest = checkpoint.make_manager(
         workdir / checkpoint.CHECKPOINTS, max_to_keep=int(train_cfg.keep_checkpoints)
     )
@@ -325,97 +466,113 @@ def train_and_evaluate(
     train_events = tensorboard.create_event_file(workdir / "tensorboard" / "train")
     val_events = tensorboard.create_event_file(workdir / "tensorboard" / "validation")
     show_bar = bool(train_cfg.progress_bar) and sys.stdout.isatty()
+    skip_nonfinite = bool(train_cfg.get("skip_nonfinite", False))
+    first_bad = jnp.asarray(_NO_STEP, jnp.int32)  # the first non-finite step not yet reported, on the device
     step = int(state.step)
     patience = int(train_cfg.patience)
-    for epoch in range(step // steps_per_epoch, epochs):
-        best_epoch, wait = early_stopping_status(history, monitor, float(train_cfg.min_delta))
-        if patience > 0 and best_epoch and wait >= patience:
-            break
-        if step >= total_steps:
-            break
-        skip = step - epoch * steps_per_epoch
-        sums = _sums_to_device(partial) if (skip and partial) else _zero_sums()
-        partial = None
-        start = last_draw = time.perf_counter()
-        for index, batch in enumerate(
-            data.batches(train_arrays, batch_size, shuffle=True, seed=config.seed, epoch=epoch)
-        ):
-            if index < skip:
-                continue
+    with _StopRequest() as stop:
+        for epoch in range(step // steps_per_epoch, epochs):
+            best_epoch, wait = early_stopping_status(history, monitor, float(train_cfg.min_delta))
+            if patience > 0 and best_epoch and wait >= patience:
+                break
             if step >= total_steps:
                 break
-            state, metrics = train_step(state, jax.device_put(batch))
-            sums = _add(sums, {name: metrics[name] for name in TRAIN_METRICS})
-            step += 1
-            if train_cfg.log_every_steps and step % int(train_cfg.log_every_steps) == 0:
-                step_metrics = _host(metrics)
-                tensorboard.write_scalars(
-                    train_events,
-                    step,
-                    {
-                        "batch_loss": step_metrics["loss_sum"] / max(step_metrics["n_examples"], 1),
-                        "grad_norm": step_metrics["grad_norm"],
-                        "learning_rate": float(schedule(step - 1)),
-                    },
+            skip = step - epoch * steps_per_epoch
+            sums = _sums_to_device(partial) if (skip and partial) else _zero_sums()
+            partial = None
+            start = last_draw = time.perf_counter()
+            for index, batch in enumerate(
+                data.batches(train_arrays, batch_size, shuffle=True, seed=config.seed, epoch=epoch)
+            ):
+                if index < skip:
+                    continue
+                if step >= total_steps:
+                    break
+                if stop.signum is not None:
+                    _stop_on_signal(stop.signum, latest, step, state, history, sums, first_bad, skip_nonfinite)
+                state, metrics = train_step(state, jax.device_put(batch))
+                sums, first_bad = _accumulate(sums, first_bad, metrics)
+                step += 1
+                if train_cfg.log_every_steps and step % int(train_cfg.log_every_steps) == 0:
+                    _check_finite(first_bad, skip_nonfinite, latest)
+                    step_metrics = _host(metrics)
+                    tensorboard.write_scalars(
+                        train_events,
+                        step,
+                        {
+                            "batch_loss": step_metrics["loss_sum"] / max(step_metrics["n_examples"], 1),
+                            "grad_norm": step_metrics["grad_norm"],
+                            "learning_rate": float(schedule(step - 1)),
+                        },
+                    )
+                if show_bar and time.perf_counter() - last_draw > 0.25:
+                    last_draw = time.perf_counter()
+                    line = _progress_line(
+                        epoch + 1, epochs, index + 1, steps_per_epoch, last_draw - start, _host(sums)
+                    )
+                    print("\r\x1b[K" + line, end="", flush=True)  # \x1b[K clears the rest of the line
+                every = int(train_cfg.checkpoint_every_steps)
+                if every and step % every == 0 and step % steps_per_epoch and step < total_steps:
+                    _check_finite(first_bad, skip_nonfinite, latest)
+                    checkpoint.save(latest, step, state, {"history": history, "epoch_sums": _host(sums)})
+            _check_finite(first_bad, skip_nonfinite, latest)
+            epoch_sums = _host(sums)
+            if step % steps_per_epoch and step >= total_steps:
+                # Stopped by max_steps inside an epoch: keep the partial epoch so a longer rerun continues it.
+                checkpoint.save(latest, step, state, {"history": history, "epoch_sums": epoch_sums})
+                if show_bar:
+                    print(flush=True)
+                break
+            train_time = time.perf_counter() - start
+            n = max(epoch_sums["n_examples"], 1)
+            row = {
+                "epoch": epoch + 1,
+                "loss": epoch_sums["loss_sum"] / n,
+                "accuracy": epoch_sums["n_correct"] / n,
+            }
+            if skip_nonfinite:
+                row["skipped_steps"] = epoch_sums["n_nonfinite"]
+            if validation is not None:
+                val = evaluate_counts(
+                    eval_step,
+                    state.params,
+                    data.batches(
+                        validation, int(train_cfg.eval_batch_size), shuffle=False, seed=config.seed, epoch=0
+                    ),
                 )
-            if show_bar and time.perf_counter() - last_draw > 0.25:
-                last_draw = time.perf_counter()
-                line = _progress_line(
-                    epoch + 1, epochs, index + 1, steps_per_epoch, last_draw - start, _host(sums)
-                )
-                print("\r\x1b[K" + line, end="", flush=True)  # \x1b[K clears the rest of the line
-            every = int(train_cfg.checkpoint_every_steps)
-            if every and step % every == 0 and step % steps_per_epoch and step < total_steps:
-                checkpoint.save(latest, step, state, {"history": history, "epoch_sums": _host(sums)})
-        epoch_sums = _host(sums)
-        if step % steps_per_epoch and step >= total_steps:
-            # Stopped by max_steps inside an epoch: keep the partial epoch so a longer rerun continues it.
-            checkpoint.save(latest, step, state, {"history": history, "epoch_sums": epoch_sums})
-            if show_bar:
-                print(flush=True)
-            break
-        train_time = time.perf_counter() - start
-        n = max(epoch_sums["n_examples"], 1)
-        row = {
-            "epoch": epoch + 1,
-            "loss": epoch_sums["loss_sum"] / n,
-            "accuracy": epoch_sums["n_correct"] / n,
-        }
-        if validation is not None:
-            val = evaluate_counts(
-                eval_step,
-                state.params,
-                data.batches(
-                    validation, int(train_cfg.eval_batch_size), shuffle=False, seed=config.seed, epoch=0
-                ),
+                row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+            row.update(
+                time_s=time.perf_counter() - start,
+                train_time_s=train_time,
+                steps_per_s=epoch_sums["n_steps"] / max(train_time, 1e-9),
+                learning_rate=float(schedule(step - 1)),
             )
-            row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-        row.update(
-            time_s=time.perf_counter() - start,
-            train_time_s=train_time,
-            steps_per_s=epoch_sums["n_steps"] / max(train_time, 1e-9),
-            learning_rate=float(schedule(step - 1)),
-        )
-        for name, value in row.items():
-            history.setdefault(name, []).append(value)
-        extra = "".join(f" - {k}: {row[k]:.4f}" for k in ("val_loss", "val_accuracy") if k in row)
-        line = _progress_line(
-            epoch + 1, epochs, steps_per_epoch, steps_per_epoch, row["train_time_s"], epoch_sums, extra
-        )
-        print(("\r\x1b[K" if show_bar else "") + line, flush=True)
+            for name, value in row.items():
+                history.setdefault(name, []).append(value)
+            extra = "".join(f" - {k}: {row[k]:.4f}" for k in ("val_loss", "val_accuracy") if k in row)
+            if row.get("skipped_steps"):
+                extra += f" - skipped non-finite steps: {row['skipped_steps']}"
+            line = _progress_line(
+                epoch + 1, epochs, steps_per_epoch, steps_per_epoch, row["train_time_s"], epoch_sums, extra
+            )
+            print(("\r\x1b[K" if show_bar else "") + line, flush=True)
 
-        tensorboard.write_scalars(
-            train_events, epoch + 1, {"epoch_loss": row["loss"], "epoch_accuracy": row["accuracy"]}
-        )
-        if "val_loss" in row:
             tensorboard.write_scalars(
-                val_events, epoch + 1, {"epoch_loss": row["val_loss"], "epoch_accuracy": row["val_accuracy"]}
+                train_events, epoch + 1, {"epoch_loss": row["loss"], "epoch_accuracy": row["accuracy"]}
             )
-        best_epoch, _ = early_stopping_status(history, monitor, float(train_cfg.min_delta))
-        if best_epoch == epoch + 1:
-            checkpoint.save(best, step, state, {"history": history, "monitor": monitor, "epoch": epoch + 1})
-        checkpoint.save(latest, step, state, {"history": history, "epoch_sums": None})
-        checkpoint.write_json(workdir / "history.json", history)
+            if "val_loss" in row:
+                tensorboard.write_scalars(
+                    val_events,
+                    epoch + 1,
+                    {"epoch_loss": row["val_loss"], "epoch_accuracy": row["val_accuracy"]},
+                )
+            best_epoch, _ = early_stopping_status(history, monitor, float(train_cfg.min_delta))
+            if best_epoch == epoch + 1:
+                checkpoint.save(best, step, state, {"history": history, "monitor": monitor, "epoch": epoch + 1})
+            checkpoint.save(latest, step, state, {"history": history, "epoch_sums": None})
+            checkpoint.write_json(workdir / "history.json", history)
+            if stop.signum is not None:
+                _stop_on_signal(stop.signum, latest, step, state, history, None, first_bad, skip_nonfinite)
 
     if history:
         plots.plot_history(history, workdir / "curves.png", title=workdir.name)

@@ -49,6 +49,7 @@ def test_train_writes_a_complete_run_directory(workdir):
     assert (workdir / "checkpoints").is_dir() and (workdir / "tensorboard" / "train").is_dir()
 
 
+@pytest.mark.slow  # rnnjax.evaluate itself is tested in-process in test_evaluate.py
 def test_evaluate_reports_metrics(workdir):
     result = _run("experiments.evaluate", f"--workdir={workdir}", "--json")
     assert result.returncode == 0, result.stderr
@@ -97,7 +98,9 @@ def test_summary_prints_the_parameter_table():
     [
         ("experiments.evaluate",),  # missing --workdir
         ("experiments.train", "--config=/nonexistent/config.py"),
-        ("experiments.train", f"--config={TINY}", "--config.train.epochs=many"),
+        pytest.param(
+            ("experiments.train", f"--config={TINY}", "--config.train.epochs=many"), marks=pytest.mark.slow
+        ),
         ("experiments.predict", "--workdir=x", "--checkpoint=newest"),
         pytest.param(("experiments.evaluate", "--workdir=/nonexistent/run"), marks=pytest.mark.slow),
         pytest.param(("experiments.summary", "--config.model.cell=transformer"), marks=pytest.mark.slow),

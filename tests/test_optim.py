@@ -37,6 +37,7 @@ def test_rmsprop_follows_keras_update_rule():
     np.testing.assert_allclose(params, _keras_rmsprop_reference(grads), rtol=1e-4, atol=1e-9)
 
 
+@pytest.mark.slow  # importing Keras costs seconds; the float64 reference above pins the same rule
 def test_rmsprop_matches_keras_optimizer():
     keras = pytest.importorskip("keras")
     rng = np.random.default_rng(1)

@@ -74,4 +74,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.log_every_steps = 50  # TensorBoard batch loss / learning rate every N steps (0: never)
     config.train.progress_bar = True  # Keras-like progress bar on a terminal (one line per epoch otherwise)
     config.train.evaluate_test = True  # evaluate the final parameters on the test split
+    config.train.skip_nonfinite = False  # skip steps with a non-finite loss or gradient (params unchanged) instead of stopping
     return config
