@@ -15,7 +15,7 @@ ImportError (or RuntimeError for a GPU-only peer on CPU), which the driver repor
 import resource
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -33,7 +33,9 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
-def _windows(fn: Callable[[], None], sync: Callable[[], None], repeats: int, steps: int) -> tuple[float, float]:
+def _windows(
+    fn: Callable[[], None], sync: Callable[[], None], repeats: int, steps: int
+) -> tuple[float, float]:
     """Median seconds per call over ``repeats`` windows of ``steps`` calls, and the peak RSS in bytes meanwhile."""
     peak = [_rss_bytes()]
     done = threading.Event()
@@ -76,6 +78,38 @@ def _result(train, infer_s, compile_s, base_rss, batch, time_steps, **extra):
     )
 
 
+def _run_jax(loss_fn, logits_fn, params, *, repeats, steps, base_rss, batch, time_steps):
+    """Times an RMSprop train step of ``loss_fn(params)`` (jitted, state donated) and ``logits_fn(params)``."""
+    import jax
+    import optax
+
+    tx = optax.rmsprop(1e-3, decay=0.9, eps=1e-7)
+
+    def train_step(state):
+        params, opt_state = state
+        grads = jax.grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    state = (params, tx.init(params))
+    start = time.perf_counter()
+    step = jax.jit(train_step, donate_argnums=0).lower(state).compile()
+    compile_s = time.perf_counter() - start
+    box = [state]
+
+    def one():
+        box[0] = step(box[0])
+
+    one()
+    train = _windows(one, lambda: jax.block_until_ready(box[0]), repeats, steps)
+    infer = jax.jit(logits_fn)
+    out = [infer(box[0][0])]
+    infer_s, _ = _windows(
+        lambda: out.__setitem__(0, infer(box[0][0])), lambda: jax.block_until_ready(out[0]), repeats, steps
+    )
+    return _result(train, infer_s, compile_s, base_rss, batch, time_steps)
+
+
 def run_rnnjax(model, shape, *, vocab=8000, repeats=5, steps=5, dtype="float32", unroll=1):
     import jax
     import jax.numpy as jnp
@@ -87,40 +121,31 @@ def run_rnnjax(model, shape, *, vocab=8000, repeats=5, steps=5, dtype="float32",
     base_rss = _rss_bytes()
     cell = "lstm" if model in ("bilstm", "stacked_lstm") else model
     spec = rnnjax.make_classifier(
-        cell=cell, vocab_size=vocab, embed_dim=embed, hidden_size=hidden, bidirectional=model == "bilstm",
-        num_layers=2 if model == "stacked_lstm" else 1, unroll=unroll,
+        cell=cell,
+        vocab_size=vocab,
+        embed_dim=embed,
+        hidden_size=hidden,
+        bidirectional=model == "bilstm",
+        num_layers=2 if model == "stacked_lstm" else 1,
+        unroll=unroll,
     )
     compute = jnp.dtype(dtype)
-    tx = optax.rmsprop(1e-3, decay=0.9, eps=1e-7)
-    params = rnnjax.init(spec, jax.random.key(0))
-    state = (params, tx.init(params))
     tokens, labels = (jnp.asarray(a) for a in _data(batch, time_steps, vocab))
 
-    def loss_fn(params):
+    def logits_fn(params):
         cast = jax.tree_util.tree_map(lambda p: p.astype(compute), params)
-        logits = rnnjax.apply(spec, cast, tokens).astype(jnp.float32)
-        return optax.sigmoid_binary_cross_entropy(logits, labels).mean()
+        return rnnjax.apply(spec, cast, tokens).astype(jnp.float32)
 
-    def train_step(state):
-        params, opt_state = state
-        grads = jax.grad(loss_fn)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
-    start = time.perf_counter()
-    step = jax.jit(train_step, donate_argnums=0).lower(state).compile()
-    compile_s = time.perf_counter() - start
-    box = [state]
-
-    def one():
-        box[0] = step(box[0])
-
-    one()
-    train = _windows(one, lambda: jax.block_until_ready(box[0]), repeats, steps)
-    infer = jax.jit(lambda p: rnnjax.apply(spec, jax.tree_util.tree_map(lambda a: a.astype(compute), p), tokens))
-    out = [infer(box[0][0])]
-    infer_s, _ = _windows(lambda: out.__setitem__(0, infer(box[0][0])), lambda: jax.block_until_ready(out[0]), repeats, steps)
-    return _result(train, infer_s, compile_s, base_rss, batch, time_steps)
+    return _run_jax(
+        lambda p: optax.sigmoid_binary_cross_entropy(logits_fn(p), labels).mean(),
+        logits_fn,
+        rnnjax.init(spec, jax.random.key(0)),
+        repeats=repeats,
+        steps=steps,
+        base_rss=base_rss,
+        batch=batch,
+        time_steps=time_steps,
+    )
 
 
 def run_torch(model, shape, *, vocab=8000, repeats=5, steps=5, compiled=False, **_):
@@ -137,8 +162,13 @@ def run_torch(model, shape, *, vocab=8000, repeats=5, steps=5, compiled=False, *
         def __init__(self):
             super().__init__()
             self.embedding = nn.Embedding(vocab, embed)
-            self.rnn = layer_cls(embed, hidden, num_layers=2 if model == "stacked_lstm" else 1, batch_first=True,
-                                 bidirectional=bidirectional)
+            self.rnn = layer_cls(
+                embed,
+                hidden,
+                num_layers=2 if model == "stacked_lstm" else 1,
+                batch_first=True,
+                bidirectional=bidirectional,
+            )
             self.dense = nn.Linear(hidden * (2 if bidirectional else 1), 1)
 
         def forward(self, tokens):
@@ -173,8 +203,9 @@ def run_torch(model, shape, *, vocab=8000, repeats=5, steps=5, compiled=False, *
 
     infer()
     infer_s, _ = _windows(infer, sync, repeats, steps)
-    return _result(train, infer_s, compile_s, base_rss, batch, time_steps, device=device,
-                   threads=torch.get_num_threads())
+    return _result(
+        train, infer_s, compile_s, base_rss, batch, time_steps, device=device, threads=torch.get_num_threads()
+    )
 
 
 def run_jax_cudnn(model, shape, *, vocab=8000, repeats=5, steps=5, **_):
@@ -201,35 +232,31 @@ def run_jax_cudnn(model, shape, *, vocab=8000, repeats=5, steps=5, **_):
     zeros = jnp.zeros((directions * layers, batch, hidden))
 
     def logits_fn(p):
-        _, h, _ = rnn.lstm(p["embeddings"][tokens], zeros, zeros, p["lstm"], lengths, embed, hidden, layers, 0.0,
-                           bidirectional)
+        _, h, _ = rnn.lstm(
+            p["embeddings"][tokens],
+            zeros,
+            zeros,
+            p["lstm"],
+            lengths,
+            embed,
+            hidden,
+            layers,
+            0.0,
+            bidirectional,
+        )
         last = jnp.concatenate([h[-2], h[-1]], -1) if bidirectional else h[-1]
         return last @ p["dense"]
 
-    tx = optax.rmsprop(1e-3, decay=0.9, eps=1e-7)
-    state = (params, tx.init(params))
-
-    def train_step(state):
-        p, opt_state = state
-        grads = jax.grad(lambda p: optax.sigmoid_binary_cross_entropy(logits_fn(p), labels).mean())(p)
-        updates, opt_state = tx.update(grads, opt_state, p)
-        return optax.apply_updates(p, updates), opt_state
-
-    start = time.perf_counter()
-    step = jax.jit(train_step, donate_argnums=0).lower(state).compile()
-    compile_s = time.perf_counter() - start
-    box = [state]
-
-    def one():
-        box[0] = step(box[0])
-
-    one()
-    train = _windows(one, lambda: jax.block_until_ready(box[0]), repeats, steps)
-    infer = jax.jit(logits_fn)
-    out = [infer(box[0][0])]
-    infer_s, _ = _windows(lambda: out.__setitem__(0, infer(box[0][0])), lambda: jax.block_until_ready(out[0]),
-                          repeats, steps)
-    return _result(train, infer_s, compile_s, base_rss, batch, time_steps)
+    return _run_jax(
+        lambda p: optax.sigmoid_binary_cross_entropy(logits_fn(p), labels).mean(),
+        logits_fn,
+        params,
+        repeats=repeats,
+        steps=steps,
+        base_rss=base_rss,
+        batch=batch,
+        time_steps=time_steps,
+    )
 
 
 def run_keras(model, shape, *, vocab=8000, repeats=5, steps=5, **_):
@@ -242,7 +269,10 @@ def run_keras(model, shape, *, vocab=8000, repeats=5, steps=5, **_):
     base_rss = _rss_bytes()
     keras.utils.set_random_seed(0)
     rnn = {"simple_rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU}.get(model, keras.layers.LSTM)
-    layers = [keras.Input((time_steps,), batch_size=batch, dtype="int32"), keras.layers.Embedding(vocab, embed)]
+    layers = [
+        keras.Input((time_steps,), batch_size=batch, dtype="int32"),
+        keras.layers.Embedding(vocab, embed),
+    ]
     if model == "bilstm":
         layers.append(keras.layers.Bidirectional(rnn(hidden)))
     elif model == "stacked_lstm":
@@ -276,7 +306,9 @@ def run_flax(model, shape, *, vocab=8000, repeats=5, steps=5, **_):
         def __call__(self, tokens):
             x = nn.Embed(vocab, embed)(tokens)
             if model == "bilstm":
-                x = nn.Bidirectional(nn.RNN(cell_cls(hidden)), nn.RNN(cell_cls(hidden)), return_carry=False)(x)
+                x = nn.Bidirectional(nn.RNN(cell_cls(hidden)), nn.RNN(cell_cls(hidden)), return_carry=False)(
+                    x
+                )
                 last = jnp.concatenate([x[:, -1, :hidden], x[:, 0, hidden:]], -1)
             else:
                 for _ in range(2 if model == "stacked_lstm" else 1):
@@ -286,31 +318,17 @@ def run_flax(model, shape, *, vocab=8000, repeats=5, steps=5, **_):
 
     net = Net()
     tokens, labels = (jnp.asarray(a) for a in _data(batch, time_steps, vocab))
-    params = net.init(jax.random.key(0), tokens)
-    tx = optax.rmsprop(1e-3, decay=0.9, eps=1e-7)
-    state = (params, tx.init(params))
-
-    def train_step(state):
-        params, opt_state = state
-        grads = jax.grad(lambda p: optax.sigmoid_binary_cross_entropy(net.apply(p, tokens), labels).mean())(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
-    start = time.perf_counter()
-    step = jax.jit(train_step, donate_argnums=0).lower(state).compile()
-    compile_s = time.perf_counter() - start
-    box = [state]
-
-    def one():
-        box[0] = step(box[0])
-
-    one()
-    train = _windows(one, lambda: jax.block_until_ready(box[0]), repeats, steps)
-    infer = jax.jit(net.apply)
-    out = [infer(box[0][0], tokens)]
-    infer_s, _ = _windows(lambda: out.__setitem__(0, infer(box[0][0], tokens)), lambda: jax.block_until_ready(out[0]),
-                       repeats, steps)
-    return _result(train, infer_s, compile_s, base_rss, batch, time_steps)
+    logits_fn = lambda p: net.apply(p, tokens)
+    return _run_jax(
+        lambda p: optax.sigmoid_binary_cross_entropy(logits_fn(p), labels).mean(),
+        logits_fn,
+        net.init(jax.random.key(0), tokens),
+        repeats=repeats,
+        steps=steps,
+        base_rss=base_rss,
+        batch=batch,
+        time_steps=time_steps,
+    )
 
 
 RUNNERS = {

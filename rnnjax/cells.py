@@ -16,7 +16,8 @@ default initialisers, so weights can be exchanged with Keras as they are. Cells 
 This file knows nothing of time: masking, reversal, dropout masks and stacking live in ``scan.py``.
 """
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -14,8 +14,9 @@ projection stay in ``scan.run``; recurrent dropout and peephole LSTMs use the pl
 Layout inside this file is time-major: ``xw_tbg [T, B, G*H]``, ``mask_tb [T, B]``.
 """
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -367,7 +367,7 @@ def _apply_recurrent(
         options["parallel"] = True
     if table is not None:
         project = get_cell(layer.cell).project
-        gather = lambda p: jnp.take(project(p, table), x, axis=0)  # noqa: E731
+        gather = lambda p: jnp.take(project(p, table), x, axis=0)
         x = (gather(params["forward"]), gather(params["backward"])) if layer.bidirectional else gather(params)
         options.update(inputs_projected=True, dropout=0.0)
     if layer.bidirectional:

@@ -13,7 +13,7 @@ processed, as Keras does for ``mask_zero=False``.
 Cell equations live in ``cells.py``; embedding, dense layers and attention in ``models.py``/``attention.py``.
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
