@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnnjax.checks import check_carry, check_input
 from rnnjax.minimal import MINIMAL_CELLS
 from rnnjax.types import Carry, Params, PRNGKey
 
@@ -37,38 +38,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 
-# ----------------------------------------------------------------------------------------------- checks
-
-
-def _check_input(name: str, params: Params, x: jax.Array) -> None:
-    """Raises ValueError unless ``x`` is a floating array whose last axis matches the kernel."""
-    features = params["kernel"].shape[0]
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ValueError(
-            f"{name}: x must be a floating array [..., F={features}], got dtype {x.dtype}; "
-            "embed integer tokens first or cast with x.astype(jnp.float32)."
-        )
-    if x.ndim < 1 or x.shape[-1] != features:
-        raise ValueError(
-            f"{name}: x must have shape [..., F={features}] to match kernel {params['kernel'].shape}, "
-            f"got {x.shape}; check the input feature size given to init_{name}."
-        )
-
-
-def _check_carry(name: str, carry: Carry, n_states: int, hidden: int, batch_shape: tuple) -> None:
-    """Raises ValueError unless ``carry`` is a tuple of ``n_states`` arrays of shape ``batch_shape + (H,)``."""
-    expected = batch_shape + (hidden,)
-    if not isinstance(carry, (tuple, list)) or len(carry) != n_states:
-        raise ValueError(
-            f"{name}: carry must be a tuple of {n_states} arrays of shape {expected}, got {type(carry).__name__}"
-            f" of length {len(carry) if isinstance(carry, (tuple, list)) else '?'}; build it with {name}_carry."
-        )
-    for i, state in enumerate(carry):
-        if tuple(state.shape) != expected:
-            raise ValueError(
-                f"{name}: carry[{i}] must have shape {expected} (batch shape of x, then H={hidden}), "
-                f"got {tuple(state.shape)}; build it with {name}_carry(params, x.shape[:-1])."
-            )
+# ---------------------------------------------------------------------------------------------- helpers
 
 
 def _zeros_carry(params: Params, n_states: int, batch_shape: tuple, dtype) -> Carry:
@@ -161,8 +131,8 @@ def simple_rnn(params: Params, carry: Carry, x: jax.Array, *, activation: str = 
     Raises:
         ValueError: if x or carry has the wrong shape or dtype.
     """
-    _check_input("simple_rnn", params, x)
-    _check_carry("simple_rnn", carry, 1, params["recurrent_kernel"].shape[0], x.shape[:-1])
+    check_input("simple_rnn", params, x)
+    check_carry("simple_rnn", carry, 1, params["recurrent_kernel"].shape[0], x.shape[:-1])
     return simple_rnn_recur(params, carry, _project(params, x), activation=activation)
 
 
@@ -262,8 +232,8 @@ def lstm(params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
     Raises:
         ValueError: if x or carry has the wrong shape or dtype.
     """
-    _check_input("lstm", params, x)
-    _check_carry("lstm", carry, 2, params["recurrent_kernel"].shape[0], x.shape[:-1])
+    check_input("lstm", params, x)
+    check_carry("lstm", carry, 2, params["recurrent_kernel"].shape[0], x.shape[:-1])
     return lstm_recur(params, carry, _project(params, x))
 
 
@@ -366,8 +336,8 @@ def gru(params: Params, carry: Carry, x: jax.Array, *, reset_after: bool | None 
     Raises:
         ValueError: if x or carry has the wrong shape or dtype, or reset_after contradicts the bias shape.
     """
-    _check_input("gru", params, x)
-    _check_carry("gru", carry, 1, params["recurrent_kernel"].shape[0], x.shape[:-1])
+    check_input("gru", params, x)
+    check_carry("gru", carry, 1, params["recurrent_kernel"].shape[0], x.shape[:-1])
     if reset_after is not None and "bias" in params and (params["bias"].ndim == 2) != reset_after:
         raise ValueError(
             f"gru: reset_after={reset_after} but bias has shape {params['bias'].shape}; reset_after=True needs "

@@ -23,6 +23,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from rnnjax.checks import check_carry, check_input
 from rnnjax.types import Carry, Params, PRNGKey
 
 _glorot_uniform = jax.nn.initializers.glorot_uniform()
@@ -50,34 +51,9 @@ def _check_params(name: str, params: Params, gates: int) -> None:
 
 
 def _check_input(name: str, params: Params, gates: int, x: jax.Array) -> None:
-    """Raises ValueError unless ``x`` is a floating array whose last axis matches the kernel."""
+    """Raises ValueError unless the kernel has G blocks and ``x`` matches its rows."""
     _check_params(name, params, gates)
-    features = params["kernel"].shape[0]
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ValueError(
-            f"{name}: x must be a floating array [..., F={features}], got dtype {x.dtype}; "
-            "embed integer tokens first or cast with x.astype(jnp.float32)."
-        )
-    if x.ndim < 1 or x.shape[-1] != features:
-        raise ValueError(
-            f"{name}: x must have shape [..., F={features}] to match kernel {tuple(params['kernel'].shape)}, "
-            f"got {tuple(x.shape)}; check the input feature size given to init_{name}."
-        )
-
-
-def _check_carry(name: str, carry: Carry, hidden: int, batch_shape: tuple) -> None:
-    """Raises ValueError unless ``carry`` is ``(h,)`` with h of shape ``batch_shape + (H,)``."""
-    expected = tuple(batch_shape) + (hidden,)
-    if not isinstance(carry, (tuple, list)) or len(carry) != 1:
-        raise ValueError(
-            f"{name}: carry must be a tuple of 1 array of shape {expected}, got {type(carry).__name__} of "
-            f"length {len(carry) if isinstance(carry, (tuple, list)) else '?'}; build it with {name}_carry."
-        )
-    if tuple(carry[0].shape) != expected:
-        raise ValueError(
-            f"{name}: carry[0] must have shape {expected} (batch shape of x, then H={hidden}), "
-            f"got {tuple(carry[0].shape)}; build it with {name}_carry(params, x.shape[:-1])."
-        )
+    check_input(name, params, x)
 
 
 def _lift(v: jax.Array, like: jax.Array) -> jax.Array:
@@ -173,7 +149,7 @@ def min_gru(params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Arra
         ValueError: if params, x or carry has the wrong shape or dtype.
     """
     _check_input("min_gru", params, 2, x)
-    _check_carry("min_gru", carry, _hidden(params, 2), x.shape[:-1])
+    check_carry("min_gru", carry, 1, _hidden(params, 2), x.shape[:-1])
     return min_gru_recur(params, carry, min_gru_project(params, x))
 
 
@@ -252,7 +228,7 @@ def min_lstm(params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Arr
         ValueError: if params, x or carry has the wrong shape or dtype.
     """
     _check_input("min_lstm", params, 3, x)
-    _check_carry("min_lstm", carry, _hidden(params, 3), x.shape[:-1])
+    check_carry("min_lstm", carry, 1, _hidden(params, 3), x.shape[:-1])
     return min_lstm_recur(params, carry, min_lstm_project(params, x))
 
 
