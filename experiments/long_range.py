@@ -46,7 +46,7 @@ def _train_one(config, *, chrono: bool, gradient_batch: bool, compute_dtype=None
     import jax
     import numpy as np
 
-    from rnnjax import data, diagnostics, distributed, optim, train
+    from rnnjax import data, diagnostics, optim, train
 
     splits = data.load_splits(config.data, seed=config.seed)
     model_cfg = train.make_model_config(
@@ -65,10 +65,7 @@ def _train_one(config, *, chrono: bool, gradient_batch: bool, compute_dtype=None
     curves = {}
     if gradient_batch:
         curves["untrained"] = diagnostics.input_gradient_norms(model_cfg.spec, state.params, probe)
-    if compute_dtype is None:
-        train_step = train.make_train_step(model_cfg, tx)
-    else:
-        train_step = distributed.make_mixed_precision_train_step(model_cfg, tx, compute_dtype)
+    train_step = train.make_train_step(model_cfg, tx, compute_dtype)
     eval_step = train.make_eval_step(model_cfg)
     start, compiled = time.perf_counter(), None
     for epoch in range(int(config.train.epochs)):

@@ -17,12 +17,28 @@ from experiments import _cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", str(_cli.CONFIGS / "lstm.py"), "experiment config file")
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default: runs/<config name>)")
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost", False, "call jax.distributed.initialize first (one process per host; see rnnjax.distributed)"
+)
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "multihost: host:port of process 0 (default: from the cluster)"
+)
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "multihost: number of processes (default: from the cluster)"
+)
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "multihost: this process's index (default: from the cluster)"
+)
 
 
 def main(argv: list[str]) -> None:
     from rnnjax import train
 
     _cli.no_positional(argv)
+    if _MULTIHOST.value:
+        from rnnjax import distributed
+
+        distributed.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     workdir = Path(_WORKDIR.value or Path("runs") / _cli.config_name(_CONFIG))
     config = _cli.with_data_location(_cli.resolve_config(_CONFIG, workdir))
     print(f"Run directory: {workdir}; JAX devices: {jax.devices()}", flush=True)

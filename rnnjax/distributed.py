@@ -5,10 +5,8 @@ axis (each device gets ``B / num_devices`` rows); params and optimizer state are
 is ``train.make_train_step``'s, jitted with these shardings: XLA inserts the gradient all-reduce, so the
 update equals the single-device one up to float summation order.
 
-Mixed precision: ``cast_for_compute`` casts float32 params to a compute dtype (bfloat16); the loss is taken
-through the cast, so gradients, params and optimizer state stay float32 and only the forward/backward run
-in bfloat16. The model computes in the dtype of its embeddings (cells, dense layers cast their params to the
-input's dtype); the loss itself is float32 (``losses.py``).
+Mixed precision (``compute_dtype``) is ``train.train_step_fn``'s: the forward and backward pass run in
+bfloat16 while gradients, params and optimizer state stay float32; both combine with data parallelism.
 
 Multi-host (several processes, one per host, each with its own devices): call ``initialize_distributed``
 first on every host, then build the mesh (it spans every host's devices). Each host loads only its own rows
@@ -17,29 +15,30 @@ first on every host, then build the mesh (it spans every host's devices). Each h
 local parts. Commands:
 
 * GPU cluster, one process per node (``jax.distributed.initialize()`` also detects SLURM by itself):
-  ``srun --nodes=N --ntasks-per-node=1 python -m experiments.train --config=... --workdir=...
-  --config.train.data_parallel=True``, the script calling
-  ``initialize_distributed("node0:1234", N, node_rank)`` before anything else.
+  ``srun --nodes=N --ntasks-per-node=1 python -m experiments.train --config=... --workdir=SHARED/run
+  --config.train.data_parallel=True --multihost``, or without SLURM, on node k of N:
+  ``python -m experiments.train ... --multihost --coordinator_address=node0:1234 --num_processes=N
+  --process_id=k``. The workdir must be on storage every node sees (Orbax coordinates the checkpoint saves).
 * TPU pod slice: ``gcloud compute tpus tpu-vm ssh NAME --worker=all
-  --command="python -m experiments.train ..."``; on TPU ``initialize_distributed()`` takes no arguments
-  (the slice describes itself).
+  --command="python -m experiments.train ... --config.train.data_parallel=True --multihost"``; on TPU the
+  slice describes itself, so ``--multihost`` needs no address.
 
 Train loop, model and losses live in ``train.py``/``models.py``/``losses.py``; this file only places arrays
-on devices and wraps the step.
+on devices and jits the steps with shardings.
 """
 
 from __future__ import annotations  # train.py may import this module while it is itself being imported
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from rnnjax import losses, models, train
+from rnnjax import train
 from rnnjax.types import Batch, Params
 
 DATA_AXIS = "data"
@@ -116,15 +115,31 @@ def shard_batch(batch: Batch, mesh: Mesh) -> Batch:
     return out
 
 
+def process_rows(batch: Batch) -> Batch:
+    """This process's share of a global batch: rows ``[i * B/P, (i + 1) * B/P)`` for process i of P.
+
+    Every host draws the same seeded global batches (``data.batches``) and keeps only its own rows, so each
+    host feeds a disjoint shard and ``shard_batch`` reassembles the global batch. One process: unchanged.
+    """
+    count, index = jax.process_count(), jax.process_index()
+    if count == 1:
+        return batch
+    rows = len(next(iter(batch.values())))
+    if rows % count:
+        raise ValueError(f"process_rows: {rows} rows do not divide over {count} processes; use a multiple.")
+    share = rows // count
+    return {name: np.asarray(value)[index * share : (index + 1) * share] for name, value in batch.items()}
+
+
 def replicate(tree, mesh: Mesh):
     """Copies a pytree (params, optimizer state, a TrainState) to every device of the mesh."""
     return jax.device_put(tree, replicated_sharding(mesh))
 
 
 def make_sharded_train_step(
-    model_cfg: train.ModelConfig, tx: optax.GradientTransformation, mesh: Mesh
+    model_cfg: train.ModelConfig, tx: optax.GradientTransformation, mesh: Mesh, compute_dtype=None
 ) -> Callable[[train.TrainState, Batch], tuple[train.TrainState, dict[str, jax.Array]]]:
-    """``train.make_train_step``'s step, jitted for data parallelism on ``mesh``.
+    """``train.train_step_fn``'s step, jitted for data parallelism on ``mesh``.
 
     The state is replicated in and out, the batch sharded along B, and the state donated. Metrics (sums over
     the global batch) come back replicated.
@@ -133,17 +148,40 @@ def make_sharded_train_step(
         model_cfg: the model and its masking.
         tx: the optimizer.
         mesh: from ``make_mesh``.
+        compute_dtype: mixed-precision compute dtype (see ``train.train_step_fn``); None for none.
 
     Returns:
         ``train_step(state, batch) -> (state, metrics)``; pass ``replicate(state)`` and ``shard_batch(batch)``.
     """
     replicated = replicated_sharding(mesh)
     return jax.jit(
-        train.make_train_step(model_cfg, tx),
+        train.train_step_fn(model_cfg, tx, compute_dtype),
         in_shardings=(replicated, batch_sharding(mesh)),
         out_shardings=(replicated, replicated),
         donate_argnums=0,
     )
+
+
+def make_sharded_eval_step(
+    model_cfg: train.ModelConfig, mesh: Mesh, compute_dtype=None
+) -> Callable[[Params, Batch], dict[str, jax.Array]]:
+    """``train.eval_step_fn``'s step with replicated params and a batch sharded along B."""
+    replicated = replicated_sharding(mesh)
+    return jax.jit(
+        train.eval_step_fn(model_cfg, compute_dtype),
+        in_shardings=(replicated, batch_sharding(mesh)),
+        out_shardings=replicated,
+    )
+
+
+class DataParallel(NamedTuple):
+    """What ``train_and_evaluate`` swaps in for ``config.train.data_parallel``."""
+
+    state: train.TrainState  # replicated over the mesh
+    train_step: Callable[[train.TrainState, Batch], tuple[train.TrainState, dict[str, jax.Array]]]
+    eval_step: Callable[[Params, Batch], dict[str, jax.Array]]
+    put_batch: Callable[[Batch], Batch]  # in place of jax.device_put
+    mesh: Mesh
 
 
 def setup_data_parallel(
@@ -151,75 +189,25 @@ def setup_data_parallel(
     tx: optax.GradientTransformation,
     state: train.TrainState,
     mesh: Mesh | None = None,
-) -> tuple[train.TrainState, Callable, Callable[[Batch], Batch]]:
-    """Everything ``train_and_evaluate`` needs for ``config.train.data_parallel``: state, step and batch placer.
+    compute_dtype=None,
+) -> DataParallel:
+    """The replicated state, the sharded train and eval steps and the batch placer for data parallelism.
 
     Args:
         model_cfg: the model and its masking.
         tx: the optimizer.
         state: the (initial or restored) TrainState.
         mesh: the mesh; all devices by default.
-
-    Returns:
-        ``(replicated state, sharded train_step, put_batch)``; use ``put_batch`` in place of ``jax.device_put``.
+        compute_dtype: mixed-precision compute dtype; None for none.
     """
     mesh = make_mesh() if mesh is None else mesh
-    return (
-        replicate(state, mesh),
-        make_sharded_train_step(model_cfg, tx, mesh),
-        lambda batch: shard_batch(batch, mesh),
+    return DataParallel(
+        state=replicate(state, mesh),
+        train_step=make_sharded_train_step(model_cfg, tx, mesh, compute_dtype),
+        eval_step=make_sharded_eval_step(model_cfg, mesh, compute_dtype),
+        put_batch=lambda batch: shard_batch(process_rows(batch), mesh),
+        mesh=mesh,
     )
 
 
-def cast_for_compute(params: Params, dtype) -> Params:
-    """Casts the floating leaves of ``params`` to ``dtype`` (e.g. ``jnp.bfloat16``); other leaves unchanged."""
-    return jax.tree.map(lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p, params)
-
-
-def make_mixed_precision_train_step(
-    model_cfg: train.ModelConfig, tx: optax.GradientTransformation, compute_dtype=jnp.bfloat16
-) -> Callable[[train.TrainState, Batch], tuple[train.TrainState, dict[str, jax.Array]]]:
-    """``train.make_train_step`` with the model run in ``compute_dtype`` and float32 master params.
-
-    The loss is differentiated through ``cast_for_compute``, so gradients arrive in the params' dtype
-    (float32) and the optimizer state stays float32. bfloat16 has float32's exponent range, so no loss
-    scaling is needed. Metrics as ``train.make_train_step``.
-
-    Args:
-        model_cfg: the model and its masking.
-        tx: the optimizer.
-        compute_dtype: dtype of the forward and backward pass (bfloat16; float32 reproduces the usual step).
-
-    Returns:
-        The jitted ``train_step(state, batch) -> (state, metrics)``, state donated.
-    """
-
-    def train_step(state: train.TrainState, batch: Batch) -> tuple[train.TrainState, dict[str, jax.Array]]:
-        dropout_rng = jax.random.fold_in(
-            jax.random.fold_in(state.key, state.step), 0
-        )  # as train.make_train_step
-        lengths = batch["lengths"] if model_cfg.use_lengths else None
-
-        def loss_fn(params):
-            logits = models.apply_model(
-                model_cfg.spec,
-                cast_for_compute(params, compute_dtype),
-                batch["tokens"],
-                lengths,
-                train=True,
-                rng=dropout_rng,
-            )
-            return losses.mean_loss(logits, batch["label"]), logits
-
-        (_, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        counts = losses.binary_counts(logits.astype(jnp.float32), batch["label"])
-        metrics = {name: counts[name] for name in train.TRAIN_METRICS[:3]}
-        metrics["n_steps"] = jnp.ones((), jnp.int32)
-        metrics["grad_norm"] = optax.global_norm(grads)
-        return train.TrainState(
-            step=state.step + 1, params=params, opt_state=opt_state, key=state.key
-        ), metrics
-
-    return jax.jit(train_step, donate_argnums=0)
+cast_for_compute = train.cast_for_compute

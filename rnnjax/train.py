@@ -123,7 +123,9 @@ def create_train_state(spec: models.ModelSpec, tx: optax.GradientTransformation,
         # One compiled program instead of dozens of small eager ones: initialisation is part of start-up time.
         init_key, train_key = jax.random.split(root)
         params = models.init_model(spec, init_key)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), key=train_key)
+        return TrainState(
+            step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), key=train_key
+        )
 
     return create(jax.random.key(seed))
 
@@ -149,23 +151,33 @@ def _logits(
     return models.apply_model(model_cfg.spec, params, batch["tokens"], lengths, train=train, rng=rng)
 
 
-def make_train_step(
-    model_cfg: ModelConfig, tx: optax.GradientTransformation
+def cast_for_compute(params: Params, dtype) -> Params:
+    """Casts the floating leaves of ``params`` to ``dtype`` (e.g. ``jnp.bfloat16``); other leaves unchanged."""
+    return jax.tree.map(lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p, params)
+
+
+def train_step_fn(
+    model_cfg: ModelConfig, tx: optax.GradientTransformation, compute_dtype=None
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
-    """Builds ``train_step(state, batch) -> (state, metrics)``, jitted once with the state donated.
+    """``train_step(state, batch) -> (state, metrics)`` before jit (``make_train_step`` jits it).
 
     The loss is the mean binary cross-entropy over the batch's real examples (label >= 0), so a padded final
     batch weighs its real rows like Keras' last, smaller batch. Dropout uses ``fold_in(key, step)``.
 
+    Mixed precision: with ``compute_dtype`` (e.g. bfloat16) the loss is differentiated through
+    ``cast_for_compute``, so the forward and backward pass run in that dtype while gradients, params and
+    optimizer state stay float32 (bfloat16 has float32's exponent range: no loss scaling is needed).
+
     Args:
         model_cfg: the model and its masking, closed over.
         tx: the optimizer, closed over.
+        compute_dtype: dtype of the forward and backward pass; None (or the params' dtype) for none.
 
     Returns:
-        The jitted step. ``metrics`` holds scalar sums: ``loss_sum``, ``n_correct``, ``n_examples``,
-        ``n_steps`` (1), ``n_nonfinite`` (1 when the loss or gradient was not finite: the params and optimizer
-        state are then left unchanged and the other sums are 0), ``first_nonfinite`` (the 1-based number of
-        this step if it was not finite, else 2**31 - 1) and ``grad_norm`` (the global norm before clipping).
+        The step. ``metrics`` holds scalar sums: ``loss_sum``, ``n_correct``, ``n_examples``, ``n_steps`` (1),
+        ``n_nonfinite`` (1 when the loss or gradient was not finite: the params and optimizer state are then
+        left unchanged and the other sums are 0), ``first_nonfinite`` (the 1-based number of this step if it
+        was not finite, else 2**31 - 1) and ``grad_norm`` (the global norm before clipping).
     """
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -173,7 +185,9 @@ def make_train_step(
         dropout_rng = jax.random.fold_in(jax.random.fold_in(state.key, state.step), _DROPOUT)
 
         def loss_fn(params):
-            logits = _logits(model_cfg, params, batch, train=True, rng=dropout_rng)
+            logits = _logits(
+                model_cfg, _compute_params(params, compute_dtype), batch, train=True, rng=dropout_rng
+            )
             return losses.mean_loss(logits, batch["label"]), logits
 
         (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -186,7 +200,7 @@ def make_train_step(
         params, opt_state = jax.tree.map(
             lambda new, old: jnp.where(finite, new, old), (params, opt_state), (state.params, state.opt_state)
         )
-        counts = losses.binary_counts(logits, batch["label"])
+        counts = losses.binary_counts(logits.astype(jnp.float32), batch["label"])
         metrics = {name: jnp.where(finite, counts[name], 0) for name in TRAIN_METRICS[:3]}
         metrics["n_steps"] = jnp.ones((), jnp.int32)
         metrics["n_nonfinite"] = (~finite).astype(jnp.int32)
@@ -195,17 +209,39 @@ def make_train_step(
         new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state, key=state.key)
         return new_state, metrics
 
-    return jax.jit(train_step, donate_argnums=0)
+    return train_step
 
 
-def make_eval_step(model_cfg: ModelConfig) -> Callable[[Params, Batch], dict[str, jax.Array]]:
-    """Builds the jitted ``eval_step(params, batch) -> counts`` (see ``losses.binary_counts``), no dropout."""
+def _compute_params(params: Params, compute_dtype) -> Params:
+    return params if compute_dtype is None else cast_for_compute(params, compute_dtype)
+
+
+def make_train_step(
+    model_cfg: ModelConfig, tx: optax.GradientTransformation, compute_dtype=None
+) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
+    """Builds ``train_step(state, batch) -> (state, metrics)`` (see ``train_step_fn``), jitted once with the
+    state donated."""
+    return jax.jit(train_step_fn(model_cfg, tx, compute_dtype), donate_argnums=0)
+
+
+def eval_step_fn(
+    model_cfg: ModelConfig, compute_dtype=None
+) -> Callable[[Params, Batch], dict[str, jax.Array]]:
+    """``eval_step(params, batch) -> counts`` (see ``losses.binary_counts``) before jit: no dropout."""
 
     def eval_step(params: Params, batch: Batch) -> dict[str, jax.Array]:
         _check_batch(batch)
-        return losses.binary_counts(_logits(model_cfg, params, batch, train=False, rng=None), batch["label"])
+        logits = _logits(model_cfg, _compute_params(params, compute_dtype), batch, train=False, rng=None)
+        return losses.binary_counts(logits.astype(jnp.float32), batch["label"])
 
-    return jax.jit(eval_step)
+    return eval_step
+
+
+def make_eval_step(
+    model_cfg: ModelConfig, compute_dtype=None
+) -> Callable[[Params, Batch], dict[str, jax.Array]]:
+    """Builds the jitted ``eval_step(params, batch) -> counts`` (see ``eval_step_fn``)."""
+    return jax.jit(eval_step_fn(model_cfg, compute_dtype))
 
 
 @jax.jit
@@ -213,8 +249,15 @@ def _add(totals: dict[str, jax.Array], counts: dict[str, jax.Array]) -> dict[str
     return jax.tree.map(jnp.add, totals, counts)
 
 
-def evaluate_counts(eval_step: Callable, params: Params, batches: Iterable[Batch]) -> dict[str, float]:
+def evaluate_counts(
+    eval_step: Callable,
+    params: Params,
+    batches: Iterable[Batch],
+    put_batch: Callable[[Batch], Batch] = jax.device_put,
+) -> dict[str, float]:
     """Sums ``eval_step`` counts over batches on the device and fetches them once.
+
+    ``put_batch`` places each host batch (``distributed.shard_batch`` for a data-parallel step).
 
     Returns:
         Host numbers: ``loss_sum``, ``n_correct``, ``n_examples`` and the confusion counts; plus ``loss`` and
@@ -222,7 +265,7 @@ def evaluate_counts(eval_step: Callable, params: Params, batches: Iterable[Batch
     """
     totals = None
     for batch in batches:
-        counts = eval_step(params, jax.device_put(batch))
+        counts = eval_step(params, put_batch(batch))
         totals = counts if totals is None else _add(totals, counts)
     if totals is None:
         raise ValueError("evaluate_counts: no batches; the split is empty.")
@@ -328,12 +371,40 @@ def _check_finite(first_bad: jax.Array, skip_nonfinite: bool, latest: Any) -> No
     step = int(jax.device_get(first_bad))
     if step != _NO_STEP:
         kept = latest.latest_step()
-        where = f"the last good checkpoint is step {kept}" if kept is not None else "no checkpoint was written"
+        where = (
+            f"the last good checkpoint is step {kept}" if kept is not None else "no checkpoint was written"
+        )
         raise TrainingStopped(
             f"step {step}: the loss or gradient is not finite (NaN or inf); stopped, {where}. Lower "
             "opt.learning_rate, set opt.clip_norm, or set train.skip_nonfinite=True to skip such steps.",
             exit_status=1,
         )
+
+
+def _compute_dtype(train_cfg: ml_collections.ConfigDict):
+    """``train.compute_dtype`` as a dtype, None for float32 (no casts)."""
+    name = str(train_cfg.get("compute_dtype", "float32"))
+    if name not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"train.compute_dtype must be float32, bfloat16 or float16, got {name!r}.")
+    return None if name == "float32" else jnp.dtype(name)
+
+
+def _check_devices(train_cfg: ml_collections.ConfigDict) -> None:
+    """With ``train.data_parallel``, the device count must exist and divide both batch sizes."""
+    if not train_cfg.get("data_parallel", False):
+        return
+    available = jax.device_count()
+    wanted = int(train_cfg.get("num_devices", 0)) or available
+    if not 1 <= wanted <= available:
+        raise ValueError(
+            f"train.num_devices={wanted} but {available} device(s) are available; use 0 (all) or fewer."
+        )
+    for name in ("batch_size", "eval_batch_size"):
+        if int(train_cfg[name]) % wanted:
+            raise ValueError(
+                f"train.{name}={int(train_cfg[name])} does not divide over {wanted} devices with "
+                f"train.data_parallel; use a multiple of {wanted}."
+            )
 
 
 def _check_workdir(workdir: Path) -> None:
@@ -374,7 +445,9 @@ def _stop_on_signal(
 ) -> None:
     """Saves the state at ``step`` (with the partial epoch's sums) and raises TrainingStopped."""
     _check_finite(first_bad, skip_nonfinite, latest)
-    checkpoint.save(latest, step, state, {"history": history, "epoch_sums": None if sums is None else _host(sums)})
+    checkpoint.save(
+        latest, step, state, {"history": history, "epoch_sums": None if sums is None else _host(sums)}
+    )
     name = signal.Signals(signum).name
     raise TrainingStopped(
         f"{name} received: saved checkpoint {latest.directory / str(step)} (step {step}); rerun the same "
@@ -411,6 +484,8 @@ def train_and_evaluate(
     # yet; any positive value checks the rest).
     make_model_config(config.model, vocab_size=2, padding=config.data.padding)
     optim.make_optimizer(config.opt, 1)
+    _compute_dtype(train_cfg)
+    _check_devices(train_cfg)
     workdir.mkdir(parents=True, exist_ok=True)
     transfer.prepare_workdir(config, workdir)  # a run initialised from a language model uses its vocabulary
     splits = data.load_splits(config.data, seed=config.seed, workdir=workdir)
@@ -439,13 +514,17 @@ def train_and_evaluate(
     monitor = train_cfg.monitor
     if validation is None and monitor.startswith("val_"):
         monitor = monitor[len("val_") :]  # no validation split: monitor the training metric instead
-    tx = transfer.make_optimizer(config, model_cfg.spec, total_steps, steps_per_epoch)  # optim's, + config.init
+    tx = transfer.make_optimizer(
+        config, model_cfg.spec, total_steps, steps_per_epoch
+    )  # optim's, + config.init
     schedule = optim.make_schedule(config.opt, total_steps)
 
     checkpoint.write_config(workdir, config)
     checkpoint.write_model(workdir, model_cfg.spec, use_lengths=model_cfg.use_lengths)
     state = create_train_state(model_cfg.spec, tx, config.seed)
-    state = transfer.init_state(config, state, model_cfg.spec, splits["vocabulary"])  # pretrained layers, if asked
+    state = transfer.init_state(
+        config, state, model_cfg.spec, splits["vocabulary"]
+    )  # pretrained layers, if asked
     latest = checkpoint.make_manager(
         workdir / checkpoint.CHECKPOINTS, max_to_keep=int(train_cfg.keep_checkpoints)
     )
@@ -460,7 +539,23 @@ def train_and_evaluate(
             f"Resuming {workdir} at step {int(state.step)} (epoch {len(history.get('epoch', []))}).",
             flush=True,
         )
-    train_step, eval_step = make_train_step(model_cfg, tx), make_eval_step(model_cfg)
+    compute_dtype = _compute_dtype(train_cfg)
+    train_step, eval_step = (
+        make_train_step(model_cfg, tx, compute_dtype),
+        make_eval_step(model_cfg, compute_dtype),
+    )
+    put_batch = jax.device_put
+    if train_cfg.get("data_parallel", False):
+        from rnnjax import distributed  # distributed imports this module
+
+        parallel = distributed.setup_data_parallel(
+            model_cfg,
+            tx,
+            state,
+            distributed.make_mesh(int(train_cfg.get("num_devices", 0)) or None),
+            compute_dtype,
+        )
+        state, train_step, eval_step, put_batch = parallel[:4]
     param_count = models.count_params(state.params)
 
     train_events = tensorboard.create_event_file(workdir / "tensorboard" / "train")
@@ -489,8 +584,10 @@ def train_and_evaluate(
                 if step >= total_steps:
                     break
                 if stop.signum is not None:
-                    _stop_on_signal(stop.signum, latest, step, state, history, sums, first_bad, skip_nonfinite)
-                state, metrics = train_step(state, jax.device_put(batch))
+                    _stop_on_signal(
+                        stop.signum, latest, step, state, history, sums, first_bad, skip_nonfinite
+                    )
+                state, metrics = train_step(state, put_batch(batch))
                 sums, first_bad = _accumulate(sums, first_bad, metrics)
                 step += 1
                 if train_cfg.log_every_steps and step % int(train_cfg.log_every_steps) == 0:
@@ -539,6 +636,7 @@ def train_and_evaluate(
                     data.batches(
                         validation, int(train_cfg.eval_batch_size), shuffle=False, seed=config.seed, epoch=0
                     ),
+                    put_batch,
                 )
                 row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
             row.update(
@@ -568,7 +666,9 @@ def train_and_evaluate(
                 )
             best_epoch, _ = early_stopping_status(history, monitor, float(train_cfg.min_delta))
             if best_epoch == epoch + 1:
-                checkpoint.save(best, step, state, {"history": history, "monitor": monitor, "epoch": epoch + 1})
+                checkpoint.save(
+                    best, step, state, {"history": history, "monitor": monitor, "epoch": epoch + 1}
+                )
             checkpoint.save(latest, step, state, {"history": history, "epoch_sums": None})
             checkpoint.write_json(workdir / "history.json", history)
             if stop.signum is not None:
@@ -598,6 +698,7 @@ def train_and_evaluate(
             eval_step,
             state.params,
             data.batches(test, int(train_cfg.eval_batch_size), shuffle=False, seed=config.seed, epoch=0),
+            put_batch,
         )
         results["test"] = counts
         print(

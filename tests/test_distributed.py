@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -16,61 +17,91 @@ from rnnjax import distributed, models, train
 
 _SHARDED_VS_SINGLE = textwrap.dedent(
     """
-    import json
-    import jax, jax.numpy as jnp, numpy as np, optax
-    from rnnjax import distributed, models, train
+    import contextlib, io, json, sys
+    import jax, jax.numpy as jnp, numpy as np
+    from experiments.configs import tiny
+    from rnnjax import train
 
     assert len(jax.devices()) == 4, jax.devices()
-    spec = models.make_classifier(cell="lstm", vocab_size=13, embed_dim=3, hidden_size=5, spatial_dropout=0.2)
-    model_cfg = train.ModelConfig(spec=spec)
-    tx = optax.adam(1e-2)
-    rng = np.random.default_rng(0)
-    batches = []
-    for _ in range(3):
-        lengths = rng.integers(1, 7, size=8).astype(np.int32)
-        tokens = np.where(np.arange(6)[None] < lengths[:, None], rng.integers(1, 13, size=(8, 6)), 0).astype(np.int32)
-        batches.append({"tokens": tokens, "lengths": lengths, "label": rng.integers(0, 2, size=8).astype(np.int32)})
+    root = sys.argv[1]
 
-    single_step = train.make_train_step(model_cfg, tx)
-    state = train.create_train_state(spec, tx, seed=0)
-    for batch in batches:
-        state, single_metrics = single_step(state, jax.device_put(batch))
+    def config(**changes):
+        cfg = tiny.get_config()
+        cfg.model.cell = "lstm"
+        cfg.train.progress_bar = False
+        for name, value in changes.items():
+            cfg.train[name] = value
+        return cfg
 
-    mesh = distributed.make_mesh()
-    state_dp, step_dp, put = distributed.setup_data_parallel(model_cfg, tx, train.create_train_state(spec, tx, seed=0), mesh)
-    shards = len(put(batches[0])["tokens"].addressable_shards)
-    for batch in batches:
-        state_dp, dp_metrics = step_dp(state_dp, put(batch))
+    def run(name, **changes):
+        with contextlib.redirect_stdout(io.StringIO()):
+            return train.train_and_evaluate(config(**changes), f"{root}/{name}")
 
-    diffs = jax.tree.leaves(jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), state.params, state_dp.params))
+    single, single_results = run("single")
+    parallel, parallel_results = run("parallel", data_parallel=True)
+    run("resumed", data_parallel=True, max_steps=5)  # stopped inside the first epoch, then resumed
+    resumed, _ = run("resumed", data_parallel=True)
+    mixed, mixed_results = run("mixed", data_parallel=True, compute_dtype="bfloat16")
+
+    def max_diff(a, b):
+        return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+    leaves = jax.tree.leaves(parallel.params)
     print(json.dumps({
-        "devices": len(mesh.devices.flat), "shards": shards, "max_abs_diff": max(diffs),
-        "max_abs_param": max(float(jnp.max(jnp.abs(p))) for p in jax.tree.leaves(state.params)),
-        "loss_single": float(single_metrics["loss_sum"]), "loss_dp": float(dp_metrics["loss_sum"]),
-        "step": int(state_dp.step),
-        "param_sharding_replicated": all(l.sharding.is_fully_replicated for l in jax.tree.leaves(state_dp.params)),
+        "devices_per_param": min(len(leaf.sharding.device_set) for leaf in leaves),
+        "replicated": all(leaf.sharding.is_fully_replicated for leaf in leaves),
+        "step": int(parallel.step),
+        "max_abs_diff": max_diff(single.params, parallel.params),
+        "resume_diff": max_diff(parallel.params, resumed.params),
+        "max_abs_param": max(float(jnp.max(jnp.abs(p))) for p in jax.tree.leaves(single.params)),
+        "loss_single": single_results["history"]["loss"], "loss_parallel": parallel_results["history"]["loss"],
+        "test_single": single_results["test"]["loss"], "test_parallel": parallel_results["test"]["loss"],
+        "val_single": single_results["history"]["val_loss"], "val_parallel": parallel_results["history"]["val_loss"],
+        "mixed_dtypes": sorted({str(p.dtype) for p in jax.tree.leaves(mixed.params)}),
+        "mixed_test": mixed_results["test"]["loss"], "mixed_examples": mixed_results["test"]["n_examples"],
+        "test_examples": single_results["test"]["n_examples"],
     }))
     """
 )
 
 
-@pytest.mark.slow  # a fresh interpreter with 4 host devices compiles both steps: ~15 s on an idle CPU
-def test_sharded_training_on_four_devices_matches_single_device():
+@pytest.mark.slow  # a fresh interpreter with 4 host devices trains the tiny config five times: ~30 s idle
+def test_train_and_evaluate_on_four_devices_matches_single_device(tmp_path):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     done = subprocess.run(
-        [sys.executable, "-c", _SHARDED_VS_SINGLE],
+        [sys.executable, "-c", _SHARDED_VS_SINGLE, str(tmp_path)],
         check=False,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["devices"] == 4 and result["shards"] == 4 and result["step"] == 3
-    assert result["param_sharding_replicated"]
-    assert result["max_abs_diff"] < 1e-5, result
-    np.testing.assert_allclose(result["loss_dp"], result["loss_single"], rtol=1e-5)
+    assert result["devices_per_param"] == 4 and result["replicated"] and result["step"] == 16
+    assert result["max_abs_diff"] < 1e-5 * max(1.0, result["max_abs_param"]), result
+    np.testing.assert_allclose(result["loss_parallel"], result["loss_single"], rtol=1e-5)
+    np.testing.assert_allclose(result["val_parallel"], result["val_single"], rtol=1e-5)
+    np.testing.assert_allclose(result["test_parallel"], result["test_single"], rtol=1e-5)
+    assert result["resume_diff"] == 0.0, result  # exact resume holds under data parallelism too
+    assert result["mixed_dtypes"] == ["float32"] and result["mixed_examples"] == result["test_examples"]
+    np.testing.assert_allclose(result["mixed_test"], result["test_single"], rtol=5e-2)
+
+
+def test_data_parallel_settings_are_checked_before_training(tmp_path):
+    from experiments.configs import tiny
+
+    config = tiny.get_config()
+    config.train.data_parallel = True
+    config.train.num_devices = len(jax.devices()) + 1
+    with pytest.raises(ValueError, match="train.num_devices"):
+        train.train_and_evaluate(config, tmp_path / "a")
+    config.train.num_devices = 0
+    config.train.compute_dtype = "float8"
+    with pytest.raises(ValueError, match="train.compute_dtype"):
+        train.train_and_evaluate(config, tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_shard_batch_rejects_an_indivisible_batch():
@@ -99,7 +130,7 @@ def test_mixed_precision_step_keeps_float32_state_and_tracks_the_float32_step(ke
         "lengths": lengths,
         "label": np.asarray([0, 1, 1, 0], np.int32),
     }
-    bf16_state, bf16_metrics = distributed.make_mixed_precision_train_step(model_cfg, tx)(
+    bf16_state, bf16_metrics = train.make_train_step(model_cfg, tx, jnp.bfloat16)(
         train.create_train_state(spec, tx, 0), batch
     )
     f32_state, f32_metrics = train.make_train_step(model_cfg, tx)(
@@ -108,8 +139,6 @@ def test_mixed_precision_step_keeps_float32_state_and_tracks_the_float32_step(ke
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(bf16_state.params))
     assert all(leaf.dtype in (jnp.float32, jnp.int32) for leaf in jax.tree.leaves(bf16_state.opt_state))
     np.testing.assert_allclose(bf16_metrics["loss_sum"], f32_metrics["loss_sum"], rtol=2e-2)
-    same = distributed.make_mixed_precision_train_step(model_cfg, tx, jnp.float32)(
-        train.create_train_state(spec, tx, 0), batch
-    )[0]
+    same = train.make_train_step(model_cfg, tx, jnp.float32)(train.create_train_state(spec, tx, 0), batch)[0]
     for a, b in zip(jax.tree.leaves(same.params), jax.tree.leaves(f32_state.params)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -74,5 +74,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.log_every_steps = 50  # TensorBoard batch loss / learning rate every N steps (0: never)
     config.train.progress_bar = True  # Keras-like progress bar on a terminal (one line per epoch otherwise)
     config.train.evaluate_test = True  # evaluate the final parameters on the test split
+    config.train.compute_dtype = "float32"  # float32 | bfloat16: forward/backward dtype (params and optimizer stay float32)
+    config.train.data_parallel = False  # split every batch over devices (jax.sharding mesh; params replicated)
+    config.train.num_devices = 0  # data_parallel: devices in the mesh (0: all); batch sizes must divide by it
     config.train.skip_nonfinite = False  # skip steps with a non-finite loss or gradient (params unchanged) instead of stopping
     return config
