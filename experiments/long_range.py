@@ -30,6 +30,9 @@ _PRECISION = flags.DEFINE_bool(
 )
 
 
+_GATED = ("lstm", "gru", "min_gru", "min_lstm")  # cells with gate biases that chrono initialisation sets
+
+
 def _run_config(base, cell: str, distance: int):
     """The config of one run: review length (and maxlen) long enough for the cue to fit at ``distance``."""
     config = base.copy_and_resolve_references()
@@ -135,7 +138,7 @@ def _compare_precision(base, workdir: Path) -> None:
     rows = []
     for cell in base.long_range.cells:
         for dtype_name, dtype in (("float32", None), ("bfloat16", jnp.bfloat16)):
-            chrono = bool(base.long_range.chrono) and cell in ("lstm", "gru")
+            chrono = bool(base.long_range.chrono) and cell in _GATED
             row, _ = _train_one(
                 _run_config(base, cell, distance), chrono=chrono, gradient_batch=False, compute_dtype=dtype
             )
@@ -173,7 +176,7 @@ def main(argv: list[str]) -> None:
     results, curves = [], {}
     for distance in distances:
         for cell in sweep.cells:
-            for chrono in (False, True) if (sweep.chrono and cell in ("lstm", "gru")) else (False,):
+            for chrono in (False, True) if (sweep.chrono and cell in _GATED) else (False,):
                 name = f"{cell}{' (chrono)' if chrono else ''}"
                 wants_curves = distance == int(sweep.gradient_distance)
                 row, cell_curves = _train_one(

@@ -145,8 +145,9 @@ def chrono_init(params: Params, spec: models.ModelSpec, max_distance: int, key: 
     LSTM (gates i, f, c, o): ``b_f = log(u)``, ``b_i = -b_f``, with ``u ~ U[1, max_distance - 1]`` per unit.
     GRU (gates z, r, h; ``h_t = z * h_{t-1} + (1 - z) * n``): z keeps the old state, so ``b_z = log(u)``; with
     ``reset_after`` the input-bias row gets it and the recurrent row's z part is zeroed. A unit whose gate is
-    ``sigmoid(log u)`` forgets at rate ``1 / (1 + u)``, a time scale of about u steps. SimpleRNN, min_* cells
-    and layers without a bias are left unchanged.
+    ``sigmoid(log u)`` forgets at rate ``1 / (1 + u)``, a time scale of about u steps. minGRU
+    (``h_t = (1 - z) * h_{t-1} + z * h~``): z writes, so ``b_z = -log(u)``; minLSTM (gates f, i, h): as the
+    LSTM. SimpleRNN and layers without a bias are left unchanged.
 
     Args:
         params: the model's parameters (not modified).
@@ -166,7 +167,7 @@ def chrono_init(params: Params, spec: models.ModelSpec, max_distance: int, key: 
         )
     out = dict(params)
     for index, (name, layer) in enumerate(zip(models.layer_names(spec), spec.layers)):
-        if not isinstance(layer, models.Recurrent) or layer.cell not in ("lstm", "gru") or not layer.use_bias:
+        if not isinstance(layer, models.Recurrent) or layer.cell not in _CHRONO_CELLS or not layer.use_bias:
             continue
         layer_key = jax.random.fold_in(key, index)
         if layer.bidirectional:
@@ -180,11 +181,18 @@ def chrono_init(params: Params, spec: models.ModelSpec, max_distance: int, key: 
     return out
 
 
+_CHRONO_CELLS = ("lstm", "gru", "min_gru", "min_lstm")
+
+
 def _chrono_cell(cell_params: Params, cell: str, max_distance: int, key: PRNGKey) -> Params:
-    hidden = cell_params["recurrent_kernel"].shape[0]
     bias = cell_params["bias"]
+    hidden = bias.shape[-1] // {"lstm": 4, "gru": 3, "min_gru": 2, "min_lstm": 3}[cell]
     log_u = jnp.log(jax.random.uniform(key, (hidden,), bias.dtype, 1.0, max_distance - 1.0))
-    if cell == "lstm":
+    if cell == "min_gru":
+        bias = bias.at[:hidden].set(-log_u)
+    elif cell == "min_lstm":
+        bias = bias.at[:hidden].set(log_u).at[hidden : 2 * hidden].set(-log_u)
+    elif cell == "lstm":
         bias = bias.at[hidden : 2 * hidden].set(log_u).at[:hidden].set(-log_u)
     elif bias.ndim == 2:  # GRU reset_after: the gate sees b_i + b_r
         bias = bias.at[0, :hidden].set(log_u).at[1, :hidden].set(0.0)

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from rnnjax import checkpoint, data, losses, models, optim, plots, tensorboard, transfer
+from rnnjax import checkpoint, data, diagnostics, losses, models, optim, plots, tensorboard, transfer
 from rnnjax.types import Batch, Params, PRNGKey
 
 TRAIN_METRICS = ("loss_sum", "n_correct", "n_examples", "n_steps", "n_nonfinite")
@@ -105,6 +105,7 @@ def make_model_config(model_cfg: ml_collections.ConfigDict, *, vocab_size: int, 
         dense_dropout=model_cfg.dense_dropout,
         reset_after=model_cfg.reset_after,
         unroll=model_cfg.unroll,
+        parallel=bool(model_cfg.get("parallel", False)),
     )
     return ModelConfig(spec=spec, use_lengths=padding == "post")
 
@@ -522,6 +523,11 @@ def train_and_evaluate(
     checkpoint.write_config(workdir, config)
     checkpoint.write_model(workdir, model_cfg.spec, use_lengths=model_cfg.use_lengths)
     state = create_train_state(model_cfg.spec, tx, config.seed)
+    if int(config.model.get("chrono", 0)):  # gate-bias time scales up to `chrono` steps (diagnostics.chrono_init)
+        params = diagnostics.chrono_init(
+            state.params, model_cfg.spec, int(config.model.chrono), jax.random.key(config.seed + 1)
+        )
+        state = state._replace(params=params, opt_state=tx.init(params))
     state = transfer.init_state(
         config, state, model_cfg.spec, splits["vocabulary"]
     )  # pretrained layers, if asked

@@ -38,3 +38,16 @@ def test_missing_peer_is_skipped_cleanly(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "torch          skipped" in proc.stdout
+
+
+def test_min_gru_benchmark_measures_every_model_and_tabulates_ratios():
+    from experiments import bench_min_gru
+
+    rows = []
+    for name, cell, parallel in bench_min_gru.RUNS:
+        result = bench_min_gru.measure(cell, parallel, batch=2, time_steps=6, embed=4, hidden=4, repeats=1, steps=1)
+        assert result["train_tokens_per_s"] > 0 and result["infer_tokens_per_s"] > 0
+        rows.append({"T": 6, "model": name, **result})
+    lines = bench_min_gru.table(rows).splitlines()
+    assert len(lines) == 2 + len(bench_min_gru.RUNS)
+    assert lines[-1].split("|")[4].strip() == "1.00×"  # the LSTM against itself

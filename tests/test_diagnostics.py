@@ -137,6 +137,27 @@ def test_chrono_init_sets_gate_biases_in_range(key):
         diagnostics.chrono_init(params, spec, 2, key)
 
 
+def test_chrono_init_slows_the_min_cells_write_rate(key):
+    spec = models.ModelSpec(
+        (
+            models.Embedding(9, E),
+            models.Recurrent("min_gru", H, return_sequences=True),
+            models.Recurrent("min_lstm", H),
+            models.Dense(1, "sigmoid"),
+        )
+    )
+    params = models.init_model(spec, key)
+    names = models.layer_names(spec)
+    new = diagnostics.chrono_init(params, spec, 100, key)
+    z = np.asarray(new[names[1]]["bias"][:H])  # minGRU: h = (1 - z) h + z h~, so z starts small
+    assert np.all((z <= 0.0) & (z >= -np.log(99.0) - 1e-6)) and z.std() > 0
+    np.testing.assert_array_equal(new[names[1]]["bias"][H:], params[names[1]]["bias"][H:])
+    f = np.asarray(new[names[2]]["bias"][:H])  # minLSTM: f = log u, i = -log u, as the LSTM
+    assert np.all(f >= 0.0) and f.std() > 0
+    np.testing.assert_array_equal(new[names[2]]["bias"][H : 2 * H], -f)
+    np.testing.assert_array_equal(new[names[2]]["bias"][2 * H :], params[names[2]]["bias"][2 * H :])
+
+
 def test_plot_gradient_norms_writes_a_png(tmp_path):
     path = diagnostics.plot_gradient_norms(
         {"a": np.asarray([1.0, 0.1, np.nan]), "b": np.asarray([2.0, 1.0, 0.5])}, tmp_path / "g.png"

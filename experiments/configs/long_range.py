@@ -50,7 +50,8 @@ def get_config():
     config.train.epochs = 8
 
     config.long_range = ml_collections.ConfigDict()
-    config.long_range.cells = ("simple_rnn", "lstm", "gru")  # cells compared
+    config.model.parallel = True  # min_gru/min_lstm train with the associative scan (other cells ignore it)
+    config.long_range.cells = ("simple_rnn", "lstm", "gru", "min_gru")  # cells compared
     config.long_range.distances = (10, 50, 100)  # cue distances of the default (minutes on 2 CPUs) sweep
     config.long_range.full_distances = (10, 50, 100, 200, 500, 1000)  # cue distances with --full
     config.long_range.chrono = True  # also train LSTM/GRU with chrono initialisation

@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.synthetic_distance = 10  # synthetic: words between the label cue and the end (longer: harder)
 
     config.model = ml_collections.ConfigDict()
-    config.model.cell = "lstm"  # simple_rnn | lstm | gru
+    config.model.cell = "lstm"  # simple_rnn | lstm | gru | min_gru | min_lstm
     config.model.embed_dim = 32  # embedding size E
     config.model.hidden_size = 32  # units H per recurrent layer
     config.model.num_layers = 1  # stacked recurrent layers (all but the last return sequences)
@@ -45,6 +45,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.dense_units = ()  # hidden Dense(relu) layers before the Dense(1) output, e.g. (32, 32)
     config.model.dense_dropout = 0.0  # Dropout rate after each hidden Dense layer
     config.model.reset_after = True  # GRU: Keras 2.x/3 default (True) or the original formulation (False)
+    config.model.parallel = False  # min_gru/min_lstm: parallel-in-time (associative scan) instead of a sequential scan
+    config.model.chrono = 0  # chrono init of the LSTM/GRU/min_* gate biases, time scales up to N steps (0: off)
     config.model.unroll = 1  # time steps per lax.scan iteration (speed only; results are unchanged)
 
     config.opt = ml_collections.ConfigDict()
