@@ -57,7 +57,9 @@ def _lstm_backward(weights, res, dcarry):
     dh, dc = dcarry
     i, f, g, o = jnp.split(a, 4, axis=-1)
     dc = dc + dh * o * (1 - tc * tc)
-    dz = jnp.concatenate([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g), dh * tc * o * (1 - o)], -1)
+    dz = jnp.concatenate(
+        [dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g), dh * tc * o * (1 - o)], -1
+    )
     return (dz @ _t(u), dc * f), dz
 
 
@@ -203,12 +205,16 @@ def _sequence_forward(rule: _Rule, with_outputs: bool, weights, xw_tbg, mask_tb,
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def _sequence(rule: _Rule, with_outputs: bool, weights, xw_tbg, mask_tb, carry):
-    ys, carry, _ = _sequence_forward(rule, with_outputs, weights, xw_tbg, mask_tb, carry, keep_residuals=False)
+    ys, carry, _ = _sequence_forward(
+        rule, with_outputs, weights, xw_tbg, mask_tb, carry, keep_residuals=False
+    )
     return ys, carry
 
 
 def _sequence_fwd(rule, with_outputs, weights, xw_tbg, mask_tb, carry):
-    ys, carry, res = _sequence_forward(rule, with_outputs, weights, xw_tbg, mask_tb, carry, keep_residuals=True)
+    ys, carry, res = _sequence_forward(
+        rule, with_outputs, weights, xw_tbg, mask_tb, carry, keep_residuals=True
+    )
     return (ys, carry), (weights, mask_tb, res)
 
 
@@ -241,11 +247,104 @@ _RULES = {
 }
 _RULES.update(
     {
-        f"simple_rnn_{act}": _Rule(partial(_simple_rnn_forward, act), partial(_simple_rnn_backward, act),
-                                   _simple_rnn_weight_grads)
+        f"simple_rnn_{act}": _Rule(
+            partial(_simple_rnn_forward, act), partial(_simple_rnn_backward, act), _simple_rnn_weight_grads
+        )
         for act in _ACTIVATIONS
     }
 )
+
+
+# ------------------------------------------------------------------------- native CPU kernels (LSTM, float32)
+
+
+def _use_native(name: str, dtype) -> bool:
+    from rnnjax import native  # noqa: PLC0415 - builds the kernels on first use only
+
+    return name == "lstm" and dtype == jnp.float32 and jax.default_backend() == "cpu" and native.available()
+
+
+def _u8_mask(mask_tdb: jax.Array | None) -> jax.Array:
+    return jnp.zeros((1,), jnp.uint8) if mask_tdb is None else mask_tdb.astype(jnp.uint8)
+
+
+def _native_forward(with_outputs: bool, keep_residuals: bool, u_dhg, xw_tdbg, mask_tdb, h0, c0):
+    steps, directions, batch, gates = xw_tdbg.shape
+    hidden = gates // 4
+    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)  # noqa: E731
+    per_step = (steps, directions, batch)
+    outputs = (
+        f32(*per_step, hidden) if with_outputs else f32(1),
+        f32(directions, batch, hidden),
+        f32(directions, batch, hidden),
+        *(
+            (f32(*per_step, hidden), f32(*per_step, hidden), f32(*per_step, gates), f32(*per_step, hidden))
+            if keep_residuals
+            else (f32(1),) * 4
+        ),
+    )
+    ys, h, c, *res = jax.ffi.ffi_call("rnnjax_lstm_forward", outputs, vmap_method="sequential")(
+        xw_tdbg,
+        u_dhg,
+        _u8_mask(mask_tdb),
+        h0,
+        c0,
+        has_mask=np.int32(mask_tdb is not None),
+        with_outputs=np.int32(with_outputs),
+        keep_residuals=np.int32(keep_residuals),
+    )
+    return (ys if with_outputs else None), h, c, res
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _native_lstm(with_outputs: bool, u_dhg, xw_tdbg, mask_tdb, h0, c0):
+    ys, h, c, _ = _native_forward(with_outputs, False, u_dhg, xw_tdbg, mask_tdb, h0, c0)
+    return ys, h, c
+
+
+def _native_lstm_fwd(with_outputs, u_dhg, xw_tdbg, mask_tdb, h0, c0):
+    ys, h, c, res = _native_forward(with_outputs, True, u_dhg, xw_tdbg, mask_tdb, h0, c0)
+    return (ys, h, c), (u_dhg, mask_tdb, res)
+
+
+def _native_lstm_bwd(with_outputs, saved, cotangents):
+    u_dhg, mask_tdb, (h_res, c_res, a_res, tc_res) = saved
+    dys, dh, dc = cotangents
+    f32 = lambda shape: jax.ShapeDtypeStruct(shape, jnp.float32)  # noqa: E731
+    dz, dh0, dc0 = jax.ffi.ffi_call(
+        "rnnjax_lstm_backward", (f32(a_res.shape), f32(dh.shape), f32(dc.shape)), vmap_method="sequential"
+    )(
+        u_dhg,
+        c_res,
+        a_res,
+        tc_res,
+        _u8_mask(mask_tdb),
+        dys if with_outputs else jnp.zeros((1,), jnp.float32),
+        dh,
+        dc,
+        has_mask=np.int32(mask_tdb is not None),
+        with_outputs=np.int32(with_outputs),
+    )
+    if h_res.shape[1] == 1:  # one direction: a single [H, T*B] x [T*B, 4H] matmul
+        du = _outer_sum(h_res[:, 0], dz[:, 0])[None]
+    else:
+        du = _outer_sum(h_res, dz)
+    return du, dz, None, dh0, dc0
+
+
+_native_lstm.defvjp(_native_lstm_fwd, _native_lstm_bwd)
+
+
+def _run_native_lstm(u, xw, mask, carry, with_outputs: bool):
+    """``_sequence`` for the LSTM through the native kernels; adds and removes the direction axis as needed."""
+    h0, c0 = carry
+    if xw.ndim == 3:  # one direction: [T, B, G] -> [T, 1, B, G]
+        ys, h, c = _native_lstm(
+            with_outputs, u[None], xw[:, None], None if mask is None else mask[:, None], h0[None], c0[None]
+        )
+        return (None if ys is None else ys[:, 0]), (h[0], c[0])
+    ys, h, c = _native_lstm(with_outputs, u, xw, mask, h0, c0)
+    return ys, (h, c)
 
 
 def supports(cell: str, params, cell_options: dict) -> bool:
@@ -312,4 +411,6 @@ def run_fused(
         weights = tuple(jnp.stack(ws) for ws in zip(*(w for _, w in per_direction)))
     else:
         name, weights = _weights(cell, params, dtype, cell_options)
+    if _use_native(name, dtype):
+        return _run_native_lstm(weights[0], xw_tbg, mask_tb, tuple(carry), return_sequences)
     return _sequence(_RULES[name], return_sequences, weights, xw_tbg, mask_tb, tuple(carry))

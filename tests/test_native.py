@@ -1,0 +1,93 @@
+"""The native CPU LSTM kernels compute the same function as the XLA path: values and gradients, masks, both
+directions in one call, carries; and the library falls back to the XLA path when they cannot be built."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rnnjax import fused, models, native, scan
+
+pytestmark = pytest.mark.skipif(
+    not native.available(), reason="native kernels unavailable (no C++ compiler or RNNJAX_NATIVE=0)"
+)
+T, B, H = 7, 11, 6  # B not a multiple of the kernel's 4-row blocks, H not of its 16-float vectors
+
+
+def _inputs(key, directions):
+    keys = jax.random.split(key, 6)
+    lead = (T, B) if directions is None else (T, directions, B)
+    carry_shape = (B, H) if directions is None else (directions, B, H)
+    xw = jax.random.normal(keys[0], (*lead, 4 * H))
+    lengths = jax.random.randint(keys[1], (B,), 0, T + 1).at[0].set(T)
+    mask = scan.sequence_mask(lengths, T).T  # [T, B], random lengths including 0 and T
+    if directions is not None:
+        mask = jnp.stack([mask, mask[::-1]], 1)
+    u = 0.4 * jax.random.normal(keys[2], (H, 4 * H))
+    params = (
+        {"recurrent_kernel": u}
+        if directions is None
+        else [{"recurrent_kernel": u}, {"recurrent_kernel": 0.4 * jax.random.normal(keys[3], (H, 4 * H))}]
+    )
+    carry = (0.5 * jax.random.normal(keys[4], carry_shape), 0.5 * jax.random.normal(keys[5], carry_shape))
+    return params, xw, mask, carry
+
+
+def _loss(with_outputs, masked, use_native, monkeypatch):
+    monkeypatch.setattr(fused, "_use_native", lambda name, dtype: use_native and name == "lstm")
+
+    def loss(params, xw, mask, carry):
+        ys, (h, c) = fused.run_fused(
+            "lstm", params, xw, mask if masked else None, carry, return_sequences=with_outputs
+        )
+        total = jnp.sum(h * jnp.cos(h)) + jnp.sum(c * c)
+        return total + (jnp.sum(jnp.sin(3 * ys)) if with_outputs else 0.0)
+
+    return jax.jit(jax.value_and_grad(loss, (0, 1, 3)))
+
+
+@pytest.mark.parametrize("directions", [None, 2], ids=["one-direction", "two-directions"])
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
+@pytest.mark.parametrize("with_outputs", [True, False], ids=["sequences", "last"])
+def test_native_lstm_equals_the_xla_path(key, monkeypatch, directions, masked, with_outputs):
+    args = _inputs(key, directions)
+    value, grads = _loss(with_outputs, masked, True, monkeypatch)(*args)
+    ref_value, ref_grads = _loss(with_outputs, masked, False, monkeypatch)(*args)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+    for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads), strict=True):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+
+
+def test_native_outputs_are_zero_at_masked_steps_and_carries_are_held(key, monkeypatch):
+    monkeypatch.setattr(fused, "_use_native", lambda name, dtype: name == "lstm")
+    params, xw, mask, carry = _inputs(key, None)
+    ys, (h, c) = jax.jit(lambda *a: fused.run_fused("lstm", *a))(params, xw, mask, carry)
+    assert np.all(np.asarray(ys)[~np.asarray(mask)] == 0.0)
+    empty = ~np.asarray(mask).any(0)  # rows of length 0 keep their initial carry exactly
+    np.testing.assert_array_equal(np.asarray(h)[empty], np.asarray(carry[0])[empty])
+    np.testing.assert_array_equal(np.asarray(c)[empty], np.asarray(carry[1])[empty])
+
+
+def test_models_use_the_native_path_on_cpu_and_match_without_it(key, monkeypatch):
+    spec = models.make_classifier(cell="lstm", vocab_size=50, embed_dim=5, hidden_size=H, bidirectional=True)
+    params = models.init_model(spec, key)
+    tokens = jax.random.randint(key, (B, T), 1, 50)
+    lengths = jnp.arange(B) % (T + 1)
+    calls = []
+    real = fused._run_native_lstm
+    monkeypatch.setattr(fused, "_run_native_lstm", lambda *a: calls.append(1) or real(*a))
+    with_native = models.apply_model(spec, params, tokens, lengths)
+    assert calls, "the CPU float32 LSTM did not take the native path"
+    monkeypatch.setenv("RNNJAX_NATIVE", "0")
+    assert not native.available()
+    without = models.apply_model(spec, params, tokens, lengths)
+    np.testing.assert_allclose(with_native, without, rtol=1e-5, atol=1e-6)
+
+
+def test_a_failed_build_falls_back_to_the_xla_path(tmp_path, monkeypatch):
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setenv("RNNJAX_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    with pytest.warns(UserWarning, match="native CPU kernels unavailable"):
+        assert not native.available()
+    assert not fused._use_native("lstm", jnp.float32)
