@@ -259,7 +259,7 @@ _RULES.update(
 
 
 def _use_native(name: str, dtype) -> bool:
-    from rnnjax import native  # noqa: PLC0415 - builds the kernels on first use only
+    from rnnjax import native  # imported here: it builds the kernels on first use only
 
     return name == "lstm" and dtype == jnp.float32 and jax.default_backend() == "cpu" and native.available()
 
@@ -271,7 +271,7 @@ def _u8_mask(mask_tdb: jax.Array | None) -> jax.Array:
 def _native_forward(with_outputs: bool, keep_residuals: bool, u_dhg, xw_tdbg, mask_tdb, h0, c0):
     steps, directions, batch, gates = xw_tdbg.shape
     hidden = gates // 4
-    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)  # noqa: E731
+    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
     per_step = (steps, directions, batch)
     outputs = (
         f32(*per_step, hidden) if with_outputs else f32(1),
@@ -310,7 +310,7 @@ def _native_lstm_fwd(with_outputs, u_dhg, xw_tdbg, mask_tdb, h0, c0):
 def _native_lstm_bwd(with_outputs, saved, cotangents):
     u_dhg, mask_tdb, (h_res, c_res, a_res, tc_res) = saved
     dys, dh, dc = cotangents
-    f32 = lambda shape: jax.ShapeDtypeStruct(shape, jnp.float32)  # noqa: E731
+    f32 = lambda shape: jax.ShapeDtypeStruct(shape, jnp.float32)
     dz, dh0, dc0 = jax.ffi.ffi_call(
         "rnnjax_lstm_backward", (f32(a_res.shape), f32(dh.shape), f32(dc.shape)), vmap_method="sequential"
     )(
