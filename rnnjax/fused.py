@@ -261,7 +261,7 @@ _RULES.update(
 def _use_native(name: str, dtype) -> bool:
     from rnnjax import native  # imported here: it builds the kernels on first use only
 
-    return name == "lstm" and dtype == jnp.float32 and jax.default_backend() == "cpu" and native.available()
+    return name in _NATIVE and dtype == jnp.float32 and jax.default_backend() == "cpu" and native.available()
 
 
 def _u8_mask(mask_tdb: jax.Array | None) -> jax.Array:
@@ -325,26 +325,110 @@ def _native_lstm_bwd(with_outputs, saved, cotangents):
         has_mask=np.int32(mask_tdb is not None),
         with_outputs=np.int32(with_outputs),
     )
-    if h_res.shape[1] == 1:  # one direction: a single [H, T*B] x [T*B, 4H] matmul
-        du = _outer_sum(h_res[:, 0], dz[:, 0])[None]
-    else:
-        du = _outer_sum(h_res, dz)
+    (du,) = _per_direction(_lstm_weight_grads, (u_dhg,), (h_res,), dz)
     return du, dz, None, dh0, dc0
 
 
 _native_lstm.defvjp(_native_lstm_fwd, _native_lstm_bwd)
 
 
-def _run_native_lstm(u, xw, mask, carry, with_outputs: bool):
-    """``_sequence`` for the LSTM through the native kernels; adds and removes the direction axis as needed."""
-    h0, c0 = carry
-    if xw.ndim == 3:  # one direction: [T, B, G] -> [T, 1, B, G]
-        ys, h, c = _native_lstm(
-            with_outputs, u[None], xw[:, None], None if mask is None else mask[:, None], h0[None], c0[None]
-        )
-        return (None if ys is None else ys[:, 0]), (h[0], c[0])
-    ys, h, c = _native_lstm(with_outputs, u, xw, mask, h0, c0)
-    return ys, (h, c)
+def _native_gru_forward(
+    with_outputs: bool, keep_residuals: bool, reset_after: bool, u_dhg, b_dg, xw_tdbg, mask_tdb, h0
+):
+    steps, directions, batch, gates = xw_tdbg.shape
+    hidden = gates // 3
+    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+    per_step = f32(steps, directions, batch, hidden)
+    outputs = (
+        per_step if with_outputs else f32(1),
+        f32(directions, batch, hidden),
+        *((per_step,) * 4 if keep_residuals else (f32(1),) * 4),
+        per_step if keep_residuals and reset_after else f32(1),
+    )
+    ys, h, *res = jax.ffi.ffi_call("rnnjax_gru_forward", outputs, vmap_method="sequential")(
+        xw_tdbg,
+        u_dhg,
+        b_dg.reshape(directions, gates),
+        _u8_mask(mask_tdb),
+        h0,
+        has_mask=np.int32(mask_tdb is not None),
+        with_outputs=np.int32(with_outputs),
+        keep_residuals=np.int32(keep_residuals),
+        reset_after=np.int32(reset_after),
+    )
+    return (ys if with_outputs else None), h, res
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _native_gru(with_outputs: bool, reset_after: bool, u_dhg, b_dg, xw_tdbg, mask_tdb, h0):
+    ys, h, _ = _native_gru_forward(with_outputs, False, reset_after, u_dhg, b_dg, xw_tdbg, mask_tdb, h0)
+    return ys, h
+
+
+def _native_gru_fwd(with_outputs, reset_after, u_dhg, b_dg, xw_tdbg, mask_tdb, h0):
+    ys, h, res = _native_gru_forward(with_outputs, True, reset_after, u_dhg, b_dg, xw_tdbg, mask_tdb, h0)
+    return (ys, h), (u_dhg, b_dg, mask_tdb, res)
+
+
+def _native_gru_bwd(with_outputs, reset_after, saved, cotangents):
+    u_dhg, b_dg, mask_tdb, res = saved
+    dys, dh = cotangents
+    f32 = lambda shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+    per_step = res[0].shape[:-1] + (u_dhg.shape[-1],)
+    dxw, dhu, dh0 = jax.ffi.ffi_call(
+        "rnnjax_gru_backward",
+        (f32(per_step), f32(per_step if reset_after else (1,)), f32(dh.shape)),
+        vmap_method="sequential",
+    )(
+        u_dhg,
+        *res,
+        _u8_mask(mask_tdb),
+        dys if with_outputs else jnp.zeros((1,), jnp.float32),
+        dh,
+        has_mask=np.int32(mask_tdb is not None),
+        with_outputs=np.int32(with_outputs),
+        reset_after=np.int32(reset_after),
+    )
+    h, z, r, n, _ = res
+    if reset_after:  # dU = sum h^T dhu and db_r = sum dhu, with dhu = [dz, dr, dn * r] from the kernel
+        (du,) = _per_direction(_lstm_weight_grads, (u_dhg,), (h,), dhu)
+        grads = (du, jnp.sum(dhu, axis=(0, 2))[:, None, :])
+    else:
+        grads = _per_direction(_gru_v1_weight_grads, (u_dhg,), (h, z, r, n), dxw) + (jnp.zeros_like(b_dg),)
+    return (*grads, dxw, None, dh0)
+
+
+_native_gru.defvjp(_native_gru_fwd, _native_gru_bwd)
+
+
+def _per_direction(weight_grads, weights, res, dxw):
+    """A rule's weight gradients from [T, D, B, ...] residuals; one direction uses the plain 2-D matmuls."""
+    if dxw.shape[1] == 1:
+        grads = weight_grads(tuple(w[0] for w in weights), tuple(x[:, 0] for x in res), dxw[:, 0])
+        return tuple(g[None] for g in grads)
+    return tuple(weight_grads(weights, res, dxw))
+
+
+_NATIVE = ("lstm", "gru", "gru_v1")
+
+
+def _run_native(name: str, weights, xw, mask, carry, with_outputs: bool):
+    """``_sequence`` through the native kernels; adds and removes the direction axis as needed."""
+    single = xw.ndim == 3
+    if single:  # one direction: [T, B, G] -> [T, 1, B, G]
+        weights, xw, carry = tuple(w[None] for w in weights), xw[:, None], tuple(c[None] for c in carry)
+        mask = None if mask is None else mask[:, None]
+    if name == "lstm":
+        ys, h, c = _native_lstm(with_outputs, weights[0], xw, mask, *carry)
+        carry = (h, c)
+    else:
+        reset_after = name == "gru"
+        bias = weights[1] if reset_after else jnp.zeros((xw.shape[1], 1, xw.shape[-1]), xw.dtype)
+        ys, h = _native_gru(with_outputs, reset_after, weights[0], bias, xw, mask, carry[0])
+        carry = (h,)
+    if single:
+        ys, carry = (None if ys is None else ys[:, 0]), tuple(c[0] for c in carry)
+    return ys, carry
 
 
 def supports(cell: str, params, cell_options: dict) -> bool:
@@ -412,5 +496,5 @@ def run_fused(
     else:
         name, weights = _weights(cell, params, dtype, cell_options)
     if _use_native(name, dtype):
-        return _run_native_lstm(weights[0], xw_tbg, mask_tb, tuple(carry), return_sequences)
+        return _run_native(name, weights, xw_tbg, mask_tb, tuple(carry), return_sequences)
     return _sequence(_RULES[name], return_sequences, weights, xw_tbg, mask_tb, tuple(carry))

@@ -1,4 +1,4 @@
-"""The native CPU LSTM kernels compute the same function as the XLA path: values and gradients, masks, both
+"""The native CPU LSTM and GRU kernels compute the same function as the XLA path: values and gradients, masks, both
 directions in one call, carries; and the library falls back to the XLA path when they cannot be built."""
 
 import jax
@@ -14,52 +14,70 @@ pytestmark = pytest.mark.skipif(
 T, B, H = 7, 11, 6  # B not a multiple of the kernel's 4-row blocks, H not of its 16-float vectors
 
 
-def _inputs(key, directions):
+CELLS = {  # rule name -> (cell, gates, cell options)
+    "lstm": ("lstm", 4, {}),
+    "gru": ("gru", 3, {"reset_after": True}),
+    "gru_v1": ("gru", 3, {"reset_after": False}),
+}
+
+
+def _params(key, rule):
+    cell, gates, options = CELLS[rule]
+    k1, k2 = jax.random.split(key)
+    params = {"recurrent_kernel": 0.4 * jax.random.normal(k1, (H, gates * H))}
+    if cell == "gru":
+        shape = (2, gates * H) if options["reset_after"] else (gates * H,)
+        params["bias"] = 0.3 * jax.random.normal(k2, shape)
+    return params
+
+
+def _inputs(key, directions, rule="lstm"):
+    cell, gates, _ = CELLS[rule]
     keys = jax.random.split(key, 6)
     lead = (T, B) if directions is None else (T, directions, B)
     carry_shape = (B, H) if directions is None else (directions, B, H)
-    xw = jax.random.normal(keys[0], (*lead, 4 * H))
+    xw = jax.random.normal(keys[0], (*lead, gates * H))
     lengths = jax.random.randint(keys[1], (B,), 0, T + 1).at[0].set(T)
     mask = scan.sequence_mask(lengths, T).T  # [T, B], random lengths including 0 and T
     if directions is not None:
         mask = jnp.stack([mask, mask[::-1]], 1)
-    u = 0.4 * jax.random.normal(keys[2], (H, 4 * H))
     params = (
-        {"recurrent_kernel": u}
-        if directions is None
-        else [{"recurrent_kernel": u}, {"recurrent_kernel": 0.4 * jax.random.normal(keys[3], (H, 4 * H))}]
+        _params(keys[2], rule) if directions is None else [_params(keys[2], rule), _params(keys[3], rule)]
     )
-    carry = (0.5 * jax.random.normal(keys[4], carry_shape), 0.5 * jax.random.normal(keys[5], carry_shape))
+    n_states = 2 if cell == "lstm" else 1
+    carry = tuple(0.5 * jax.random.normal(k, carry_shape) for k in keys[4 : 4 + n_states])
     return params, xw, mask, carry
 
 
-def _loss(with_outputs, masked, use_native, monkeypatch):
-    monkeypatch.setattr(fused, "_use_native", lambda name, dtype: use_native and name == "lstm")
+def _loss(rule, with_outputs, masked, use_native, monkeypatch):
+    monkeypatch.setattr(fused, "_use_native", lambda name, dtype: use_native and name in fused._NATIVE)
+    cell, _, options = CELLS[rule]
 
     def loss(params, xw, mask, carry):
-        ys, (h, c) = fused.run_fused(
-            "lstm", params, xw, mask if masked else None, carry, return_sequences=with_outputs
+        ys, carry = fused.run_fused(
+            cell, params, xw, mask if masked else None, carry, return_sequences=with_outputs, **options
         )
-        total = jnp.sum(h * jnp.cos(h)) + jnp.sum(c * c)
+        total = sum(jnp.sum(c * jnp.cos(c)) for c in carry)
         return total + (jnp.sum(jnp.sin(3 * ys)) if with_outputs else 0.0)
 
     return jax.jit(jax.value_and_grad(loss, (0, 1, 3)))
 
 
+@pytest.mark.parametrize("rule", list(CELLS))
 @pytest.mark.parametrize("directions", [None, 2], ids=["one-direction", "two-directions"])
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
 @pytest.mark.parametrize("with_outputs", [True, False], ids=["sequences", "last"])
-def test_native_lstm_equals_the_xla_path(key, monkeypatch, directions, masked, with_outputs):
-    args = _inputs(key, directions)
-    value, grads = _loss(with_outputs, masked, True, monkeypatch)(*args)
-    ref_value, ref_grads = _loss(with_outputs, masked, False, monkeypatch)(*args)
+def test_native_kernels_equal_the_xla_path(key, monkeypatch, rule, directions, masked, with_outputs):
+    args = _inputs(key, directions, rule)
+    value, grads = _loss(rule, with_outputs, masked, True, monkeypatch)(*args)
+    ref_value, ref_grads = _loss(rule, with_outputs, masked, False, monkeypatch)(*args)
     np.testing.assert_allclose(value, ref_value, rtol=1e-5)
     for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads), strict=True):
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
 
 
 def test_native_outputs_are_zero_at_masked_steps_and_carries_are_held(key, monkeypatch):
-    monkeypatch.setattr(fused, "_use_native", lambda name, dtype: name == "lstm")
+    monkeypatch.setattr(fused, "_use_native", lambda name, dtype: name in fused._NATIVE)
     params, xw, mask, carry = _inputs(key, None)
     ys, (h, c) = jax.jit(lambda *a: fused.run_fused("lstm", *a))(params, xw, mask, carry)
     assert np.all(np.asarray(ys)[~np.asarray(mask)] == 0.0)
@@ -68,16 +86,17 @@ def test_native_outputs_are_zero_at_masked_steps_and_carries_are_held(key, monke
     np.testing.assert_array_equal(np.asarray(c)[empty], np.asarray(carry[1])[empty])
 
 
-def test_models_use_the_native_path_on_cpu_and_match_without_it(key, monkeypatch):
-    spec = models.make_classifier(cell="lstm", vocab_size=50, embed_dim=5, hidden_size=H, bidirectional=True)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_models_use_the_native_path_on_cpu_and_match_without_it(key, monkeypatch, cell):
+    spec = models.make_classifier(cell=cell, vocab_size=50, embed_dim=5, hidden_size=H, bidirectional=True)
     params = models.init_model(spec, key)
     tokens = jax.random.randint(key, (B, T), 1, 50)
     lengths = jnp.arange(B) % (T + 1)
     calls = []
-    real = fused._run_native_lstm
-    monkeypatch.setattr(fused, "_run_native_lstm", lambda *a: calls.append(1) or real(*a))
+    real = fused._run_native
+    monkeypatch.setattr(fused, "_run_native", lambda *a: calls.append(1) or real(*a))
     with_native = models.apply_model(spec, params, tokens, lengths)
-    assert calls, "the CPU float32 LSTM did not take the native path"
+    assert calls, f"the CPU float32 {cell} did not take the native path"
     monkeypatch.setenv("RNNJAX_NATIVE", "0")
     assert not native.available()
     without = models.apply_model(spec, params, tokens, lengths)

@@ -2,7 +2,7 @@
 
 Inside a ``lax.scan`` body, XLA:CPU reads and writes each step's slices (``dynamic-slice`` and
 ``dynamic-update-slice`` fused into the elementwise kernels) with unvectorised loops: at 32 units an LSTM step
-spends most of its time there rather than in arithmetic. ``lstm.cc`` runs a whole sequence, forward and
+spends most of its time there rather than in arithmetic. ``kernels.cc`` runs a whole LSTM or GRU sequence, forward and
 backward, as two FFI calls instead, with each batch row's sequence on one thread.
 
 The kernels are compiled on first use with the system's C++ compiler (``$CXX``, g++, c++ or clang++) for this
@@ -23,8 +23,13 @@ from pathlib import Path
 
 import jax
 
-_SOURCE = Path(__file__).with_name("lstm.cc")
-_TARGETS = {"rnnjax_lstm_forward": "RnnjaxLstmForward", "rnnjax_lstm_backward": "RnnjaxLstmBackward"}
+_SOURCE = Path(__file__).with_name("kernels.cc")
+_TARGETS = {
+    "rnnjax_lstm_forward": "RnnjaxLstmForward",
+    "rnnjax_lstm_backward": "RnnjaxLstmBackward",
+    "rnnjax_gru_forward": "RnnjaxGruForward",
+    "rnnjax_gru_backward": "RnnjaxGruBackward",
+}
 _lock = threading.Lock()
 _state: dict = {}
 

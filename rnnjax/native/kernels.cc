@@ -1,10 +1,10 @@
-// Whole-sequence LSTM recurrence on the CPU as two XLA FFI kernels: forward (with the residuals the gradient
-// needs) and backward. They compute exactly the equations of rnnjax/fused.py's _lstm_forward/_lstm_backward,
-// masking included, and run each batch row's whole sequence on one thread (rows are independent), so a call
-// uses every core without any synchronisation between time steps.
+// Whole-sequence LSTM and GRU recurrences on the CPU as XLA FFI kernels: forward (with the residuals the
+// gradient needs) and backward. They compute exactly the equations of rnnjax/fused.py's step pairs
+// (_lstm_*, _gru_*, _gru_v1_*), masking included, and run each batch row's whole sequence on one thread (rows
+// are independent), so a call uses every core without any synchronisation between time steps.
 //
-// Layout (time-major, directions stacked): xw [T, D, B, 4H], U [D, H, 4H], mask [T, D, B] (uint8; ignored
-// when has_mask = 0), carries [D, B, H]. Gates i, f, g, o in Keras' order.
+// Layout (time-major, directions stacked): xw [T, D, B, G*H], U [D, H, G*H], mask [T, D, B] (uint8; ignored
+// when has_mask = 0), carries [D, B, H]. Gates in Keras' order: LSTM i, f, g, o; GRU z, r, h.
 
 #include <algorithm>
 #include <cmath>
@@ -126,6 +126,39 @@ inline void cell_grad(int64_t H, const float* __restrict__ a, const float* __res
     dz[2 * H + k] = dct * i * (1.0f - g * g);
     dz[3 * H + k] = dhk * tc[k] * o * (1.0f - o);
     dc[k] = dct * f;
+  }
+}
+
+// GRU: z, r = sigmoid(x_zr + hu_zr) and r * h, from the projected input x and hu = h U (+ b_r).
+inline void gru_gates(int64_t H, const float* __restrict__ x, const float* __restrict__ hu,
+                      const float* __restrict__ h, float* __restrict__ z, float* __restrict__ r,
+                      float* __restrict__ rh) {
+  for (int64_t k = 0; k < H; ++k) {
+    z[k] = sigmoid_f32(x[k] + hu[k]);
+    r[k] = sigmoid_f32(x[H + k] + hu[H + k]);
+    rh[k] = r[k] * h[k];
+  }
+}
+
+// GRU backward: tot = dh + dy; dx_z = tot (h - n) z (1 - z); dx_n = tot (1 - z) (1 - n^2).
+inline void gru_grad_zn(int64_t H, const float* __restrict__ dh, const float* __restrict__ dy,
+                        const float* __restrict__ h, const float* __restrict__ z, const float* __restrict__ n,
+                        float* __restrict__ tot, float* __restrict__ dx) {
+  for (int64_t k = 0; k < H; ++k) {
+    tot[k] = dh[k] + dy[k];
+    dx[k] = tot[k] * (h[k] - n[k]) * z[k] * (1.0f - z[k]);
+    dx[2 * H + k] = tot[k] * (1.0f - z[k]) * (1.0f - n[k] * n[k]);
+  }
+}
+
+// GRU backward, reset_after: dx_r = dn hu_h r (1 - r), and dhu = [dz, dr, dn r] for dh_prev = dhu U^T.
+inline void gru_grad_r(int64_t H, const float* __restrict__ hu_h, const float* __restrict__ r,
+                       float* __restrict__ dx, float* __restrict__ dhu) {
+  for (int64_t k = 0; k < H; ++k) {
+    dx[H + k] = dx[2 * H + k] * hu_h[k] * r[k] * (1.0f - r[k]);
+    dhu[k] = dx[k];
+    dhu[H + k] = dx[H + k];
+    dhu[2 * H + k] = dx[2 * H + k] * r[k];
   }
 }
 
@@ -287,6 +320,188 @@ ffi::Error LstmBackwardImpl(ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> c_res
   return ffi::Error::Success();
 }
 
+// ----------------------------------------------------------------------------------------------------- GRU
+// reset_after = 1: hu = h U + b_r; z, r = sigmoid(xw_zr + hu_zr); n = tanh(xw_h + r * hu_h).
+// reset_after = 0: z, r = sigmoid(xw_zr + h U_zr); n = tanh(xw_h + (r * h) U_h).
+// Both: h_new = z * h + (1 - z) * n. Residuals per step: h (before the step), z, r, n and, with reset_after,
+// hu_h.
+
+ffi::Error GruForwardImpl(ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> b_r,
+                          ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> h0, ffi::ResultBuffer<ffi::F32> ys,
+                          ffi::ResultBuffer<ffi::F32> h_out, ffi::ResultBuffer<ffi::F32> h_res,
+                          ffi::ResultBuffer<ffi::F32> z_res, ffi::ResultBuffer<ffi::F32> r_res,
+                          ffi::ResultBuffer<ffi::F32> n_res, ffi::ResultBuffer<ffi::F32> hu_res, int32_t has_mask,
+                          int32_t with_outputs, int32_t keep_residuals, int32_t reset_after) {
+  auto dims = xw.dimensions();
+  if (dims.size() != 4) return ffi::Error::InvalidArgument("gru_forward: xw must be [T, D, B, 3H]");
+  const int64_t T = dims[0], D = dims[1], B = dims[2], G = dims[3], H = G / 3;
+  const float* X = xw.typed_data();
+  const float* U = u.typed_data();
+  const float* BR = b_r.typed_data();
+  const uint8_t* M = mask.typed_data();
+  float* Y = ys->typed_data();
+  float* HS = h_out->typed_data();
+  float* HR = h_res->typed_data();
+  float* ZR = z_res->typed_data();
+  float* RR = r_res->typed_data();
+  float* NR = n_res->typed_data();
+  float* UR = hu_res->typed_data();
+  std::memcpy(HS, h0.typed_data(), sizeof(float) * D * B * H);
+
+  parallel_rows(B, [&](int64_t lo, int64_t hi) {
+    std::vector<float> hu(kRows * G), zb(kRows * H), rb(kRows * H), rh(kRows * H), hn(kRows * H), nb(H);
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t d = 0; d < D; ++d) {
+        const float* Ud = U + d * H * G;
+        for (int64_t b0 = lo; b0 < hi; b0 += kRows) {
+          const int rows = static_cast<int>(std::min<int64_t>(kRows, hi - b0));
+          float* hur[kRows];
+          float* hnr[kRows];
+          const float* hr[kRows];
+          const float* rhr[kRows];
+          const float* bias[kRows];
+          for (int r = 0; r < rows; ++r) {
+            hur[r] = hu.data() + r * G;
+            hnr[r] = hn.data() + r * H;
+            rhr[r] = rh.data() + r * H;
+            hr[r] = HS + (d * B + b0 + r) * H;
+            bias[r] = BR + d * G;
+            if (keep_residuals) std::memcpy(HR + ((t * D + d) * B + b0 + r) * H, hr[r], sizeof(float) * H);
+          }
+          // hu = h U + b_r (all three gates), or h U_zr (z and r only) before the reset
+          rows_times_matrix(rows, hur, reset_after ? bias : nullptr, hr, H, Ud, G, reset_after ? G : 2 * H);
+          for (int r = 0; r < rows; ++r) {
+            gru_gates(H, X + ((t * D + d) * B + b0 + r) * G, hur[r], hr[r], zb.data() + r * H, rb.data() + r * H,
+                      rh.data() + r * H);
+          }
+          if (!reset_after) rows_times_matrix(rows, hnr, nullptr, rhr, H, Ud + 2 * H, G, H);  // (r * h) U_h
+          for (int r = 0; r < rows; ++r) {
+            const int64_t row = (t * D + d) * B + b0 + r;
+            if (has_mask && !M[row]) {  // masked: the carry is held and the output is zero
+              if (with_outputs) std::fill(Y + row * H, Y + (row + 1) * H, 0.0f);
+              if (keep_residuals) {
+                for (float* res : {ZR, RR, NR}) std::fill(res + row * H, res + (row + 1) * H, 0.0f);
+                if (reset_after) std::fill(UR + row * H, UR + (row + 1) * H, 0.0f);
+              }
+              continue;
+            }
+            const float* x = X + row * G;
+            const float* z = zb.data() + r * H;
+            const float* rg = rb.data() + r * H;
+            const float* hh = reset_after ? hur[r] + 2 * H : hnr[r];
+            float* h = HS + (d * B + b0 + r) * H;
+            float* n = nb.data();
+            for (int64_t k = 0; k < H; ++k) {
+              n[k] = tanh_f32(x[2 * H + k] + (reset_after ? rg[k] * hh[k] : hh[k]));
+              h[k] = z[k] * h[k] + (1.0f - z[k]) * n[k];
+            }
+            if (with_outputs) std::memcpy(Y + row * H, h, sizeof(float) * H);
+            if (keep_residuals) {
+              std::memcpy(ZR + row * H, z, sizeof(float) * H);
+              std::memcpy(RR + row * H, rg, sizeof(float) * H);
+              std::memcpy(NR + row * H, n, sizeof(float) * H);
+              if (reset_after) std::memcpy(UR + row * H, hh, sizeof(float) * H);
+            }
+          }
+        }
+      }
+    }
+  });
+  return ffi::Error::Success();
+}
+
+// Gradient of the GRU sequence: dxw [T, D, B, 3H] (the gate pre-activations' input part) and dh0.
+ffi::Error GruBackwardImpl(ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> h_res, ffi::Buffer<ffi::F32> z_res,
+                           ffi::Buffer<ffi::F32> r_res, ffi::Buffer<ffi::F32> n_res, ffi::Buffer<ffi::F32> hu_res,
+                           ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> dys, ffi::Buffer<ffi::F32> dh_last,
+                           ffi::ResultBuffer<ffi::F32> dxw_out, ffi::ResultBuffer<ffi::F32> dhu_out,
+                           ffi::ResultBuffer<ffi::F32> dh0, int32_t has_mask, int32_t with_outputs,
+                           int32_t reset_after) {
+  auto dims = dxw_out->dimensions();
+  if (dims.size() != 4) return ffi::Error::InvalidArgument("gru_backward: dxw must be [T, D, B, 3H]");
+  const int64_t T = dims[0], D = dims[1], B = dims[2], G = dims[3], H = G / 3;
+  const float* U = u.typed_data();
+  const float* HR = h_res.typed_data();
+  const float* ZR = z_res.typed_data();
+  const float* RR = r_res.typed_data();
+  const float* NR = n_res.typed_data();
+  const float* UR = hu_res.typed_data();
+  const uint8_t* M = mask.typed_data();
+  const float* DY = dys.typed_data();
+  float* DX = dxw_out->typed_data();
+  float* DU = dhu_out->typed_data();  // reset_after: [dz, dr, dn * r] per step, for dU and db_r
+  float* DH = dh0->typed_data();
+  std::memcpy(DH, dh_last.typed_data(), sizeof(float) * D * B * H);
+  std::vector<float> ut(D * G * H);  // U^T per direction, [D, 3H, H]
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t k = 0; k < H; ++k)
+      for (int64_t j = 0; j < G; ++j) ut[(d * G + j) * H + k] = U[(d * H + k) * G + j];
+  const std::vector<float> zeros(H, 0.0f);
+
+  parallel_rows(B, [&](int64_t lo, int64_t hi) {
+    // per block row: the total dh, dn, (reset_after: dhu = [dz, dr, dn * r]) and the matmul outputs
+    std::vector<float> dht(kRows * H), drh(kRows * H), out(kRows * H);
+    for (int64_t t = T - 1; t >= 0; --t) {
+      for (int64_t d = 0; d < D; ++d) {
+        const float* UT = ut.data() + d * G * H;
+        for (int64_t b0 = lo; b0 < hi; b0 += kRows) {
+          const int rows = static_cast<int>(std::min<int64_t>(kRows, hi - b0));
+          float* outr[kRows];
+          float* drhr[kRows];
+          const float* src[kRows];
+          for (int r = 0; r < rows; ++r) {
+            const int64_t row = (t * D + d) * B + b0 + r;
+            outr[r] = out.data() + r * H;
+            drhr[r] = drh.data() + r * H;
+            float* dx = DX + row * G;
+            const float* dy = with_outputs ? DY + row * H : zeros.data();
+            gru_grad_zn(H, DH + (d * B + b0 + r) * H, dy, HR + row * H, ZR + row * H, NR + row * H,
+                        dht.data() + r * H, dx);
+            if (reset_after) {
+              gru_grad_r(H, UR + row * H, RR + row * H, dx, DU + row * G);
+              src[r] = DU + row * G;
+            } else {
+              src[r] = dx + 2 * H;  // dn, for drh = dn U_h^T
+            }
+          }
+          if (reset_after) {
+            rows_times_matrix(rows, outr, nullptr, src, G, UT, H, H);  // dhu U^T
+          } else {
+            rows_times_matrix(rows, drhr, nullptr, src, H, UT + 2 * H * H, H, H);  // drh = dn U_h^T
+            for (int r = 0; r < rows; ++r) {
+              const int64_t row = (t * D + d) * B + b0 + r;
+              float* dx = DX + row * G;
+              const float* rg = RR + row * H;
+              const float* hp = HR + row * H;
+              for (int64_t k = 0; k < H; ++k) dx[H + k] = drhr[r][k] * hp[k] * rg[k] * (1.0f - rg[k]);  // dr
+              src[r] = dx;  // dzr
+            }
+            rows_times_matrix(rows, outr, nullptr, src, 2 * H, UT, H, H);  // dzr U_zr^T
+          }
+          for (int r = 0; r < rows; ++r) {
+            const int64_t row = (t * D + d) * B + b0 + r;
+            float* dh = DH + (d * B + b0 + r) * H;
+            if (has_mask && !M[row]) {  // masked: dxw = 0, and the held carry's gradient passes through
+              std::fill(DX + row * G, DX + (row + 1) * G, 0.0f);
+              if (reset_after) std::fill(DU + row * G, DU + (row + 1) * G, 0.0f);
+              continue;
+            }
+            const float* z = ZR + row * H;
+            const float* tot = dht.data() + r * H;
+            if (reset_after) {
+              for (int64_t k = 0; k < H; ++k) dh[k] = tot[k] * z[k] + outr[r][k];
+            } else {
+              const float* rg = RR + row * H;
+              for (int64_t k = 0; k < H; ++k) dh[k] = tot[k] * z[k] + drhr[r][k] * rg[k] + outr[r][k];
+            }
+          }
+        }
+      }
+    }
+  });
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmForward, LstmForwardImpl,
@@ -322,3 +537,40 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmBackward, LstmBackwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int32_t>("has_mask")
                                   .Attr<int32_t>("with_outputs"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruForward, GruForwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::U8>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int32_t>("has_mask")
+                                  .Attr<int32_t>("with_outputs")
+                                  .Attr<int32_t>("keep_residuals")
+                                  .Attr<int32_t>("reset_after"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruBackward, GruBackwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::U8>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int32_t>("has_mask")
+                                  .Attr<int32_t>("with_outputs")
+                                  .Attr<int32_t>("reset_after"));
