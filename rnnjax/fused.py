@@ -264,15 +264,15 @@ def _use_native(name: str, dtype) -> bool:
     return name in _NATIVE and dtype == jnp.float32 and jax.default_backend() == "cpu" and native.available()
 
 
-def _u8_mask(mask_tdb: jax.Array | None) -> jax.Array:
-    return jnp.zeros((1,), jnp.uint8) if mask_tdb is None else mask_tdb.astype(jnp.uint8)
+def _u8_mask(mask_dtb: jax.Array | None) -> jax.Array:
+    return jnp.zeros((1,), jnp.uint8) if mask_dtb is None else mask_dtb.astype(jnp.uint8)
 
 
-def _native_forward(with_outputs: bool, keep_residuals: bool, u_dhg, xw_tdbg, mask_tdb, h0, c0):
-    steps, directions, batch, gates = xw_tdbg.shape
+def _native_forward(with_outputs: bool, keep_residuals: bool, u_dhg, xw_dtbg, mask_dtb, h0, c0):
+    directions, steps, batch, gates = xw_dtbg.shape
     hidden = gates // 4
     f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
-    per_step = (steps, directions, batch)
+    per_step = (directions, steps, batch)
     outputs = (
         f32(*per_step, hidden) if with_outputs else f32(1),
         f32(directions, batch, hidden),
@@ -284,12 +284,12 @@ def _native_forward(with_outputs: bool, keep_residuals: bool, u_dhg, xw_tdbg, ma
         ),
     )
     ys, h, c, *res = jax.ffi.ffi_call("rnnjax_lstm_forward", outputs, vmap_method="sequential")(
-        xw_tdbg,
+        xw_dtbg,
         u_dhg,
-        _u8_mask(mask_tdb),
+        _u8_mask(mask_dtb),
         h0,
         c0,
-        has_mask=np.int32(mask_tdb is not None),
+        has_mask=np.int32(mask_dtb is not None),
         with_outputs=np.int32(with_outputs),
         keep_residuals=np.int32(keep_residuals),
     )
@@ -297,18 +297,18 @@ def _native_forward(with_outputs: bool, keep_residuals: bool, u_dhg, xw_tdbg, ma
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _native_lstm(with_outputs: bool, u_dhg, xw_tdbg, mask_tdb, h0, c0):
-    ys, h, c, _ = _native_forward(with_outputs, False, u_dhg, xw_tdbg, mask_tdb, h0, c0)
+def _native_lstm(with_outputs: bool, u_dhg, xw_dtbg, mask_dtb, h0, c0):
+    ys, h, c, _ = _native_forward(with_outputs, False, u_dhg, xw_dtbg, mask_dtb, h0, c0)
     return ys, h, c
 
 
-def _native_lstm_fwd(with_outputs, u_dhg, xw_tdbg, mask_tdb, h0, c0):
-    ys, h, c, res = _native_forward(with_outputs, True, u_dhg, xw_tdbg, mask_tdb, h0, c0)
-    return (ys, h, c), (u_dhg, mask_tdb, res)
+def _native_lstm_fwd(with_outputs, u_dhg, xw_dtbg, mask_dtb, h0, c0):
+    ys, h, c, res = _native_forward(with_outputs, True, u_dhg, xw_dtbg, mask_dtb, h0, c0)
+    return (ys, h, c), (u_dhg, mask_dtb, res)
 
 
 def _native_lstm_bwd(with_outputs, saved, cotangents):
-    u_dhg, mask_tdb, (h_res, c_res, a_res, tc_res) = saved
+    u_dhg, mask_dtb, (h_res, c_res, a_res, tc_res) = saved
     dys, dh, dc = cotangents
     f32 = lambda shape: jax.ShapeDtypeStruct(shape, jnp.float32)
     dz, dh0, dc0 = jax.ffi.ffi_call(
@@ -318,11 +318,11 @@ def _native_lstm_bwd(with_outputs, saved, cotangents):
         c_res,
         a_res,
         tc_res,
-        _u8_mask(mask_tdb),
+        _u8_mask(mask_dtb),
         dys if with_outputs else jnp.zeros((1,), jnp.float32),
         dh,
         dc,
-        has_mask=np.int32(mask_tdb is not None),
+        has_mask=np.int32(mask_dtb is not None),
         with_outputs=np.int32(with_outputs),
     )
     (du,) = _per_direction(_lstm_weight_grads, (u_dhg,), (h_res,), dz)
@@ -333,12 +333,12 @@ _native_lstm.defvjp(_native_lstm_fwd, _native_lstm_bwd)
 
 
 def _native_gru_forward(
-    with_outputs: bool, keep_residuals: bool, reset_after: bool, u_dhg, b_dg, xw_tdbg, mask_tdb, h0
+    with_outputs: bool, keep_residuals: bool, reset_after: bool, u_dhg, b_dg, xw_dtbg, mask_dtb, h0
 ):
-    steps, directions, batch, gates = xw_tdbg.shape
+    directions, steps, batch, gates = xw_dtbg.shape
     hidden = gates // 3
     f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
-    per_step = f32(steps, directions, batch, hidden)
+    per_step = f32(directions, steps, batch, hidden)
     outputs = (
         per_step if with_outputs else f32(1),
         f32(directions, batch, hidden),
@@ -346,12 +346,12 @@ def _native_gru_forward(
         per_step if keep_residuals and reset_after else f32(1),
     )
     ys, h, *res = jax.ffi.ffi_call("rnnjax_gru_forward", outputs, vmap_method="sequential")(
-        xw_tdbg,
+        xw_dtbg,
         u_dhg,
         b_dg.reshape(directions, gates),
-        _u8_mask(mask_tdb),
+        _u8_mask(mask_dtb),
         h0,
-        has_mask=np.int32(mask_tdb is not None),
+        has_mask=np.int32(mask_dtb is not None),
         with_outputs=np.int32(with_outputs),
         keep_residuals=np.int32(keep_residuals),
         reset_after=np.int32(reset_after),
@@ -360,18 +360,18 @@ def _native_gru_forward(
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _native_gru(with_outputs: bool, reset_after: bool, u_dhg, b_dg, xw_tdbg, mask_tdb, h0):
-    ys, h, _ = _native_gru_forward(with_outputs, False, reset_after, u_dhg, b_dg, xw_tdbg, mask_tdb, h0)
+def _native_gru(with_outputs: bool, reset_after: bool, u_dhg, b_dg, xw_dtbg, mask_dtb, h0):
+    ys, h, _ = _native_gru_forward(with_outputs, False, reset_after, u_dhg, b_dg, xw_dtbg, mask_dtb, h0)
     return ys, h
 
 
-def _native_gru_fwd(with_outputs, reset_after, u_dhg, b_dg, xw_tdbg, mask_tdb, h0):
-    ys, h, res = _native_gru_forward(with_outputs, True, reset_after, u_dhg, b_dg, xw_tdbg, mask_tdb, h0)
-    return (ys, h), (u_dhg, b_dg, mask_tdb, res)
+def _native_gru_fwd(with_outputs, reset_after, u_dhg, b_dg, xw_dtbg, mask_dtb, h0):
+    ys, h, res = _native_gru_forward(with_outputs, True, reset_after, u_dhg, b_dg, xw_dtbg, mask_dtb, h0)
+    return (ys, h), (u_dhg, b_dg, mask_dtb, res)
 
 
 def _native_gru_bwd(with_outputs, reset_after, saved, cotangents):
-    u_dhg, b_dg, mask_tdb, res = saved
+    u_dhg, b_dg, mask_dtb, res = saved
     dys, dh = cotangents
     f32 = lambda shape: jax.ShapeDtypeStruct(shape, jnp.float32)
     per_step = res[0].shape[:-1] + (u_dhg.shape[-1],)
@@ -382,17 +382,17 @@ def _native_gru_bwd(with_outputs, reset_after, saved, cotangents):
     )(
         u_dhg,
         *res,
-        _u8_mask(mask_tdb),
+        _u8_mask(mask_dtb),
         dys if with_outputs else jnp.zeros((1,), jnp.float32),
         dh,
-        has_mask=np.int32(mask_tdb is not None),
+        has_mask=np.int32(mask_dtb is not None),
         with_outputs=np.int32(with_outputs),
         reset_after=np.int32(reset_after),
     )
     h, z, r, n, _ = res
     if reset_after:  # dU = sum h^T dhu and db_r = sum dhu, with dhu = [dz, dr, dn * r] from the kernel
         (du,) = _per_direction(_lstm_weight_grads, (u_dhg,), (h,), dhu)
-        grads = (du, jnp.sum(dhu, axis=(0, 2))[:, None, :])
+        grads = (du, jnp.sum(dhu, axis=(1, 2))[:, None, :])
     else:
         grads = _per_direction(_gru_v1_weight_grads, (u_dhg,), (h, z, r, n), dxw) + (jnp.zeros_like(b_dg),)
     return (*grads, dxw, None, dh0)
@@ -402,33 +402,35 @@ _native_gru.defvjp(_native_gru_fwd, _native_gru_bwd)
 
 
 def _per_direction(weight_grads, weights, res, dxw):
-    """A rule's weight gradients from [T, D, B, ...] residuals; one direction uses the plain 2-D matmuls."""
-    if dxw.shape[1] == 1:
-        grads = weight_grads(tuple(w[0] for w in weights), tuple(x[:, 0] for x in res), dxw[:, 0])
+    """A rule's weight gradients per direction from direction-major [D, T, B, ...] residuals and gradients."""
+    if dxw.shape[0] == 1:  # the plain 2-D matmuls
+        grads = weight_grads(tuple(w[0] for w in weights), tuple(x[0] for x in res), dxw[0])
         return tuple(g[None] for g in grads)
-    return tuple(weight_grads(weights, res, dxw))
+    return tuple(jax.vmap(weight_grads)(weights, res, dxw))
 
 
 _NATIVE = ("lstm", "gru", "gru_v1")
 
 
 def _run_native(name: str, weights, xw, mask, carry, with_outputs: bool):
-    """``_sequence`` through the native kernels; adds and removes the direction axis as needed."""
+    """``_sequence`` through the native kernels, which take direction-major [D, T, B, ...] arrays."""
     single = xw.ndim == 3
-    if single:  # one direction: [T, B, G] -> [T, 1, B, G]
-        weights, xw, carry = tuple(w[None] for w in weights), xw[:, None], tuple(c[None] for c in carry)
-        mask = None if mask is None else mask[:, None]
+    if single:  # [T, B, G] -> [1, T, B, G]
+        weights, xw, carry = tuple(w[None] for w in weights), xw[None], tuple(c[None] for c in carry)
+        mask = None if mask is None else mask[None]
+    else:  # [T, D, B, G] -> [D, T, B, G]
+        xw, mask = jnp.swapaxes(xw, 0, 1), None if mask is None else jnp.swapaxes(mask, 0, 1)
     if name == "lstm":
         ys, h, c = _native_lstm(with_outputs, weights[0], xw, mask, *carry)
         carry = (h, c)
     else:
         reset_after = name == "gru"
-        bias = weights[1] if reset_after else jnp.zeros((xw.shape[1], 1, xw.shape[-1]), xw.dtype)
+        bias = weights[1] if reset_after else jnp.zeros((xw.shape[0], 1, xw.shape[-1]), xw.dtype)
         ys, h = _native_gru(with_outputs, reset_after, weights[0], bias, xw, mask, carry[0])
         carry = (h,)
     if single:
-        ys, carry = (None if ys is None else ys[:, 0]), tuple(c[0] for c in carry)
-    return ys, carry
+        return (None if ys is None else ys[0]), tuple(c[0] for c in carry)
+    return (None if ys is None else jnp.swapaxes(ys, 0, 1)), carry
 
 
 def supports(cell: str, params, cell_options: dict) -> bool:

@@ -3,14 +3,16 @@
 // (_lstm_*, _gru_*, _gru_v1_*), masking included, and run each batch row's whole sequence on one thread (rows
 // are independent), so a call uses every core without any synchronisation between time steps.
 //
-// Layout (time-major, directions stacked): xw [T, D, B, G*H], U [D, H, G*H], mask [T, D, B] (uint8; ignored
+// Layout (direction-major, then time): xw [D, T, B, G*H], U [D, H, G*H], mask [D, T, B] (uint8; ignored
 // when has_mask = 0), carries [D, B, H]. Gates in Keras' order: LSTM i, f, g, o; GRU z, r, h.
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -169,33 +171,45 @@ int num_threads(int64_t rows) {
   return static_cast<int>(std::min<int64_t>(n, std::max<int64_t>(1, rows / 8)));
 }
 
-// Runs fn(row_begin, row_end) over [0, rows) split into contiguous chunks, one per thread.
+struct WorkQueue {
+  std::atomic<int64_t> next{0};  // the next chunk to claim
+  std::atomic<int64_t> done{0};  // chunks finished
+};
+
+// Runs fn(row_begin, row_end) over [0, rows) in contiguous chunks, one per thread: the calling thread and
+// tasks on XLA's intra-op thread pool claim chunks from a shared counter, so the call completes even when no
+// pool thread is free (the caller then takes every chunk itself). A task that starts after all chunks are
+// claimed only touches the shared counters, which it co-owns.
 template <typename Fn>
-void parallel_rows(int64_t rows, Fn fn) {
+void parallel_rows(ffi::ThreadPool& pool, int64_t rows, Fn fn) {
   const int threads = num_threads(rows);
   if (threads == 1) {
     fn(int64_t{0}, rows);
     return;
   }
-  std::vector<std::thread> pool;
-  const int64_t chunk = (rows + threads - 1) / threads;
-  for (int k = 1; k < threads; ++k) {
-    const int64_t lo = k * chunk, hi = std::min(rows, lo + chunk);
-    if (lo < hi) pool.emplace_back(fn, lo, hi);
-  }
-  fn(int64_t{0}, std::min(rows, chunk));
-  for (auto& th : pool) th.join();
+  const int64_t chunk = (rows + threads - 1) / threads, chunks = (rows + chunk - 1) / chunk;
+  auto queue = std::make_shared<WorkQueue>();
+  Fn* body = &fn;
+  auto work = [queue, body, chunk, chunks, rows]() {
+    for (int64_t i; (i = queue->next.fetch_add(1)) < chunks;) {
+      (*body)(i * chunk, std::min(rows, (i + 1) * chunk));
+      queue->done.fetch_add(1);
+    }
+  };
+  for (int64_t k = 1; k < chunks; ++k) pool.Schedule([work]() { work(); });
+  work();
+  while (queue->done.load() < chunks) std::this_thread::yield();
 }
 
-ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::U8> mask,
+ffi::Error LstmForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::U8> mask,
                            ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0, ffi::ResultBuffer<ffi::F32> ys,
                            ffi::ResultBuffer<ffi::F32> h_out, ffi::ResultBuffer<ffi::F32> c_out,
                            ffi::ResultBuffer<ffi::F32> h_res, ffi::ResultBuffer<ffi::F32> c_res,
                            ffi::ResultBuffer<ffi::F32> a_res, ffi::ResultBuffer<ffi::F32> tc_res, int32_t has_mask,
                            int32_t with_outputs, int32_t keep_residuals) {
   auto dims = xw.dimensions();
-  if (dims.size() != 4) return ffi::Error::InvalidArgument("lstm_forward: xw must be [T, D, B, 4H]");
-  const int64_t T = dims[0], D = dims[1], B = dims[2], G = dims[3], H = G / 4;
+  if (dims.size() != 4) return ffi::Error::InvalidArgument("lstm_forward: xw must be [D, T, B, 4H]");
+  const int64_t D = dims[0], T = dims[1], B = dims[2], G = dims[3], H = G / 4;
   const float* X = xw.typed_data();
   const float* U = u.typed_data();
   const uint8_t* M = mask.typed_data();
@@ -209,7 +223,7 @@ ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ff
   std::memcpy(HS, h0.typed_data(), sizeof(float) * D * B * H);
   std::memcpy(CS, c0.typed_data(), sizeof(float) * D * B * H);
 
-  parallel_rows(B, [&](int64_t lo, int64_t hi) {
+  parallel_rows(pool, B, [&](int64_t lo, int64_t hi) {
     std::vector<float> z(kRows * G), tcs(H);
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t d = 0; d < D; ++d) {
@@ -220,7 +234,7 @@ ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ff
           const float* xr[kRows];
           const float* hr[kRows];
           for (int r = 0; r < rows; ++r) {
-            const int64_t row = (t * D + d) * B + b0 + r;
+            const int64_t row = (d * T + t) * B + b0 + r;
             zr[r] = z.data() + r * G;
             xr[r] = X + row * G;
             hr[r] = HS + (d * B + b0 + r) * H;
@@ -231,7 +245,7 @@ ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ff
           }
           rows_times_matrix(rows, zr, xr, hr, H, Ud, G, G);  // z = xw + h U
           for (int r = 0; r < rows; ++r) {
-            const int64_t row = (t * D + d) * B + b0 + r;
+            const int64_t row = (d * T + t) * B + b0 + r;
             if (has_mask && !M[row]) {  // masked: the carry is held and the output is zero
               if (with_outputs) std::fill(Y + row * H, Y + (row + 1) * H, 0.0f);
               if (keep_residuals) {
@@ -260,14 +274,14 @@ ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ff
   return ffi::Error::Success();
 }
 
-ffi::Error LstmBackwardImpl(ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> c_res, ffi::Buffer<ffi::F32> a_res,
+ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> c_res, ffi::Buffer<ffi::F32> a_res,
                             ffi::Buffer<ffi::F32> tc_res, ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> dys,
                             ffi::Buffer<ffi::F32> dh_last, ffi::Buffer<ffi::F32> dc_last,
                             ffi::ResultBuffer<ffi::F32> dz_out, ffi::ResultBuffer<ffi::F32> dh0,
                             ffi::ResultBuffer<ffi::F32> dc0, int32_t has_mask, int32_t with_outputs) {
   auto dims = a_res.dimensions();
-  if (dims.size() != 4) return ffi::Error::InvalidArgument("lstm_backward: a must be [T, D, B, 4H]");
-  const int64_t T = dims[0], D = dims[1], B = dims[2], G = dims[3], H = G / 4;
+  if (dims.size() != 4) return ffi::Error::InvalidArgument("lstm_backward: a must be [D, T, B, 4H]");
+  const int64_t D = dims[0], T = dims[1], B = dims[2], G = dims[3], H = G / 4;
   const float* U = u.typed_data();
   const float* CR = c_res.typed_data();
   const float* AR = a_res.typed_data();
@@ -286,7 +300,7 @@ ffi::Error LstmBackwardImpl(ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> c_res
       for (int64_t j = 0; j < G; ++j) ut[(d * G + j) * H + k] = U[(d * H + k) * G + j];
 
   const std::vector<float> zeros(H, 0.0f);
-  parallel_rows(B, [&](int64_t lo, int64_t hi) {
+  parallel_rows(pool, B, [&](int64_t lo, int64_t hi) {
     std::vector<float> dhn(kRows * H);
     for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t d = 0; d < D; ++d) {
@@ -296,7 +310,7 @@ ffi::Error LstmBackwardImpl(ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> c_res
           float* outr[kRows];
           const float* dzr[kRows];
           for (int r = 0; r < rows; ++r) {
-            const int64_t row = (t * D + d) * B + b0 + r;
+            const int64_t row = (d * T + t) * B + b0 + r;
             float* dz = DZ + row * G;
             outr[r] = dhn.data() + r * H;
             dzr[r] = dz;
@@ -310,7 +324,7 @@ ffi::Error LstmBackwardImpl(ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> c_res
           }
           rows_times_matrix(rows, outr, nullptr, dzr, G, UT, H, H);  // dh_prev = dz U^T
           for (int r = 0; r < rows; ++r) {
-            const int64_t row = (t * D + d) * B + b0 + r;
+            const int64_t row = (d * T + t) * B + b0 + r;
             if (!has_mask || M[row]) std::memcpy(DH + (d * B + b0 + r) * H, outr[r], sizeof(float) * H);
           }
         }
@@ -326,15 +340,15 @@ ffi::Error LstmBackwardImpl(ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> c_res
 // Both: h_new = z * h + (1 - z) * n. Residuals per step: h (before the step), z, r, n and, with reset_after,
 // hu_h.
 
-ffi::Error GruForwardImpl(ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> b_r,
+ffi::Error GruForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> b_r,
                           ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> h0, ffi::ResultBuffer<ffi::F32> ys,
                           ffi::ResultBuffer<ffi::F32> h_out, ffi::ResultBuffer<ffi::F32> h_res,
                           ffi::ResultBuffer<ffi::F32> z_res, ffi::ResultBuffer<ffi::F32> r_res,
                           ffi::ResultBuffer<ffi::F32> n_res, ffi::ResultBuffer<ffi::F32> hu_res, int32_t has_mask,
                           int32_t with_outputs, int32_t keep_residuals, int32_t reset_after) {
   auto dims = xw.dimensions();
-  if (dims.size() != 4) return ffi::Error::InvalidArgument("gru_forward: xw must be [T, D, B, 3H]");
-  const int64_t T = dims[0], D = dims[1], B = dims[2], G = dims[3], H = G / 3;
+  if (dims.size() != 4) return ffi::Error::InvalidArgument("gru_forward: xw must be [D, T, B, 3H]");
+  const int64_t D = dims[0], T = dims[1], B = dims[2], G = dims[3], H = G / 3;
   const float* X = xw.typed_data();
   const float* U = u.typed_data();
   const float* BR = b_r.typed_data();
@@ -348,7 +362,7 @@ ffi::Error GruForwardImpl(ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ffi
   float* UR = hu_res->typed_data();
   std::memcpy(HS, h0.typed_data(), sizeof(float) * D * B * H);
 
-  parallel_rows(B, [&](int64_t lo, int64_t hi) {
+  parallel_rows(pool, B, [&](int64_t lo, int64_t hi) {
     std::vector<float> hu(kRows * G), zb(kRows * H), rb(kRows * H), rh(kRows * H), hn(kRows * H), nb(H);
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t d = 0; d < D; ++d) {
@@ -366,17 +380,17 @@ ffi::Error GruForwardImpl(ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ffi
             rhr[r] = rh.data() + r * H;
             hr[r] = HS + (d * B + b0 + r) * H;
             bias[r] = BR + d * G;
-            if (keep_residuals) std::memcpy(HR + ((t * D + d) * B + b0 + r) * H, hr[r], sizeof(float) * H);
+            if (keep_residuals) std::memcpy(HR + ((d * T + t) * B + b0 + r) * H, hr[r], sizeof(float) * H);
           }
           // hu = h U + b_r (all three gates), or h U_zr (z and r only) before the reset
           rows_times_matrix(rows, hur, reset_after ? bias : nullptr, hr, H, Ud, G, reset_after ? G : 2 * H);
           for (int r = 0; r < rows; ++r) {
-            gru_gates(H, X + ((t * D + d) * B + b0 + r) * G, hur[r], hr[r], zb.data() + r * H, rb.data() + r * H,
+            gru_gates(H, X + ((d * T + t) * B + b0 + r) * G, hur[r], hr[r], zb.data() + r * H, rb.data() + r * H,
                       rh.data() + r * H);
           }
           if (!reset_after) rows_times_matrix(rows, hnr, nullptr, rhr, H, Ud + 2 * H, G, H);  // (r * h) U_h
           for (int r = 0; r < rows; ++r) {
-            const int64_t row = (t * D + d) * B + b0 + r;
+            const int64_t row = (d * T + t) * B + b0 + r;
             if (has_mask && !M[row]) {  // masked: the carry is held and the output is zero
               if (with_outputs) std::fill(Y + row * H, Y + (row + 1) * H, 0.0f);
               if (keep_residuals) {
@@ -410,16 +424,16 @@ ffi::Error GruForwardImpl(ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ffi
   return ffi::Error::Success();
 }
 
-// Gradient of the GRU sequence: dxw [T, D, B, 3H] (the gate pre-activations' input part) and dh0.
-ffi::Error GruBackwardImpl(ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> h_res, ffi::Buffer<ffi::F32> z_res,
+// Gradient of the GRU sequence: dxw [D, T, B, 3H] (the gate pre-activations' input part) and dh0.
+ffi::Error GruBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> h_res, ffi::Buffer<ffi::F32> z_res,
                            ffi::Buffer<ffi::F32> r_res, ffi::Buffer<ffi::F32> n_res, ffi::Buffer<ffi::F32> hu_res,
                            ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> dys, ffi::Buffer<ffi::F32> dh_last,
                            ffi::ResultBuffer<ffi::F32> dxw_out, ffi::ResultBuffer<ffi::F32> dhu_out,
                            ffi::ResultBuffer<ffi::F32> dh0, int32_t has_mask, int32_t with_outputs,
                            int32_t reset_after) {
   auto dims = dxw_out->dimensions();
-  if (dims.size() != 4) return ffi::Error::InvalidArgument("gru_backward: dxw must be [T, D, B, 3H]");
-  const int64_t T = dims[0], D = dims[1], B = dims[2], G = dims[3], H = G / 3;
+  if (dims.size() != 4) return ffi::Error::InvalidArgument("gru_backward: dxw must be [D, T, B, 3H]");
+  const int64_t D = dims[0], T = dims[1], B = dims[2], G = dims[3], H = G / 3;
   const float* U = u.typed_data();
   const float* HR = h_res.typed_data();
   const float* ZR = z_res.typed_data();
@@ -438,7 +452,7 @@ ffi::Error GruBackwardImpl(ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> h_res,
       for (int64_t j = 0; j < G; ++j) ut[(d * G + j) * H + k] = U[(d * H + k) * G + j];
   const std::vector<float> zeros(H, 0.0f);
 
-  parallel_rows(B, [&](int64_t lo, int64_t hi) {
+  parallel_rows(pool, B, [&](int64_t lo, int64_t hi) {
     // per block row: the total dh, dn, (reset_after: dhu = [dz, dr, dn * r]) and the matmul outputs
     std::vector<float> dht(kRows * H), drh(kRows * H), out(kRows * H);
     for (int64_t t = T - 1; t >= 0; --t) {
@@ -450,7 +464,7 @@ ffi::Error GruBackwardImpl(ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> h_res,
           float* drhr[kRows];
           const float* src[kRows];
           for (int r = 0; r < rows; ++r) {
-            const int64_t row = (t * D + d) * B + b0 + r;
+            const int64_t row = (d * T + t) * B + b0 + r;
             outr[r] = out.data() + r * H;
             drhr[r] = drh.data() + r * H;
             float* dx = DX + row * G;
@@ -469,7 +483,7 @@ ffi::Error GruBackwardImpl(ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> h_res,
           } else {
             rows_times_matrix(rows, drhr, nullptr, src, H, UT + 2 * H * H, H, H);  // drh = dn U_h^T
             for (int r = 0; r < rows; ++r) {
-              const int64_t row = (t * D + d) * B + b0 + r;
+              const int64_t row = (d * T + t) * B + b0 + r;
               float* dx = DX + row * G;
               const float* rg = RR + row * H;
               const float* hp = HR + row * H;
@@ -479,7 +493,7 @@ ffi::Error GruBackwardImpl(ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> h_res,
             rows_times_matrix(rows, outr, nullptr, src, 2 * H, UT, H, H);  // dzr U_zr^T
           }
           for (int r = 0; r < rows; ++r) {
-            const int64_t row = (t * D + d) * B + b0 + r;
+            const int64_t row = (d * T + t) * B + b0 + r;
             float* dh = DH + (d * B + b0 + r) * H;
             if (has_mask && !M[row]) {  // masked: dxw = 0, and the held carry's gradient passes through
               std::fill(DX + row * G, DX + (row + 1) * G, 0.0f);
@@ -506,6 +520,7 @@ ffi::Error GruBackwardImpl(ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> h_res,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmForward, LstmForwardImpl,
                               ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::U8>>()
@@ -524,6 +539,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmForward, LstmForwardImpl,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmBackward, LstmBackwardImpl,
                               ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
@@ -540,6 +556,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmBackward, LstmBackwardImpl,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruForward, GruForwardImpl,
                               ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
@@ -559,6 +576,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruForward, GruForwardImpl,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruBackward, GruBackwardImpl,
                               ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
