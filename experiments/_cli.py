@@ -73,6 +73,7 @@ def run(main: Callable[[list[str]], None]) -> None:
         if not _VERBOSE.value:
             logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every save and read at INFO
         try:
+            configure_native()
             main(argv)
         except (ValueError, FileNotFoundError, NotADirectoryError) as error:
             if _VERBOSE.value:
@@ -88,6 +89,28 @@ def run(main: Callable[[list[str]], None]) -> None:
             sys.exit(error.exit_status)
 
     app.run(guarded, flags_parser=_parse_flags)
+
+
+_NATIVE_ENV = ("RNNJAX_NATIVE", "RNNJAX_NATIVE_THREADS", "RNNJAX_CACHE_DIR", "CXX")
+
+
+def configure_native() -> None:
+    """Maps the environment onto ``rnnjax.native.configure``: RNNJAX_NATIVE=0 turns the native CPU kernels off,
+    RNNJAX_NATIVE_THREADS sets their threads per call, RNNJAX_CACHE_DIR where they are built, CXX the compiler.
+    Imports rnnjax only when one of them is set."""
+    if not any(os.environ.get(name) for name in _NATIVE_ENV):
+        return
+    from rnnjax import native
+
+    threads = os.environ.get("RNNJAX_NATIVE_THREADS")
+    if threads is not None and not threads.isdigit():
+        raise UsageError(f"RNNJAX_NATIVE_THREADS must be a whole number (0: one per core), got {threads!r}")
+    native.configure(
+        enabled=os.environ.get("RNNJAX_NATIVE", "1") != "0",
+        threads=int(threads) if threads else None,
+        cache_dir=os.environ.get("RNNJAX_CACHE_DIR") or None,
+        compiler=os.environ.get("CXX") or None,
+    )
 
 
 def no_positional(argv: list[str]) -> None:

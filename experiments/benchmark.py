@@ -17,7 +17,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from experiments import bench_peers
+from experiments import _cli, bench_peers
 from experiments._allocator import TCMALLOC_PATHS
 
 FLAGS = flags.FLAGS
@@ -89,6 +89,7 @@ def _table(rows: list[dict]) -> str:
 def main(argv):
     del argv
     if FLAGS.worker:
+        _cli.configure_native()  # RNNJAX_NATIVE=0 measures the XLA path
         job = json.loads(FLAGS.worker)
         runner = bench_peers.RUNNERS[job.pop("framework")]
         print(json.dumps(runner(job.pop("model"), job.pop("shape"), **job)), flush=True)

@@ -264,6 +264,12 @@ def _use_native(name: str, dtype) -> bool:
     return name in _NATIVE and dtype == jnp.float32 and jax.default_backend() == "cpu" and native.available()
 
 
+def _native_threads() -> np.int32:
+    from rnnjax import native  # imported here: it builds the kernels on first use only
+
+    return np.int32(native.threads())
+
+
 def _u8_mask(mask_dtb: jax.Array | None) -> jax.Array:
     return jnp.zeros((1,), jnp.uint8) if mask_dtb is None else mask_dtb.astype(jnp.uint8)
 
@@ -290,6 +296,7 @@ def _native_forward(with_outputs: bool, keep_residuals: bool, u_dhg, xw_dtbg, ma
         h0,
         c0,
         has_mask=np.int32(mask_dtb is not None),
+        threads=_native_threads(),
         with_outputs=np.int32(with_outputs),
         keep_residuals=np.int32(keep_residuals),
     )
@@ -323,6 +330,7 @@ def _native_lstm_bwd(with_outputs, saved, cotangents):
         dh,
         dc,
         has_mask=np.int32(mask_dtb is not None),
+        threads=_native_threads(),
         with_outputs=np.int32(with_outputs),
     )
     (du,) = _per_direction(_lstm_weight_grads, (u_dhg,), (h_res,), dz)
@@ -352,6 +360,7 @@ def _native_gru_forward(
         _u8_mask(mask_dtb),
         h0,
         has_mask=np.int32(mask_dtb is not None),
+        threads=_native_threads(),
         with_outputs=np.int32(with_outputs),
         keep_residuals=np.int32(keep_residuals),
         reset_after=np.int32(reset_after),
@@ -386,6 +395,7 @@ def _native_gru_bwd(with_outputs, reset_after, saved, cotangents):
         dys if with_outputs else jnp.zeros((1,), jnp.float32),
         dh,
         has_mask=np.int32(mask_dtb is not None),
+        threads=_native_threads(),
         with_outputs=np.int32(with_outputs),
         reset_after=np.int32(reset_after),
     )

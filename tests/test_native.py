@@ -9,7 +9,7 @@ import pytest
 from rnnjax import fused, models, native, scan
 
 pytestmark = pytest.mark.skipif(
-    not native.available(), reason="native kernels unavailable (no C++ compiler or RNNJAX_NATIVE=0)"
+    not native.available(), reason="native kernels unavailable (no C++ compiler, or disabled)"
 )
 T, B, H = 7, 11, 6  # B not a multiple of the kernel's 4-row blocks, H not of its 16-float vectors
 
@@ -97,16 +97,32 @@ def test_models_use_the_native_path_on_cpu_and_match_without_it(key, monkeypatch
     monkeypatch.setattr(fused, "_run_native", lambda *a: calls.append(1) or real(*a))
     with_native = models.apply_model(spec, params, tokens, lengths)
     assert calls, f"the CPU float32 {cell} did not take the native path"
-    monkeypatch.setenv("RNNJAX_NATIVE", "0")
-    assert not native.available()
-    without = models.apply_model(spec, params, tokens, lengths)
+    native.configure(enabled=False)
+    try:
+        assert not native.available()
+        without = models.apply_model(spec, params, tokens, lengths)
+    finally:
+        native.configure(enabled=True)
     np.testing.assert_allclose(with_native, without, rtol=1e-5, atol=1e-6)
 
 
 def test_a_failed_build_falls_back_to_the_xla_path(tmp_path, monkeypatch):
     monkeypatch.setattr(native, "_state", {})
-    monkeypatch.setenv("RNNJAX_CACHE_DIR", str(tmp_path))
-    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setattr(native, "_settings", dict(native._settings))
+    native.configure(cache_dir=tmp_path, compiler=str(tmp_path / "no-such-compiler"))
     with pytest.warns(UserWarning, match="native CPU kernels unavailable"):
         assert not native.available()
     assert not fused._use_native("lstm", jnp.float32)
+    with pytest.raises(ValueError, match="threads"):
+        native.configure(threads=-1)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_any_thread_count_gives_the_same_numbers(key, monkeypatch, threads):
+    args = _inputs(key, 2, "lstm")
+    reference = _loss("lstm", True, True, True, monkeypatch)(*args)
+    monkeypatch.setattr(native, "_settings", dict(native._settings))
+    native.configure(threads=threads)
+    got = _loss("lstm", True, True, True, monkeypatch)(*args)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(reference), strict=True):
+        np.testing.assert_array_equal(a, b)  # each row's sequence is computed the same way on any thread

@@ -5,10 +5,10 @@ Inside a ``lax.scan`` body, XLA:CPU reads and writes each step's slices (``dynam
 spends most of its time there rather than in arithmetic. ``kernels.cc`` runs a whole LSTM or GRU sequence, forward and
 backward, as two FFI calls instead, with each batch row's sequence on one thread.
 
-The kernels are compiled on first use with the system's C++ compiler (``$CXX``, g++, c++ or clang++) for this
-CPU, and cached in ``$RNNJAX_CACHE_DIR`` (default ``~/.cache/rnnjax``). Without a compiler, or with
-``RNNJAX_NATIVE=0``, ``available()`` is False and ``rnnjax.fused`` uses its XLA path: the same function.
-``RNNJAX_NATIVE_THREADS`` caps the threads per call (default: all cores).
+The kernels are compiled on first use with the system's C++ compiler (g++, c++ or clang++) for this CPU and
+cached in ``~/.cache/rnnjax``. Without a compiler, or after ``configure(enabled=False)``, ``available()`` is
+False and ``rnnjax.fused`` uses its XLA path: the same function. ``configure`` also sets the compiler, the
+cache folder and the threads per call (the experiment scripts map environment variables onto it).
 """
 
 import ctypes
@@ -32,11 +32,44 @@ _TARGETS = {
 }
 _lock = threading.Lock()
 _state: dict = {}
+_settings = {"enabled": True, "compiler": None, "cache_dir": Path.home() / ".cache" / "rnnjax", "threads": 0}
+
+
+def configure(
+    *,
+    enabled: bool | None = None,
+    compiler: str | None = None,
+    cache_dir: str | Path | None = None,
+    threads: int | None = None,
+) -> None:
+    """Changes how the native kernels are used; arguments left as None keep their current value.
+
+    Args:
+        enabled: False makes ``available()`` False, so every recurrence takes the XLA path.
+        compiler: the C++ compiler to build with (default: the first of g++, c++, clang++ on the PATH).
+        cache_dir: where built kernels are kept (default ``~/.cache/rnnjax``).
+        threads: threads per kernel call, 0 for one per core (the rows of a batch are split between them).
+    """
+    if threads is not None and threads < 0:
+        raise ValueError(f"native.configure: threads must be >= 0 (0: one per core), got {threads}.")
+    for name, value in (
+        ("enabled", enabled),
+        ("compiler", compiler),
+        ("cache_dir", cache_dir),
+        ("threads", threads),
+    ):
+        if value is not None:
+            _settings[name] = Path(value) if name == "cache_dir" else value
+
+
+def threads() -> int:
+    """The configured threads per kernel call (0: one per core)."""
+    return int(_settings["threads"])
 
 
 def available() -> bool:
     """Whether the native kernels are built, loaded and registered (builds them on the first call)."""
-    if os.environ.get("RNNJAX_NATIVE", "1") == "0":
+    if not _settings["enabled"]:
         return False
     with _lock:
         if "ok" not in _state:
@@ -56,14 +89,6 @@ def _load() -> bool:
     return True
 
 
-def _cache_dir() -> Path:
-    root = (
-        os.environ.get("RNNJAX_CACHE_DIR")
-        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rnnjax"
-    )
-    return Path(root)
-
-
 def _cpu_signature() -> str:
     """The CPU's feature flags: ``-march=native`` builds are only reused on the same kind of CPU."""
     try:
@@ -74,7 +99,7 @@ def _cpu_signature() -> str:
 
 
 def _build() -> Path:
-    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    compiler = _settings["compiler"] or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
     if not compiler:
         raise RuntimeError("no C++ compiler found; install g++ to build them")
     flags = [
@@ -96,7 +121,7 @@ def _build() -> Path:
             ]
         )
     ).hexdigest()[:16]
-    target = _cache_dir() / f"native-{key}.so"
+    target = Path(_settings["cache_dir"]) / f"native-{key}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -164,9 +164,9 @@ inline void gru_grad_r(int64_t H, const float* __restrict__ hu_h, const float* _
   }
 }
 
-int num_threads(int64_t rows) {
-  int n = static_cast<int>(std::thread::hardware_concurrency());
-  if (const char* env = std::getenv("RNNJAX_NATIVE_THREADS")) n = std::atoi(env);
+// The threads for `rows` batch rows: `requested` (0: one per core), at most one per 8 rows.
+int num_threads(int64_t rows, int32_t requested) {
+  int n = requested > 0 ? requested : static_cast<int>(std::thread::hardware_concurrency());
   n = std::max(1, n);
   return static_cast<int>(std::min<int64_t>(n, std::max<int64_t>(1, rows / 8)));
 }
@@ -181,8 +181,8 @@ struct WorkQueue {
 // pool thread is free (the caller then takes every chunk itself). A task that starts after all chunks are
 // claimed only touches the shared counters, which it co-owns.
 template <typename Fn>
-void parallel_rows(ffi::ThreadPool& pool, int64_t rows, Fn fn) {
-  const int threads = num_threads(rows);
+void parallel_rows(ffi::ThreadPool& pool, int32_t requested, int64_t rows, Fn fn) {
+  const int threads = num_threads(rows, requested);
   if (threads == 1) {
     fn(int64_t{0}, rows);
     return;
@@ -206,7 +206,7 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::
                            ffi::ResultBuffer<ffi::F32> h_out, ffi::ResultBuffer<ffi::F32> c_out,
                            ffi::ResultBuffer<ffi::F32> h_res, ffi::ResultBuffer<ffi::F32> c_res,
                            ffi::ResultBuffer<ffi::F32> a_res, ffi::ResultBuffer<ffi::F32> tc_res, int32_t has_mask,
-                           int32_t with_outputs, int32_t keep_residuals) {
+                           int32_t with_outputs, int32_t keep_residuals, int32_t threads) {
   auto dims = xw.dimensions();
   if (dims.size() != 4) return ffi::Error::InvalidArgument("lstm_forward: xw must be [D, T, B, 4H]");
   const int64_t D = dims[0], T = dims[1], B = dims[2], G = dims[3], H = G / 4;
@@ -223,7 +223,7 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::
   std::memcpy(HS, h0.typed_data(), sizeof(float) * D * B * H);
   std::memcpy(CS, c0.typed_data(), sizeof(float) * D * B * H);
 
-  parallel_rows(pool, B, [&](int64_t lo, int64_t hi) {
+  parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
     std::vector<float> z(kRows * G), tcs(H);
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t d = 0; d < D; ++d) {
@@ -278,7 +278,8 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::
                             ffi::Buffer<ffi::F32> tc_res, ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> dys,
                             ffi::Buffer<ffi::F32> dh_last, ffi::Buffer<ffi::F32> dc_last,
                             ffi::ResultBuffer<ffi::F32> dz_out, ffi::ResultBuffer<ffi::F32> dh0,
-                            ffi::ResultBuffer<ffi::F32> dc0, int32_t has_mask, int32_t with_outputs) {
+                            ffi::ResultBuffer<ffi::F32> dc0, int32_t has_mask, int32_t with_outputs,
+                            int32_t threads) {
   auto dims = a_res.dimensions();
   if (dims.size() != 4) return ffi::Error::InvalidArgument("lstm_backward: a must be [D, T, B, 4H]");
   const int64_t D = dims[0], T = dims[1], B = dims[2], G = dims[3], H = G / 4;
@@ -300,7 +301,7 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::
       for (int64_t j = 0; j < G; ++j) ut[(d * G + j) * H + k] = U[(d * H + k) * G + j];
 
   const std::vector<float> zeros(H, 0.0f);
-  parallel_rows(pool, B, [&](int64_t lo, int64_t hi) {
+  parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
     std::vector<float> dhn(kRows * H);
     for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t d = 0; d < D; ++d) {
@@ -345,7 +346,7 @@ ffi::Error GruForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::B
                           ffi::ResultBuffer<ffi::F32> h_out, ffi::ResultBuffer<ffi::F32> h_res,
                           ffi::ResultBuffer<ffi::F32> z_res, ffi::ResultBuffer<ffi::F32> r_res,
                           ffi::ResultBuffer<ffi::F32> n_res, ffi::ResultBuffer<ffi::F32> hu_res, int32_t has_mask,
-                          int32_t with_outputs, int32_t keep_residuals, int32_t reset_after) {
+                          int32_t with_outputs, int32_t keep_residuals, int32_t reset_after, int32_t threads) {
   auto dims = xw.dimensions();
   if (dims.size() != 4) return ffi::Error::InvalidArgument("gru_forward: xw must be [D, T, B, 3H]");
   const int64_t D = dims[0], T = dims[1], B = dims[2], G = dims[3], H = G / 3;
@@ -362,7 +363,7 @@ ffi::Error GruForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::B
   float* UR = hu_res->typed_data();
   std::memcpy(HS, h0.typed_data(), sizeof(float) * D * B * H);
 
-  parallel_rows(pool, B, [&](int64_t lo, int64_t hi) {
+  parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
     std::vector<float> hu(kRows * G), zb(kRows * H), rb(kRows * H), rh(kRows * H), hn(kRows * H), nb(H);
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t d = 0; d < D; ++d) {
@@ -430,7 +431,7 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::B
                            ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> dys, ffi::Buffer<ffi::F32> dh_last,
                            ffi::ResultBuffer<ffi::F32> dxw_out, ffi::ResultBuffer<ffi::F32> dhu_out,
                            ffi::ResultBuffer<ffi::F32> dh0, int32_t has_mask, int32_t with_outputs,
-                           int32_t reset_after) {
+                           int32_t reset_after, int32_t threads) {
   auto dims = dxw_out->dimensions();
   if (dims.size() != 4) return ffi::Error::InvalidArgument("gru_backward: dxw must be [D, T, B, 3H]");
   const int64_t D = dims[0], T = dims[1], B = dims[2], G = dims[3], H = G / 3;
@@ -452,7 +453,7 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::B
       for (int64_t j = 0; j < G; ++j) ut[(d * G + j) * H + k] = U[(d * H + k) * G + j];
   const std::vector<float> zeros(H, 0.0f);
 
-  parallel_rows(pool, B, [&](int64_t lo, int64_t hi) {
+  parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
     // per block row: the total dh, dn, (reset_after: dhu = [dz, dr, dn * r]) and the matmul outputs
     std::vector<float> dht(kRows * H), drh(kRows * H), out(kRows * H);
     for (int64_t t = T - 1; t >= 0; --t) {
@@ -535,7 +536,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmForward, LstmForwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int32_t>("has_mask")
                                   .Attr<int32_t>("with_outputs")
-                                  .Attr<int32_t>("keep_residuals"));
+                                  .Attr<int32_t>("keep_residuals")
+                                  .Attr<int32_t>("threads"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmBackward, LstmBackwardImpl,
                               ffi::Ffi::Bind()
@@ -552,7 +554,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmBackward, LstmBackwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int32_t>("has_mask")
-                                  .Attr<int32_t>("with_outputs"));
+                                  .Attr<int32_t>("with_outputs")
+                                  .Attr<int32_t>("threads"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruForward, GruForwardImpl,
                               ffi::Ffi::Bind()
@@ -572,7 +575,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruForward, GruForwardImpl,
                                   .Attr<int32_t>("has_mask")
                                   .Attr<int32_t>("with_outputs")
                                   .Attr<int32_t>("keep_residuals")
-                                  .Attr<int32_t>("reset_after"));
+                                  .Attr<int32_t>("reset_after")
+                                  .Attr<int32_t>("threads"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruBackward, GruBackwardImpl,
                               ffi::Ffi::Bind()
@@ -591,4 +595,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruBackward, GruBackwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int32_t>("has_mask")
                                   .Attr<int32_t>("with_outputs")
-                                  .Attr<int32_t>("reset_after"));
+                                  .Attr<int32_t>("reset_after")
+                                  .Attr<int32_t>("threads"));
