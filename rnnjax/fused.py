@@ -11,7 +11,13 @@ plain scan + autodiff path). Masking follows ``scan.run``: at a masked step the 
 zero, so the gradient passes through the held carry unchanged. Reversal, dropout on the inputs and the input
 projection stay in ``scan.run``; recurrent dropout and peephole LSTMs use the plain path.
 
-Layout inside this file is time-major: ``xw_tbg [T, B, G*H]``, ``mask_tb [T, B]``.
+On the CPU in float32, the LSTM and GRU sequences run in native kernels instead (``rnnjax.native``): the same
+equations, written per batch row in C++, because XLA:CPU compiles the per-step slicing of a ``lax.scan`` body
+into scalar loops. The rules below remain the path for every other backend and dtype, and the reference the
+native kernels are tested against.
+
+Layout inside this file is time-major: ``xw_tbg [T, B, G*H]``, ``mask_tb [T, B]`` (the native kernels take
+direction-major ``[D, T, B, ...]``).
 """
 
 from collections.abc import Callable
