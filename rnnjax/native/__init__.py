@@ -10,7 +10,7 @@ cached in ``~/.cache/rnnjax``. Without a compiler, or after ``configure(enabled=
 False and ``rnnjax.fused`` uses its XLA path: the same function. ``configure`` also sets the compiler, the
 cache folder and the threads per call (the experiment scripts map environment variables onto it); a setting
 applies to functions traced after it. The kernels give first derivatives (``jax.grad``); for higher ones
-(Hessians) or forward mode, ``configure(enabled=False)`` uses the XLA path, which supports them.
+(Hessians), ``configure(enabled=False)`` uses the XLA path, which supports them.
 """
 
 import ctypes
