@@ -54,37 +54,53 @@ inline vf load(const float* p) {
 }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
-// Up to 4 rows times one matrix: out[r][0:n) = init[r][0:n) (or 0) + sum_k s[r][k] * m[k * ld + (0:n)].
-// The rows share every load of m, and each column block keeps R x Q vectors of accumulators in registers.
+// R (<= 4) rows times columns [j0, j0 + 16 Q) of a matrix: out[r][j] = init[r][j] (or 0) + sum_k s[r][k] m[k][j].
+// The rows share every load of m; R x Q vectors of accumulators stay in registers.
 template <int R, int Q>
-inline int64_t column_blocks(float* const* out, const float* const* init, const float* const* s, int64_t K,
-                             const float* __restrict__ m, int64_t ld, int64_t n, int64_t j0) {
+inline void column_block(float* const* out, const float* const* init, const float* const* s, int64_t K,
+                         const float* __restrict__ m, int64_t ld, int64_t j0) {
+  vf acc[R][Q];
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < Q; ++q) acc[r][q] = init ? load(init[r] + j0 + 16 * q) : vf{};
+  for (int64_t k = 0; k < K; ++k) {
+    vf mk[Q];
+    for (int q = 0; q < Q; ++q) mk[q] = load(m + k * ld + j0 + 16 * q);
+    for (int r = 0; r < R; ++r) {
+      const float sr = s[r][k];
+      for (int q = 0; q < Q; ++q) acc[r][q] += sr * mk[q];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < Q; ++q) store(out[r] + j0 + 16 * q, acc[r][q]);
+}
+
+// All column blocks of width 16 Q from j0 on, each for every row (4 at a time) before the next: a [K, 16 Q]
+// slice of m is reused by all rows while it is in cache. Returns the first column not done.
+template <int Q>
+inline int64_t column_pass(int rows, float* const* out, const float* const* init, const float* const* s, int64_t K,
+                           const float* m, int64_t ld, int64_t n, int64_t j0) {
   for (; j0 + 16 * Q <= n; j0 += 16 * Q) {
-    vf acc[R][Q];
-    for (int r = 0; r < R; ++r)
-      for (int q = 0; q < Q; ++q) acc[r][q] = init ? load(init[r] + j0 + 16 * q) : vf{};
-    for (int64_t k = 0; k < K; ++k) {
-      vf mk[Q];
-      for (int q = 0; q < Q; ++q) mk[q] = load(m + k * ld + j0 + 16 * q);
-      for (int r = 0; r < R; ++r) {
-        const float sr = s[r][k];
-        for (int q = 0; q < Q; ++q) acc[r][q] += sr * mk[q];
+    for (int r0 = 0; r0 < rows; r0 += 4) {
+      const float* const* in = init ? init + r0 : nullptr;
+      switch (std::min(4, rows - r0)) {
+        case 4: column_block<4, Q>(out + r0, in, s + r0, K, m, ld, j0); break;
+        case 3: column_block<3, Q>(out + r0, in, s + r0, K, m, ld, j0); break;
+        case 2: column_block<2, Q>(out + r0, in, s + r0, K, m, ld, j0); break;
+        default: column_block<1, Q>(out + r0, in, s + r0, K, m, ld, j0);
       }
     }
-    for (int r = 0; r < R; ++r)
-      for (int q = 0; q < Q; ++q) store(out[r] + j0 + 16 * q, acc[r][q]);
   }
   return j0;
 }
 
-template <int R>
-inline void rows_times_matrix(float* const* out, const float* const* init, const float* const* s, int64_t K,
-                              const float* __restrict__ m, int64_t ld, int64_t n) {
-  int64_t j0 = column_blocks<R, 4>(out, init, s, K, m, ld, n, 0);
-  j0 = column_blocks<R, 2>(out, init, s, K, m, ld, n, j0);
-  j0 = column_blocks<R, 1>(out, init, s, K, m, ld, n, j0);
+// Rows times one matrix: out[r][0:n) = init[r][0:n) (or 0) + sum_k s[r][k] * m[k * ld + (0:n)], r < rows.
+inline void rows_times_matrix(int rows, float* const* out, const float* const* init, const float* const* s,
+                              int64_t K, const float* m, int64_t ld, int64_t n) {
+  int64_t j0 = column_pass<4>(rows, out, init, s, K, m, ld, n, 0);
+  j0 = column_pass<2>(rows, out, init, s, K, m, ld, n, j0);
+  j0 = column_pass<1>(rows, out, init, s, K, m, ld, n, j0);
   for (; j0 < n; ++j0) {
-    for (int r = 0; r < R; ++r) {
+    for (int r = 0; r < rows; ++r) {
       float acc = init ? init[r][j0] : 0.0f;
       for (int64_t k = 0; k < K; ++k) acc += s[r][k] * m[k * ld + j0];
       out[r][j0] = acc;
@@ -92,17 +108,6 @@ inline void rows_times_matrix(float* const* out, const float* const* init, const
   }
 }
 
-inline void rows_times_matrix(int rows, float* const* out, const float* const* init, const float* const* s,
-                              int64_t K, const float* m, int64_t ld, int64_t n) {
-  switch (rows) {
-    case 4: return rows_times_matrix<4>(out, init, s, K, m, ld, n);
-    case 3: return rows_times_matrix<3>(out, init, s, K, m, ld, n);
-    case 2: return rows_times_matrix<2>(out, init, s, K, m, ld, n);
-    default: return rows_times_matrix<1>(out, init, s, K, m, ld, n);
-  }
-}
-
-constexpr int kRows = 4;  // batch rows per matrix product
 
 // c, h <- the new cell state and output from the gate activations a = [i, f, g, o]; tc = tanh(c_new).
 inline void cell_update(int64_t H, const float* __restrict__ a, float* __restrict__ c, float* __restrict__ h,
@@ -224,15 +229,16 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::
   std::memcpy(CS, c0.typed_data(), sizeof(float) * D * B * H);
 
   parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
-    std::vector<float> z(kRows * G), tcs(H);
+    const int64_t block = hi - lo;  // all of this thread's rows go through each matrix product together
+    std::vector<float> z(block * G), tcs(H);
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t d = 0; d < D; ++d) {
         const float* Ud = U + d * H * G;
-        for (int64_t b0 = lo; b0 < hi; b0 += kRows) {
-          const int rows = static_cast<int>(std::min<int64_t>(kRows, hi - b0));
-          float* zr[kRows];
-          const float* xr[kRows];
-          const float* hr[kRows];
+        for (int64_t b0 = lo; b0 < hi; b0 += block) {
+          const int rows = static_cast<int>(std::min<int64_t>(block, hi - b0));
+          std::vector<float*> zr(block);
+          std::vector<const float*> xr(block);
+          std::vector<const float*> hr(block);
           for (int r = 0; r < rows; ++r) {
             const int64_t row = (d * T + t) * B + b0 + r;
             zr[r] = z.data() + r * G;
@@ -243,7 +249,7 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::
               std::memcpy(CR + row * H, CS + (d * B + b0 + r) * H, sizeof(float) * H);
             }
           }
-          rows_times_matrix(rows, zr, xr, hr, H, Ud, G, G);  // z = xw + h U
+          rows_times_matrix(rows, zr.data(), xr.data(), hr.data(), H, Ud, G, G);  // z = xw + h U
           for (int r = 0; r < rows; ++r) {
             const int64_t row = (d * T + t) * B + b0 + r;
             if (has_mask && !M[row]) {  // masked: the carry is held and the output is zero
@@ -302,14 +308,15 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::
 
   const std::vector<float> zeros(H, 0.0f);
   parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
-    std::vector<float> dhn(kRows * H);
+    const int64_t block = hi - lo;  // all of this thread's rows go through each matrix product together
+    std::vector<float> dhn(block * H);
     for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t d = 0; d < D; ++d) {
         const float* UT = ut.data() + d * G * H;
-        for (int64_t b0 = lo; b0 < hi; b0 += kRows) {
-          const int rows = static_cast<int>(std::min<int64_t>(kRows, hi - b0));
-          float* outr[kRows];
-          const float* dzr[kRows];
+        for (int64_t b0 = lo; b0 < hi; b0 += block) {
+          const int rows = static_cast<int>(std::min<int64_t>(block, hi - b0));
+          std::vector<float*> outr(block);
+          std::vector<const float*> dzr(block);
           for (int r = 0; r < rows; ++r) {
             const int64_t row = (d * T + t) * B + b0 + r;
             float* dz = DZ + row * G;
@@ -323,7 +330,7 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::
             cell_grad(H, AR + row * G, TR + row * H, CR + row * H, dy, DH + (d * B + b0 + r) * H,
                       DC + (d * B + b0 + r) * H, dz);
           }
-          rows_times_matrix(rows, outr, nullptr, dzr, G, UT, H, H);  // dh_prev = dz U^T
+          rows_times_matrix(rows, outr.data(), nullptr, dzr.data(), G, UT, H, H);  // dh_prev = dz U^T
           for (int r = 0; r < rows; ++r) {
             const int64_t row = (d * T + t) * B + b0 + r;
             if (!has_mask || M[row]) std::memcpy(DH + (d * B + b0 + r) * H, outr[r], sizeof(float) * H);
@@ -364,17 +371,18 @@ ffi::Error GruForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::B
   std::memcpy(HS, h0.typed_data(), sizeof(float) * D * B * H);
 
   parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
-    std::vector<float> hu(kRows * G), zb(kRows * H), rb(kRows * H), rh(kRows * H), hn(kRows * H), nb(H);
+    const int64_t block = hi - lo;  // all of this thread's rows go through each matrix product together
+    std::vector<float> hu(block * G), zb(block * H), rb(block * H), rh(block * H), hn(block * H), nb(H);
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t d = 0; d < D; ++d) {
         const float* Ud = U + d * H * G;
-        for (int64_t b0 = lo; b0 < hi; b0 += kRows) {
-          const int rows = static_cast<int>(std::min<int64_t>(kRows, hi - b0));
-          float* hur[kRows];
-          float* hnr[kRows];
-          const float* hr[kRows];
-          const float* rhr[kRows];
-          const float* bias[kRows];
+        for (int64_t b0 = lo; b0 < hi; b0 += block) {
+          const int rows = static_cast<int>(std::min<int64_t>(block, hi - b0));
+          std::vector<float*> hur(block);
+          std::vector<float*> hnr(block);
+          std::vector<const float*> hr(block);
+          std::vector<const float*> rhr(block);
+          std::vector<const float*> bias(block);
           for (int r = 0; r < rows; ++r) {
             hur[r] = hu.data() + r * G;
             hnr[r] = hn.data() + r * H;
@@ -384,12 +392,13 @@ ffi::Error GruForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::B
             if (keep_residuals) std::memcpy(HR + ((d * T + t) * B + b0 + r) * H, hr[r], sizeof(float) * H);
           }
           // hu = h U + b_r (all three gates), or h U_zr (z and r only) before the reset
-          rows_times_matrix(rows, hur, reset_after ? bias : nullptr, hr, H, Ud, G, reset_after ? G : 2 * H);
+          rows_times_matrix(rows, hur.data(), reset_after ? bias.data() : nullptr, hr.data(), H, Ud, G,
+                            reset_after ? G : 2 * H);
           for (int r = 0; r < rows; ++r) {
             gru_gates(H, X + ((d * T + t) * B + b0 + r) * G, hur[r], hr[r], zb.data() + r * H, rb.data() + r * H,
                       rh.data() + r * H);
           }
-          if (!reset_after) rows_times_matrix(rows, hnr, nullptr, rhr, H, Ud + 2 * H, G, H);  // (r * h) U_h
+          if (!reset_after) rows_times_matrix(rows, hnr.data(), nullptr, rhr.data(), H, Ud + 2 * H, G, H);  // (r * h) U_h
           for (int r = 0; r < rows; ++r) {
             const int64_t row = (d * T + t) * B + b0 + r;
             if (has_mask && !M[row]) {  // masked: the carry is held and the output is zero
@@ -454,16 +463,17 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::B
   const std::vector<float> zeros(H, 0.0f);
 
   parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
+    const int64_t block = hi - lo;  // all of this thread's rows go through each matrix product together
     // per block row: the total dh, dn, (reset_after: dhu = [dz, dr, dn * r]) and the matmul outputs
-    std::vector<float> dht(kRows * H), drh(kRows * H), out(kRows * H);
+    std::vector<float> dht(block * H), drh(block * H), out(block * H);
     for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t d = 0; d < D; ++d) {
         const float* UT = ut.data() + d * G * H;
-        for (int64_t b0 = lo; b0 < hi; b0 += kRows) {
-          const int rows = static_cast<int>(std::min<int64_t>(kRows, hi - b0));
-          float* outr[kRows];
-          float* drhr[kRows];
-          const float* src[kRows];
+        for (int64_t b0 = lo; b0 < hi; b0 += block) {
+          const int rows = static_cast<int>(std::min<int64_t>(block, hi - b0));
+          std::vector<float*> outr(block);
+          std::vector<float*> drhr(block);
+          std::vector<const float*> src(block);
           for (int r = 0; r < rows; ++r) {
             const int64_t row = (d * T + t) * B + b0 + r;
             outr[r] = out.data() + r * H;
@@ -480,9 +490,9 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::B
             }
           }
           if (reset_after) {
-            rows_times_matrix(rows, outr, nullptr, src, G, UT, H, H);  // dhu U^T
+            rows_times_matrix(rows, outr.data(), nullptr, src.data(), G, UT, H, H);  // dhu U^T
           } else {
-            rows_times_matrix(rows, drhr, nullptr, src, H, UT + 2 * H * H, H, H);  // drh = dn U_h^T
+            rows_times_matrix(rows, drhr.data(), nullptr, src.data(), H, UT + 2 * H * H, H, H);  // drh = dn U_h^T
             for (int r = 0; r < rows; ++r) {
               const int64_t row = (d * T + t) * B + b0 + r;
               float* dx = DX + row * G;
@@ -491,7 +501,7 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::B
               for (int64_t k = 0; k < H; ++k) dx[H + k] = drhr[r][k] * hp[k] * rg[k] * (1.0f - rg[k]);  // dr
               src[r] = dx;  // dzr
             }
-            rows_times_matrix(rows, outr, nullptr, src, 2 * H, UT, H, H);  // dzr U_zr^T
+            rows_times_matrix(rows, outr.data(), nullptr, src.data(), 2 * H, UT, H, H);  // dzr U_zr^T
           }
           for (int r = 0; r < rows; ++r) {
             const int64_t row = (d * T + t) * B + b0 + r;
