@@ -549,3 +549,46 @@ def test_largest_deviation_is_reported(capsys):
         print(f"\nKeras oracle: {len(_DEVIATIONS)} comparisons, largest |rnnjax - keras| = {worst:.3g} "
               f"({label})")
     assert np.isfinite(worst)
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+def test_training_steps_match_keras_fit_step_by_step(cell):
+    """Without dropout, RMSprop steps on the same batches move rnnjax's and Keras' weights alike: the loss, its
+    gradient through the masked recurrence (native kernels included) and Keras' RMSprop rule agree."""
+    import optax
+
+    from rnnjax import optim, train
+    from rnnjax.configs import default
+
+    vocab, steps, batch, length = 40, 6, 16, 12
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    layer = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell]
+    with jax.numpy_rank_promotion("allow"):  # Keras' initialisers and training step broadcast implicitly
+        model = keras.Sequential(
+            [keras.Input((length,), dtype="int32"), keras.layers.Embedding(vocab, 8, mask_zero=True), layer(6),
+             keras.layers.Dense(1, activation="sigmoid")]
+        )
+        model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=1e-2, rho=0.9, epsilon=1e-7),
+                      loss="binary_crossentropy")
+    spec, params = keras_io.import_keras(model)
+    initial = jax.tree.map(np.asarray, params)  # the train step donates (and deletes) the state it is given
+    opt = default.get_config().opt
+    opt.learning_rate = 1e-2
+    tx = optim.make_optimizer(opt, steps)
+    state = train.TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), jax.random.key(0))
+    train_step = train.make_train_step(train.ModelConfig(spec=spec, use_lengths=False), tx)
+    for _ in range(steps):
+        lengths = rng.integers(1, length + 1, batch)
+        tokens = np.where(np.arange(length) < lengths[:, None], rng.integers(1, vocab, (batch, length)), 0)
+        labels = rng.integers(0, 2, batch)
+        with jax.numpy_rank_promotion("allow"):
+            keras_loss = model.train_on_batch(tokens.astype(np.int32), labels.astype(np.float32))
+        state, metrics = train_step(
+            state, {"tokens": tokens.astype(np.int32), "lengths": lengths.astype(np.int32), "label": labels.astype(np.int32)}
+        )
+        np.testing.assert_allclose(float(metrics["loss_sum"]) / batch, float(keras_loss), rtol=1e-5)
+    _, keras_params = keras_io.import_keras(model)
+    for got, want in zip(jax.tree.leaves(state.params), jax.tree.leaves(keras_params), strict=True):
+        np.testing.assert_allclose(got, want, atol=2e-5)
+    assert optax.global_norm(jax.tree.map(lambda a, b: a - b, state.params, initial)) > 1e-2  # they did move
