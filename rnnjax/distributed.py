@@ -209,5 +209,3 @@ def setup_data_parallel(
         mesh=mesh,
     )
 
-
-cast_for_compute = train.cast_for_compute

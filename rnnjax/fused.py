@@ -59,7 +59,7 @@ def _lstm_forward(weights, carry, xw):
 
 def _lstm_backward(weights, res, dcarry):
     (u,) = weights
-    h, c, a, tc = res
+    _, c, a, tc = res
     dh, dc = dcarry
     i, f, g, o = jnp.split(a, 4, axis=-1)
     dc = dc + dh * o * (1 - tc * tc)
@@ -84,9 +84,9 @@ def _outer_sum(a_tbh: jax.Array, b_tbg: jax.Array) -> jax.Array:
     return a_tbh.reshape(-1, a_tbh.shape[-1]).T @ b_tbg.reshape(-1, b_tbg.shape[-1])
 
 
-def _lstm_weight_grads(weights, res, dz):
-    h = res[0]
-    return (_outer_sum(h, dz),)
+def _hidden_weight_grads(weights, res, dz):
+    """``dU = sum_t h_{t-1}^T dz_t`` from the residuals' first entry h: the LSTM's and the SimpleRNN's rule."""
+    return (_outer_sum(res[0], dz),)
 
 
 def _gru_forward(weights, carry, xw):
@@ -181,10 +181,6 @@ def _simple_rnn_backward(activation, weights, res, dcarry):
     return (dpre @ _t(u),), dpre
 
 
-def _simple_rnn_weight_grads(weights, res, dpre):
-    return (_outer_sum(res[0], dpre),)
-
-
 class _Rule(NamedTuple):
     forward: Callable
     backward: Callable
@@ -247,14 +243,14 @@ def _sequence_bwd(rule, with_outputs, saved, cotangents):
 _sequence.defvjp(_sequence_fwd, _sequence_bwd)
 
 _RULES = {
-    "lstm": _Rule(_lstm_forward, _lstm_backward, _lstm_weight_grads),
+    "lstm": _Rule(_lstm_forward, _lstm_backward, _hidden_weight_grads),
     "gru": _Rule(_gru_forward, _gru_backward, _gru_weight_grads),
     "gru_v1": _Rule(_gru_v1_forward, _gru_v1_backward, _gru_v1_weight_grads),
 }
 _RULES.update(
     {
         f"simple_rnn_{act}": _Rule(
-            partial(_simple_rnn_forward, act), partial(_simple_rnn_backward, act), _simple_rnn_weight_grads
+            partial(_simple_rnn_forward, act), partial(_simple_rnn_backward, act), _hidden_weight_grads
         )
         for act in _ACTIVATIONS
     }
@@ -276,23 +272,45 @@ def _native_threads() -> np.int32:
     return np.int32(native.threads())
 
 
+def _f32(*shape: int) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(shape, jnp.float32)
+
+
 def _u8_mask(mask_dtb: jax.Array | None) -> jax.Array:
     return jnp.zeros((1,), jnp.uint8) if mask_dtb is None else mask_dtb.astype(jnp.uint8)
+
+
+def _output_gradient(dys: jax.Array | None, with_outputs: bool) -> jax.Array:
+    """The per-step output cotangent the backward kernels read, or a 1-element stand-in without outputs."""
+    return dys if with_outputs else jnp.zeros((1,), jnp.float32)
+
+
+def _flags(mask_dtb: jax.Array | None, **flags: bool) -> dict[str, np.int32]:
+    """The kernels' int32 attributes: ``has_mask``, ``threads`` and the given switches."""
+    return {
+        "has_mask": np.int32(mask_dtb is not None),
+        "threads": _native_threads(),
+        **{name: np.int32(value) for name, value in flags.items()},
+    }
 
 
 def _native_forward(with_outputs: bool, keep_residuals: bool, u_dhg, xw_dtbg, mask_dtb, h0, c0):
     directions, steps, batch, gates = xw_dtbg.shape
     hidden = gates // 4
-    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
     per_step = (directions, steps, batch)
     outputs = (
-        f32(*per_step, hidden) if with_outputs else f32(1),
-        f32(directions, batch, hidden),
-        f32(directions, batch, hidden),
+        _f32(*per_step, hidden) if with_outputs else _f32(1),
+        _f32(directions, batch, hidden),
+        _f32(directions, batch, hidden),
         *(
-            (f32(*per_step, hidden), f32(*per_step, hidden), f32(*per_step, gates), f32(*per_step, hidden))
+            (
+                _f32(*per_step, hidden),
+                _f32(*per_step, hidden),
+                _f32(*per_step, gates),
+                _f32(*per_step, hidden),
+            )
             if keep_residuals
-            else (f32(1),) * 4
+            else (_f32(1),) * 4
         ),
     )
     ys, h, c, *res = jax.ffi.ffi_call("rnnjax_lstm_forward", outputs, vmap_method="sequential")(
@@ -301,10 +319,7 @@ def _native_forward(with_outputs: bool, keep_residuals: bool, u_dhg, xw_dtbg, ma
         _u8_mask(mask_dtb),
         h0,
         c0,
-        has_mask=np.int32(mask_dtb is not None),
-        threads=_native_threads(),
-        with_outputs=np.int32(with_outputs),
-        keep_residuals=np.int32(keep_residuals),
+        **_flags(mask_dtb, with_outputs=with_outputs, keep_residuals=keep_residuals),
     )
     return (ys if with_outputs else None), h, c, res
 
@@ -323,23 +338,22 @@ def _native_lstm_fwd(with_outputs, u_dhg, xw_dtbg, mask_dtb, h0, c0):
 def _native_lstm_bwd(with_outputs, saved, cotangents):
     u_dhg, mask_dtb, (h_res, c_res, a_res, tc_res) = saved
     dys, dh, dc = cotangents
-    f32 = lambda shape: jax.ShapeDtypeStruct(shape, jnp.float32)
     dz, dh0, dc0 = jax.ffi.ffi_call(
-        "rnnjax_lstm_backward", (f32(a_res.shape), f32(dh.shape), f32(dc.shape)), vmap_method="sequential"
+        "rnnjax_lstm_backward",
+        (_f32(*a_res.shape), _f32(*dh.shape), _f32(*dc.shape)),
+        vmap_method="sequential",
     )(
         u_dhg,
         c_res,
         a_res,
         tc_res,
         _u8_mask(mask_dtb),
-        dys if with_outputs else jnp.zeros((1,), jnp.float32),
+        _output_gradient(dys, with_outputs),
         dh,
         dc,
-        has_mask=np.int32(mask_dtb is not None),
-        threads=_native_threads(),
-        with_outputs=np.int32(with_outputs),
+        **_flags(mask_dtb, with_outputs=with_outputs),
     )
-    (du,) = _per_direction(_lstm_weight_grads, (u_dhg,), (h_res,), dz)
+    (du,) = _per_direction(_hidden_weight_grads, (u_dhg,), (h_res,), dz)
     return du, dz, None, dh0, dc0
 
 
@@ -351,13 +365,12 @@ def _native_gru_forward(
 ):
     directions, steps, batch, gates = xw_dtbg.shape
     hidden = gates // 3
-    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
-    per_step = f32(directions, steps, batch, hidden)
+    per_step = _f32(directions, steps, batch, hidden)
     outputs = (
-        per_step if with_outputs else f32(1),
-        f32(directions, batch, hidden),
-        *((per_step,) * 4 if keep_residuals else (f32(1),) * 4),
-        per_step if keep_residuals and reset_after else f32(1),
+        per_step if with_outputs else _f32(1),
+        _f32(directions, batch, hidden),
+        *((per_step,) * 4 if keep_residuals else (_f32(1),) * 4),
+        per_step if keep_residuals and reset_after else _f32(1),
     )
     ys, h, *res = jax.ffi.ffi_call("rnnjax_gru_forward", outputs, vmap_method="sequential")(
         xw_dtbg,
@@ -365,11 +378,7 @@ def _native_gru_forward(
         b_dg.reshape(directions, gates),
         _u8_mask(mask_dtb),
         h0,
-        has_mask=np.int32(mask_dtb is not None),
-        threads=_native_threads(),
-        with_outputs=np.int32(with_outputs),
-        keep_residuals=np.int32(keep_residuals),
-        reset_after=np.int32(reset_after),
+        **_flags(mask_dtb, with_outputs=with_outputs, keep_residuals=keep_residuals, reset_after=reset_after),
     )
     return (ys if with_outputs else None), h, res
 
@@ -388,26 +397,22 @@ def _native_gru_fwd(with_outputs, reset_after, u_dhg, b_dg, xw_dtbg, mask_dtb, h
 def _native_gru_bwd(with_outputs, reset_after, saved, cotangents):
     u_dhg, b_dg, mask_dtb, res = saved
     dys, dh = cotangents
-    f32 = lambda shape: jax.ShapeDtypeStruct(shape, jnp.float32)
     per_step = res[0].shape[:-1] + (u_dhg.shape[-1],)
     dxw, dhu, dh0 = jax.ffi.ffi_call(
         "rnnjax_gru_backward",
-        (f32(per_step), f32(per_step if reset_after else (1,)), f32(dh.shape)),
+        (_f32(*per_step), _f32(*per_step) if reset_after else _f32(1), _f32(*dh.shape)),
         vmap_method="sequential",
     )(
         u_dhg,
         *res,
         _u8_mask(mask_dtb),
-        dys if with_outputs else jnp.zeros((1,), jnp.float32),
+        _output_gradient(dys, with_outputs),
         dh,
-        has_mask=np.int32(mask_dtb is not None),
-        threads=_native_threads(),
-        with_outputs=np.int32(with_outputs),
-        reset_after=np.int32(reset_after),
+        **_flags(mask_dtb, with_outputs=with_outputs, reset_after=reset_after),
     )
     h, z, r, n, _ = res
     if reset_after:  # dU = sum h^T dhu and db_r = sum dhu, with dhu = [dz, dr, dn * r] from the kernel
-        (du,) = _per_direction(_lstm_weight_grads, (u_dhg,), (h,), dhu)
+        (du,) = _per_direction(_hidden_weight_grads, (u_dhg,), (h,), dhu)
         grads = (du, jnp.sum(dhu, axis=(1, 2))[:, None, :])
     else:
         grads = _per_direction(_gru_v1_weight_grads, (u_dhg,), (h, z, r, n), dxw) + (jnp.zeros_like(b_dg),)

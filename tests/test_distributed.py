@@ -114,7 +114,7 @@ def test_shard_batch_rejects_an_indivisible_batch():
 
 def test_cast_for_compute_casts_only_floating_leaves():
     tree = {"w": jnp.ones((2,), jnp.float32), "n": jnp.ones((2,), jnp.int32)}
-    out = distributed.cast_for_compute(tree, jnp.bfloat16)
+    out = train.cast_for_compute(tree, jnp.bfloat16)
     assert out["w"].dtype == jnp.bfloat16 and out["n"].dtype == jnp.int32
 
 
