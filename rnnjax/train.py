@@ -515,22 +515,20 @@ def train_and_evaluate(
     monitor = train_cfg.monitor
     if validation is None and monitor.startswith("val_"):
         monitor = monitor[len("val_") :]  # no validation split: monitor the training metric instead
-    tx = transfer.make_optimizer(
-        config, model_cfg.spec, total_steps, steps_per_epoch
-    )  # optim's, + config.init
+    # optim's optimizer, adjusted by config.init (transfer.py)
+    tx = transfer.make_optimizer(config, model_cfg.spec, total_steps, steps_per_epoch)
     schedule = optim.make_schedule(config.opt, total_steps)
 
     checkpoint.write_config(workdir, config)
     checkpoint.write_model(workdir, model_cfg.spec, use_lengths=model_cfg.use_lengths)
     state = create_train_state(model_cfg.spec, tx, config.seed)
-    if int(config.model.get("chrono", 0)):  # gate-bias time scales up to `chrono` steps (diagnostics.chrono_init)
+    # chrono initialisation: gate-bias time scales up to config.model.chrono steps (diagnostics.chrono_init)
+    if int(config.model.get("chrono", 0)):
         params = diagnostics.chrono_init(
             state.params, model_cfg.spec, int(config.model.chrono), jax.random.key(config.seed + 1)
         )
         state = state._replace(params=params, opt_state=tx.init(params))
-    state = transfer.init_state(
-        config, state, model_cfg.spec, splits["vocabulary"]
-    )  # pretrained layers, if asked
+    state = transfer.init_state(config, state, model_cfg.spec, splits["vocabulary"])  # pretrained layers
     latest = checkpoint.make_manager(
         workdir / checkpoint.CHECKPOINTS, max_to_keep=int(train_cfg.keep_checkpoints)
     )
