@@ -10,7 +10,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -206,7 +205,8 @@ void parallel_rows(ffi::ThreadPool& pool, int32_t requested, int64_t rows, Fn fn
   while (queue->done.load() < chunks) std::this_thread::yield();
 }
 
-ffi::Error LstmForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::U8> mask,
+ffi::Error LstmForwardImpl(ffi::ThreadPool pool,
+                           ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::U8> mask,
                            ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0, ffi::ResultBuffer<ffi::F32> ys,
                            ffi::ResultBuffer<ffi::F32> h_out, ffi::ResultBuffer<ffi::F32> c_out,
                            ffi::ResultBuffer<ffi::F32> h_res, ffi::ResultBuffer<ffi::F32> c_res,
@@ -230,48 +230,47 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::
 
   parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
     const int64_t block = hi - lo;  // all of this thread's rows go through each matrix product together
+    const int64_t b0 = lo;
+    const int rows = static_cast<int>(block);
+    std::vector<float*> zr(block);
+    std::vector<const float*> xr(block);
+    std::vector<const float*> hr(block);
     std::vector<float> z(block * G), tcs(H);
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t d = 0; d < D; ++d) {
         const float* Ud = U + d * H * G;
-        for (int64_t b0 = lo; b0 < hi; b0 += block) {
-          const int rows = static_cast<int>(std::min<int64_t>(block, hi - b0));
-          std::vector<float*> zr(block);
-          std::vector<const float*> xr(block);
-          std::vector<const float*> hr(block);
-          for (int r = 0; r < rows; ++r) {
-            const int64_t row = (d * T + t) * B + b0 + r;
-            zr[r] = z.data() + r * G;
-            xr[r] = X + row * G;
-            hr[r] = HS + (d * B + b0 + r) * H;
-            if (keep_residuals) {
-              std::memcpy(HR + row * H, hr[r], sizeof(float) * H);
-              std::memcpy(CR + row * H, CS + (d * B + b0 + r) * H, sizeof(float) * H);
-            }
+        for (int r = 0; r < rows; ++r) {
+          const int64_t row = (d * T + t) * B + b0 + r;
+          zr[r] = z.data() + r * G;
+          xr[r] = X + row * G;
+          hr[r] = HS + (d * B + b0 + r) * H;
+          if (keep_residuals) {
+            std::memcpy(HR + row * H, hr[r], sizeof(float) * H);
+            std::memcpy(CR + row * H, CS + (d * B + b0 + r) * H, sizeof(float) * H);
           }
-          rows_times_matrix(rows, zr.data(), xr.data(), hr.data(), H, Ud, G, G);  // z = xw + h U
-          for (int r = 0; r < rows; ++r) {
-            const int64_t row = (d * T + t) * B + b0 + r;
-            if (has_mask && !M[row]) {  // masked: the carry is held and the output is zero
-              if (with_outputs) std::fill(Y + row * H, Y + (row + 1) * H, 0.0f);
-              if (keep_residuals) {
-                std::fill(AR + row * G, AR + (row + 1) * G, 0.0f);
-                std::fill(TR + row * H, TR + (row + 1) * H, 0.0f);
-              }
-              continue;
-            }
-            float* __restrict__ zp = zr[r];
-            // a = [sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)]
-            for (int64_t j = 0; j < 2 * H; ++j) zp[j] = sigmoid_f32(zp[j]);
-            for (int64_t j = 2 * H; j < 3 * H; ++j) zp[j] = tanh_f32(zp[j]);
-            for (int64_t j = 3 * H; j < G; ++j) zp[j] = sigmoid_f32(zp[j]);
-            float* h = HS + (d * B + b0 + r) * H;
-            cell_update(H, zp, CS + (d * B + b0 + r) * H, h, tcs.data());
-            if (with_outputs) std::memcpy(Y + row * H, h, sizeof(float) * H);
+        }
+        rows_times_matrix(rows, zr.data(), xr.data(), hr.data(), H, Ud, G, G);  // z = xw + h U
+        for (int r = 0; r < rows; ++r) {
+          const int64_t row = (d * T + t) * B + b0 + r;
+          if (has_mask && !M[row]) {  // masked: the carry is held and the output is zero
+            if (with_outputs) std::fill(Y + row * H, Y + (row + 1) * H, 0.0f);
             if (keep_residuals) {
-              std::memcpy(TR + row * H, tcs.data(), sizeof(float) * H);
-              std::memcpy(AR + row * G, zp, sizeof(float) * G);
+              std::fill(AR + row * G, AR + (row + 1) * G, 0.0f);
+              std::fill(TR + row * H, TR + (row + 1) * H, 0.0f);
             }
+            continue;
+          }
+          float* __restrict__ zp = zr[r];
+          // a = [sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)]
+          for (int64_t j = 0; j < 2 * H; ++j) zp[j] = sigmoid_f32(zp[j]);
+          for (int64_t j = 2 * H; j < 3 * H; ++j) zp[j] = tanh_f32(zp[j]);
+          for (int64_t j = 3 * H; j < G; ++j) zp[j] = sigmoid_f32(zp[j]);
+          float* h = HS + (d * B + b0 + r) * H;
+          cell_update(H, zp, CS + (d * B + b0 + r) * H, h, tcs.data());
+          if (with_outputs) std::memcpy(Y + row * H, h, sizeof(float) * H);
+          if (keep_residuals) {
+            std::memcpy(TR + row * H, tcs.data(), sizeof(float) * H);
+            std::memcpy(AR + row * G, zp, sizeof(float) * G);
           }
         }
       }
@@ -280,7 +279,8 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::
   return ffi::Error::Success();
 }
 
-ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> c_res, ffi::Buffer<ffi::F32> a_res,
+ffi::Error LstmBackwardImpl(ffi::ThreadPool pool,
+                            ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> c_res, ffi::Buffer<ffi::F32> a_res,
                             ffi::Buffer<ffi::F32> tc_res, ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> dys,
                             ffi::Buffer<ffi::F32> dh_last, ffi::Buffer<ffi::F32> dc_last,
                             ffi::ResultBuffer<ffi::F32> dz_out, ffi::ResultBuffer<ffi::F32> dh0,
@@ -309,32 +309,31 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::
   const std::vector<float> zeros(H, 0.0f);
   parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
     const int64_t block = hi - lo;  // all of this thread's rows go through each matrix product together
+    const int64_t b0 = lo;
+    const int rows = static_cast<int>(block);
+    std::vector<float*> outr(block);
+    std::vector<const float*> dzr(block);
     std::vector<float> dhn(block * H);
     for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t d = 0; d < D; ++d) {
         const float* UT = ut.data() + d * G * H;
-        for (int64_t b0 = lo; b0 < hi; b0 += block) {
-          const int rows = static_cast<int>(std::min<int64_t>(block, hi - b0));
-          std::vector<float*> outr(block);
-          std::vector<const float*> dzr(block);
-          for (int r = 0; r < rows; ++r) {
-            const int64_t row = (d * T + t) * B + b0 + r;
-            float* dz = DZ + row * G;
-            outr[r] = dhn.data() + r * H;
-            dzr[r] = dz;
-            if (has_mask && !M[row]) {  // masked: dz = 0, and the held carry's gradient passes through
-              std::fill(dz, dz + G, 0.0f);
-              continue;
-            }
-            const float* dy = with_outputs ? DY + row * H : zeros.data();
-            cell_grad(H, AR + row * G, TR + row * H, CR + row * H, dy, DH + (d * B + b0 + r) * H,
-                      DC + (d * B + b0 + r) * H, dz);
+        for (int r = 0; r < rows; ++r) {
+          const int64_t row = (d * T + t) * B + b0 + r;
+          float* dz = DZ + row * G;
+          outr[r] = dhn.data() + r * H;
+          dzr[r] = dz;
+          if (has_mask && !M[row]) {  // masked: dz = 0, and the held carry's gradient passes through
+            std::fill(dz, dz + G, 0.0f);
+            continue;
           }
-          rows_times_matrix(rows, outr.data(), nullptr, dzr.data(), G, UT, H, H);  // dh_prev = dz U^T
-          for (int r = 0; r < rows; ++r) {
-            const int64_t row = (d * T + t) * B + b0 + r;
-            if (!has_mask || M[row]) std::memcpy(DH + (d * B + b0 + r) * H, outr[r], sizeof(float) * H);
-          }
+          const float* dy = with_outputs ? DY + row * H : zeros.data();
+          cell_grad(H, AR + row * G, TR + row * H, CR + row * H, dy, DH + (d * B + b0 + r) * H,
+                    DC + (d * B + b0 + r) * H, dz);
+        }
+        rows_times_matrix(rows, outr.data(), nullptr, dzr.data(), G, UT, H, H);  // dh_prev = dz U^T
+        for (int r = 0; r < rows; ++r) {
+          const int64_t row = (d * T + t) * B + b0 + r;
+          if (!has_mask || M[row]) std::memcpy(DH + (d * B + b0 + r) * H, outr[r], sizeof(float) * H);
         }
       }
     }
@@ -348,7 +347,8 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::
 // Both: h_new = z * h + (1 - z) * n. Residuals per step: h (before the step), z, r, n and, with reset_after,
 // hu_h.
 
-ffi::Error GruForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> b_r,
+ffi::Error GruForwardImpl(ffi::ThreadPool pool,
+                          ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> b_r,
                           ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> h0, ffi::ResultBuffer<ffi::F32> ys,
                           ffi::ResultBuffer<ffi::F32> h_out, ffi::ResultBuffer<ffi::F32> h_res,
                           ffi::ResultBuffer<ffi::F32> z_res, ffi::ResultBuffer<ffi::F32> r_res,
@@ -372,60 +372,60 @@ ffi::Error GruForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::B
 
   parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
     const int64_t block = hi - lo;  // all of this thread's rows go through each matrix product together
+    const int64_t b0 = lo;
+    const int rows = static_cast<int>(block);
+    std::vector<float*> hur(block);
+    std::vector<float*> hnr(block);
+    std::vector<const float*> hr(block);
+    std::vector<const float*> rhr(block);
+    std::vector<const float*> bias(block);
     std::vector<float> hu(block * G), zb(block * H), rb(block * H), rh(block * H), hn(block * H), nb(H);
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t d = 0; d < D; ++d) {
         const float* Ud = U + d * H * G;
-        for (int64_t b0 = lo; b0 < hi; b0 += block) {
-          const int rows = static_cast<int>(std::min<int64_t>(block, hi - b0));
-          std::vector<float*> hur(block);
-          std::vector<float*> hnr(block);
-          std::vector<const float*> hr(block);
-          std::vector<const float*> rhr(block);
-          std::vector<const float*> bias(block);
-          for (int r = 0; r < rows; ++r) {
-            hur[r] = hu.data() + r * G;
-            hnr[r] = hn.data() + r * H;
-            rhr[r] = rh.data() + r * H;
-            hr[r] = HS + (d * B + b0 + r) * H;
-            bias[r] = BR + d * G;
-            if (keep_residuals) std::memcpy(HR + ((d * T + t) * B + b0 + r) * H, hr[r], sizeof(float) * H);
-          }
-          // hu = h U + b_r (all three gates), or h U_zr (z and r only) before the reset
-          rows_times_matrix(rows, hur.data(), reset_after ? bias.data() : nullptr, hr.data(), H, Ud, G,
-                            reset_after ? G : 2 * H);
-          for (int r = 0; r < rows; ++r) {
-            gru_gates(H, X + ((d * T + t) * B + b0 + r) * G, hur[r], hr[r], zb.data() + r * H, rb.data() + r * H,
-                      rh.data() + r * H);
-          }
-          if (!reset_after) rows_times_matrix(rows, hnr.data(), nullptr, rhr.data(), H, Ud + 2 * H, G, H);  // (r * h) U_h
-          for (int r = 0; r < rows; ++r) {
-            const int64_t row = (d * T + t) * B + b0 + r;
-            if (has_mask && !M[row]) {  // masked: the carry is held and the output is zero
-              if (with_outputs) std::fill(Y + row * H, Y + (row + 1) * H, 0.0f);
-              if (keep_residuals) {
-                for (float* res : {ZR, RR, NR}) std::fill(res + row * H, res + (row + 1) * H, 0.0f);
-                if (reset_after) std::fill(UR + row * H, UR + (row + 1) * H, 0.0f);
-              }
-              continue;
-            }
-            const float* x = X + row * G;
-            const float* z = zb.data() + r * H;
-            const float* rg = rb.data() + r * H;
-            const float* hh = reset_after ? hur[r] + 2 * H : hnr[r];
-            float* h = HS + (d * B + b0 + r) * H;
-            float* n = nb.data();
-            for (int64_t k = 0; k < H; ++k) {
-              n[k] = tanh_f32(x[2 * H + k] + (reset_after ? rg[k] * hh[k] : hh[k]));
-              h[k] = z[k] * h[k] + (1.0f - z[k]) * n[k];
-            }
-            if (with_outputs) std::memcpy(Y + row * H, h, sizeof(float) * H);
+        for (int r = 0; r < rows; ++r) {
+          hur[r] = hu.data() + r * G;
+          hnr[r] = hn.data() + r * H;
+          rhr[r] = rh.data() + r * H;
+          hr[r] = HS + (d * B + b0 + r) * H;
+          bias[r] = BR + d * G;
+          if (keep_residuals) std::memcpy(HR + ((d * T + t) * B + b0 + r) * H, hr[r], sizeof(float) * H);
+        }
+        // hu = h U + b_r (all three gates), or h U_zr (z and r only) before the reset
+        rows_times_matrix(rows, hur.data(), reset_after ? bias.data() : nullptr, hr.data(), H, Ud, G,
+                          reset_after ? G : 2 * H);
+        for (int r = 0; r < rows; ++r) {
+          gru_gates(H, X + ((d * T + t) * B + b0 + r) * G, hur[r], hr[r], zb.data() + r * H, rb.data() + r * H,
+                    rh.data() + r * H);
+        }
+        // (r * h) U_h, before the reset
+        if (!reset_after) rows_times_matrix(rows, hnr.data(), nullptr, rhr.data(), H, Ud + 2 * H, G, H);
+        for (int r = 0; r < rows; ++r) {
+          const int64_t row = (d * T + t) * B + b0 + r;
+          if (has_mask && !M[row]) {  // masked: the carry is held and the output is zero
+            if (with_outputs) std::fill(Y + row * H, Y + (row + 1) * H, 0.0f);
             if (keep_residuals) {
-              std::memcpy(ZR + row * H, z, sizeof(float) * H);
-              std::memcpy(RR + row * H, rg, sizeof(float) * H);
-              std::memcpy(NR + row * H, n, sizeof(float) * H);
-              if (reset_after) std::memcpy(UR + row * H, hh, sizeof(float) * H);
+              for (float* res : {ZR, RR, NR}) std::fill(res + row * H, res + (row + 1) * H, 0.0f);
+              if (reset_after) std::fill(UR + row * H, UR + (row + 1) * H, 0.0f);
             }
+            continue;
+          }
+          const float* x = X + row * G;
+          const float* z = zb.data() + r * H;
+          const float* rg = rb.data() + r * H;
+          const float* hh = reset_after ? hur[r] + 2 * H : hnr[r];
+          float* h = HS + (d * B + b0 + r) * H;
+          float* n = nb.data();
+          for (int64_t k = 0; k < H; ++k) {
+            n[k] = tanh_f32(x[2 * H + k] + (reset_after ? rg[k] * hh[k] : hh[k]));
+            h[k] = z[k] * h[k] + (1.0f - z[k]) * n[k];
+          }
+          if (with_outputs) std::memcpy(Y + row * H, h, sizeof(float) * H);
+          if (keep_residuals) {
+            std::memcpy(ZR + row * H, z, sizeof(float) * H);
+            std::memcpy(RR + row * H, rg, sizeof(float) * H);
+            std::memcpy(NR + row * H, n, sizeof(float) * H);
+            if (reset_after) std::memcpy(UR + row * H, hh, sizeof(float) * H);
           }
         }
       }
@@ -435,7 +435,8 @@ ffi::Error GruForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::B
 }
 
 // Gradient of the GRU sequence: dxw [D, T, B, 3H] (the gate pre-activations' input part) and dh0.
-ffi::Error GruBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> h_res, ffi::Buffer<ffi::F32> z_res,
+ffi::Error GruBackwardImpl(ffi::ThreadPool pool,
+                           ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> h_res, ffi::Buffer<ffi::F32> z_res,
                            ffi::Buffer<ffi::F32> r_res, ffi::Buffer<ffi::F32> n_res, ffi::Buffer<ffi::F32> hu_res,
                            ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> dys, ffi::Buffer<ffi::F32> dh_last,
                            ffi::ResultBuffer<ffi::F32> dxw_out, ffi::ResultBuffer<ffi::F32> dhu_out,
@@ -464,61 +465,60 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::B
 
   parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
     const int64_t block = hi - lo;  // all of this thread's rows go through each matrix product together
+    const int64_t b0 = lo;
+    const int rows = static_cast<int>(block);
+    std::vector<float*> outr(block);
+    std::vector<float*> drhr(block);
+    std::vector<const float*> src(block);
     // per block row: the total dh, dn, (reset_after: dhu = [dz, dr, dn * r]) and the matmul outputs
     std::vector<float> dht(block * H), drh(block * H), out(block * H);
     for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t d = 0; d < D; ++d) {
         const float* UT = ut.data() + d * G * H;
-        for (int64_t b0 = lo; b0 < hi; b0 += block) {
-          const int rows = static_cast<int>(std::min<int64_t>(block, hi - b0));
-          std::vector<float*> outr(block);
-          std::vector<float*> drhr(block);
-          std::vector<const float*> src(block);
-          for (int r = 0; r < rows; ++r) {
-            const int64_t row = (d * T + t) * B + b0 + r;
-            outr[r] = out.data() + r * H;
-            drhr[r] = drh.data() + r * H;
-            float* dx = DX + row * G;
-            const float* dy = with_outputs ? DY + row * H : zeros.data();
-            gru_grad_zn(H, DH + (d * B + b0 + r) * H, dy, HR + row * H, ZR + row * H, NR + row * H,
-                        dht.data() + r * H, dx);
-            if (reset_after) {
-              gru_grad_r(H, UR + row * H, RR + row * H, dx, DU + row * G);
-              src[r] = DU + row * G;
-            } else {
-              src[r] = dx + 2 * H;  // dn, for drh = dn U_h^T
-            }
-          }
+        for (int r = 0; r < rows; ++r) {
+          const int64_t row = (d * T + t) * B + b0 + r;
+          outr[r] = out.data() + r * H;
+          drhr[r] = drh.data() + r * H;
+          float* dx = DX + row * G;
+          const float* dy = with_outputs ? DY + row * H : zeros.data();
+          gru_grad_zn(H, DH + (d * B + b0 + r) * H, dy, HR + row * H, ZR + row * H, NR + row * H,
+                      dht.data() + r * H, dx);
           if (reset_after) {
-            rows_times_matrix(rows, outr.data(), nullptr, src.data(), G, UT, H, H);  // dhu U^T
+            gru_grad_r(H, UR + row * H, RR + row * H, dx, DU + row * G);
+            src[r] = DU + row * G;
           } else {
-            rows_times_matrix(rows, drhr.data(), nullptr, src.data(), H, UT + 2 * H * H, H, H);  // drh = dn U_h^T
-            for (int r = 0; r < rows; ++r) {
-              const int64_t row = (d * T + t) * B + b0 + r;
-              float* dx = DX + row * G;
-              const float* rg = RR + row * H;
-              const float* hp = HR + row * H;
-              for (int64_t k = 0; k < H; ++k) dx[H + k] = drhr[r][k] * hp[k] * rg[k] * (1.0f - rg[k]);  // dr
-              src[r] = dx;  // dzr
-            }
-            rows_times_matrix(rows, outr.data(), nullptr, src.data(), 2 * H, UT, H, H);  // dzr U_zr^T
+            src[r] = dx + 2 * H;  // dn, for drh = dn U_h^T
           }
+        }
+        if (reset_after) {
+          rows_times_matrix(rows, outr.data(), nullptr, src.data(), G, UT, H, H);  // dhu U^T
+        } else {
+          rows_times_matrix(rows, drhr.data(), nullptr, src.data(), H, UT + 2 * H * H, H, H);  // drh = dn U_h^T
           for (int r = 0; r < rows; ++r) {
             const int64_t row = (d * T + t) * B + b0 + r;
-            float* dh = DH + (d * B + b0 + r) * H;
-            if (has_mask && !M[row]) {  // masked: dxw = 0, and the held carry's gradient passes through
-              std::fill(DX + row * G, DX + (row + 1) * G, 0.0f);
-              if (reset_after) std::fill(DU + row * G, DU + (row + 1) * G, 0.0f);
-              continue;
-            }
-            const float* z = ZR + row * H;
-            const float* tot = dht.data() + r * H;
-            if (reset_after) {
-              for (int64_t k = 0; k < H; ++k) dh[k] = tot[k] * z[k] + outr[r][k];
-            } else {
-              const float* rg = RR + row * H;
-              for (int64_t k = 0; k < H; ++k) dh[k] = tot[k] * z[k] + drhr[r][k] * rg[k] + outr[r][k];
-            }
+            float* dx = DX + row * G;
+            const float* rg = RR + row * H;
+            const float* hp = HR + row * H;
+            for (int64_t k = 0; k < H; ++k) dx[H + k] = drhr[r][k] * hp[k] * rg[k] * (1.0f - rg[k]);  // dr
+            src[r] = dx;  // dzr
+          }
+          rows_times_matrix(rows, outr.data(), nullptr, src.data(), 2 * H, UT, H, H);  // dzr U_zr^T
+        }
+        for (int r = 0; r < rows; ++r) {
+          const int64_t row = (d * T + t) * B + b0 + r;
+          float* dh = DH + (d * B + b0 + r) * H;
+          if (has_mask && !M[row]) {  // masked: dxw = 0, and the held carry's gradient passes through
+            std::fill(DX + row * G, DX + (row + 1) * G, 0.0f);
+            if (reset_after) std::fill(DU + row * G, DU + (row + 1) * G, 0.0f);
+            continue;
+          }
+          const float* z = ZR + row * H;
+          const float* tot = dht.data() + r * H;
+          if (reset_after) {
+            for (int64_t k = 0; k < H; ++k) dh[k] = tot[k] * z[k] + outr[r][k];
+          } else {
+            const float* rg = RR + row * H;
+            for (int64_t k = 0; k < H; ++k) dh[k] = tot[k] * z[k] + drhr[r][k] * rg[k] + outr[r][k];
           }
         }
       }
