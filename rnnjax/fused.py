@@ -30,6 +30,47 @@ import numpy as np
 
 from rnnjax.types import Carry
 
+
+class Gathered(NamedTuple):
+    """Projected inputs given as rows of a table: ``xw[t, b] = table[ids[t, b]]`` (an embedding folded into the
+    input projection, see ``models.apply_model``). The native kernels read the rows in place; every other path
+    gathers them first (``materialize``). Shapes: ``table [V, G*H]``, ``ids [T, B]`` int32; with a direction
+    axis, ``table [D, V, G*H]`` and ``ids [T, D, B]``.
+    """
+
+    table: jax.Array
+    ids: jax.Array
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the gathered array."""
+        return tuple(self.ids.shape) + tuple(self.table.shape[-1:])
+
+    @property
+    def dtype(self):
+        return self.table.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.ids.ndim + 1
+
+
+def materialize(xw: jax.Array | Gathered) -> jax.Array:
+    """The projected inputs as one array (gathering the rows of a ``Gathered``)."""
+    if not isinstance(xw, Gathered):
+        return xw
+    if xw.table.ndim == 2:
+        return jnp.take(xw.table, xw.ids, axis=0)
+    take = lambda table, ids: jnp.take(table, ids, axis=0)
+    return jax.vmap(take, in_axes=(0, 1), out_axes=1)(xw.table, xw.ids)
+
+
+def _scatter_rows(dxw_dtbg: jax.Array, ids_dtb: jax.Array, rows: int) -> jax.Array:
+    """The gradient of a gathered table per direction: dxw rows added into [D, V, G] at their ids."""
+    add = lambda dxw, ids: jnp.zeros((rows, dxw.shape[-1]), dxw.dtype).at[ids].add(dxw)
+    return jax.vmap(add)(dxw_dtbg, ids_dtb)
+
+
 # ----------------------------------------------------------------------------------- per-cell step pairs
 # forward(weights, carry, xw) -> (new_carry, y, residuals)
 # backward(weights, residuals, dcarry_total) -> (dcarry_prev, dxw)
@@ -294,6 +335,20 @@ def _flags(mask_dtb: jax.Array | None, **flags: bool) -> dict[str, np.int32]:
     }
 
 
+def _native_inputs(xw_dtbg: jax.Array | Gathered) -> tuple[jax.Array, jax.Array, dict[str, np.int32]]:
+    """The forward kernels' first two operands (xw or the table, the ids) and their ``gathered`` attribute."""
+    if isinstance(xw_dtbg, Gathered):
+        return xw_dtbg.table, xw_dtbg.ids.astype(jnp.int32), {"gathered": np.int32(1)}
+    return xw_dtbg, jnp.zeros((1,), jnp.int32), {"gathered": np.int32(0)}
+
+
+def _input_gradient(kept: Gathered | None, dxw_dtbg: jax.Array):
+    """The cotangent of the inputs: dxw itself, or a gathered table's (rows added at their ids; ids get none)."""
+    if kept is None:
+        return dxw_dtbg
+    return Gathered(_scatter_rows(dxw_dtbg, kept.ids, kept.table.shape[1]), None)
+
+
 def _native_forward(with_outputs: bool, keep_residuals: bool, u_dhg, xw_dtbg, mask_dtb, h0, c0):
     directions, steps, batch, gates = xw_dtbg.shape
     hidden = gates // 4
@@ -313,13 +368,16 @@ def _native_forward(with_outputs: bool, keep_residuals: bool, u_dhg, xw_dtbg, ma
             else (_f32(1),) * 4
         ),
     )
+    xw, ids, gathered = _native_inputs(xw_dtbg)
     ys, h, c, *res = jax.ffi.ffi_call("rnnjax_lstm_forward", outputs, vmap_method="sequential")(
-        xw_dtbg,
+        xw,
+        ids,
         u_dhg,
         _u8_mask(mask_dtb),
         h0,
         c0,
         **_flags(mask_dtb, with_outputs=with_outputs, keep_residuals=keep_residuals),
+        **gathered,
     )
     return (ys if with_outputs else None), h, c, res
 
@@ -332,11 +390,16 @@ def _native_lstm(with_outputs: bool, u_dhg, xw_dtbg, mask_dtb, h0, c0):
 
 def _native_lstm_fwd(with_outputs, u_dhg, xw_dtbg, mask_dtb, h0, c0):
     ys, h, c, res = _native_forward(with_outputs, True, u_dhg, xw_dtbg, mask_dtb, h0, c0)
-    return (ys, h, c), (u_dhg, mask_dtb, res)
+    return (ys, h, c), (u_dhg, _kept_inputs(xw_dtbg), mask_dtb, res)
+
+
+def _kept_inputs(xw_dtbg):
+    """What the backward pass keeps of the inputs: a ``Gathered`` (for its ids and table size), not xw."""
+    return xw_dtbg if isinstance(xw_dtbg, Gathered) else None
 
 
 def _native_lstm_bwd(with_outputs, saved, cotangents):
-    u_dhg, mask_dtb, (h_res, c_res, a_res, tc_res) = saved
+    u_dhg, gathered, mask_dtb, (h_res, c_res, a_res, tc_res) = saved
     dys, dh, dc = cotangents
     dz, dh0, dc0 = jax.ffi.ffi_call(
         "rnnjax_lstm_backward",
@@ -354,7 +417,7 @@ def _native_lstm_bwd(with_outputs, saved, cotangents):
         **_flags(mask_dtb, with_outputs=with_outputs),
     )
     (du,) = _per_direction(_hidden_weight_grads, (u_dhg,), (h_res,), dz)
-    return du, dz, None, dh0, dc0
+    return du, _input_gradient(gathered, dz), None, dh0, dc0
 
 
 _native_lstm.defvjp(_native_lstm_fwd, _native_lstm_bwd)
@@ -372,13 +435,16 @@ def _native_gru_forward(
         *((per_step,) * 4 if keep_residuals else (_f32(1),) * 4),
         per_step if keep_residuals and reset_after else _f32(1),
     )
+    xw, ids, gathered = _native_inputs(xw_dtbg)
     ys, h, *res = jax.ffi.ffi_call("rnnjax_gru_forward", outputs, vmap_method="sequential")(
-        xw_dtbg,
+        xw,
+        ids,
         u_dhg,
         b_dg.reshape(directions, gates),
         _u8_mask(mask_dtb),
         h0,
         **_flags(mask_dtb, with_outputs=with_outputs, keep_residuals=keep_residuals, reset_after=reset_after),
+        **gathered,
     )
     return (ys if with_outputs else None), h, res
 
@@ -391,11 +457,11 @@ def _native_gru(with_outputs: bool, reset_after: bool, u_dhg, b_dg, xw_dtbg, mas
 
 def _native_gru_fwd(with_outputs, reset_after, u_dhg, b_dg, xw_dtbg, mask_dtb, h0):
     ys, h, res = _native_gru_forward(with_outputs, True, reset_after, u_dhg, b_dg, xw_dtbg, mask_dtb, h0)
-    return (ys, h), (u_dhg, b_dg, mask_dtb, res)
+    return (ys, h), (u_dhg, b_dg, _kept_inputs(xw_dtbg), mask_dtb, res)
 
 
 def _native_gru_bwd(with_outputs, reset_after, saved, cotangents):
-    u_dhg, b_dg, mask_dtb, res = saved
+    u_dhg, b_dg, gathered, mask_dtb, res = saved
     dys, dh = cotangents
     per_step = res[0].shape[:-1] + (u_dhg.shape[-1],)
     dxw, dhu, dh0 = jax.ffi.ffi_call(
@@ -416,7 +482,7 @@ def _native_gru_bwd(with_outputs, reset_after, saved, cotangents):
         grads = (du, jnp.sum(dhu, axis=(1, 2))[:, None, :])
     else:
         grads = _per_direction(_gru_v1_weight_grads, (u_dhg,), (h, z, r, n), dxw) + (jnp.zeros_like(b_dg),)
-    return (*grads, dxw, None, dh0)
+    return (*grads, _input_gradient(gathered, dxw), None, dh0)
 
 
 _native_gru.defvjp(_native_gru_fwd, _native_gru_bwd)
@@ -437,10 +503,15 @@ def _run_native(name: str, weights, xw, mask, carry, with_outputs: bool):
     """``_sequence`` through the native kernels, which take direction-major [D, T, B, ...] arrays."""
     single = xw.ndim == 3
     if single:  # [T, B, G] -> [1, T, B, G]
-        weights, xw, carry = tuple(w[None] for w in weights), xw[None], tuple(c[None] for c in carry)
+        weights, carry = tuple(w[None] for w in weights), tuple(c[None] for c in carry)
+        xw = Gathered(xw.table[None], xw.ids[None]) if isinstance(xw, Gathered) else xw[None]
         mask = None if mask is None else mask[None]
     else:  # [T, D, B, G] -> [D, T, B, G]
-        xw, mask = jnp.swapaxes(xw, 0, 1), None if mask is None else jnp.swapaxes(mask, 0, 1)
+        if isinstance(xw, Gathered):
+            xw = Gathered(xw.table, jnp.swapaxes(xw.ids, 0, 1))
+        else:
+            xw = jnp.swapaxes(xw, 0, 1)
+        mask = None if mask is None else jnp.swapaxes(mask, 0, 1)
     if name == "lstm":
         ys, h, c = _native_lstm(with_outputs, weights[0], xw, mask, *carry)
         carry = (h, c)
@@ -502,7 +573,8 @@ def run_fused(
     Args:
         cell: simple_rnn, lstm or gru (see ``supports``).
         params: the cell's parameters (only the recurrent ones are used here), or a list of them.
-        xw_tbg: [T, B, G*H] projected inputs ``x @ kernel + input bias`` ([T, D, B, G*H] for a list).
+        xw_tbg: [T, B, G*H] projected inputs ``x @ kernel + input bias`` ([T, D, B, G*H] for a list), or a
+            ``Gathered`` table and ids.
         mask_tb: [T, B] bool ([T, D, B]) or None.
         carry: initial carry, arrays [B, H] ([D, B, H]).
         return_sequences: emit the per-step outputs; False returns None for them (the final h is in the carry).
@@ -520,4 +592,4 @@ def run_fused(
         name, weights = _weights(cell, params, dtype, cell_options)
     if _use_native(name, dtype):
         return _run_native(name, weights, xw_tbg, mask_tb, tuple(carry), return_sequences)
-    return _sequence(_RULES[name], return_sequences, weights, xw_tbg, mask_tb, tuple(carry))
+    return _sequence(_RULES[name], return_sequences, weights, materialize(xw_tbg), mask_tb, tuple(carry))

@@ -24,6 +24,7 @@ import numpy as np
 from rnnjax import attention, scan
 from rnnjax.cells import ACTIVATIONS, get_cell
 from rnnjax.dropout import dropout
+from rnnjax.fused import Gathered
 from rnnjax.types import Params, PRNGKey
 
 
@@ -367,7 +368,7 @@ def _apply_recurrent(
         options["parallel"] = True
     if table is not None:
         project = get_cell(layer.cell).project
-        gather = lambda p: jnp.take(project(p, table), x, axis=0)
+        gather = lambda p: Gathered(project(p, table), x)  # rows read in place by the native kernels
         x = (gather(params["forward"]), gather(params["backward"])) if layer.bidirectional else gather(params)
         options.update(inputs_projected=True, dropout=0.0)
     if layer.bidirectional:

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from rnnjax.cells import get_cell
 from rnnjax.dropout import dropout_mask
-from rnnjax.fused import run_fused, supports
+from rnnjax.fused import Gathered, materialize, run_fused, supports
 from rnnjax.minimal import MINIMAL_CELLS, run_parallel
 from rnnjax.types import Carry, Params, PRNGKey
 
@@ -117,13 +117,14 @@ def run(
         cell_options,
     )
     if parallel and cell in MINIMAL_CELLS and unroll == 1 and not cell_options:
-        ys_tbh, carry = run_parallel(cell, xw_tbg, mask_tb, carry)
+        ys_tbh, carry = run_parallel(cell, materialize(xw_tbg), mask_tb, carry)
         return _finish(carry, ys_tbh, reverse, return_sequences)
     if fused and unroll == 1 and supports(cell, params, cell_options):
         ys_tbh, carry = run_fused(cell, params, xw_tbg, mask_tb, carry, return_sequences=return_sequences,
                                   **cell_options)
         return _finish(carry, ys_tbh, reverse, return_sequences)
     recur = get_cell(cell).recur
+    xw_tbg = materialize(xw_tbg)
 
     def step(carry, inputs):
         xw_bg, m_b = inputs
@@ -144,6 +145,8 @@ def _prepare(cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, rec
     for ``reverse``). Returns (xw_tbg, mask_tb, initial carry, cell options incl. the recurrent mask)."""
     fns = get_cell(cell)
     _check_sequence(cell, xs_btf, mask_bt, params["kernel"].shape[1 if inputs_projected else 0])
+    if isinstance(xs_btf, Gathered) and not inputs_projected:
+        raise ValueError(f"{cell}: a Gathered table holds projected inputs; pass inputs_projected=True.")
     if inputs_projected and dropout > 0 and rng is not None:
         raise ValueError(f"{cell}: dropout acts on x, so it cannot be used with inputs_projected=True.")
     batch, _, features = xs_btf.shape
@@ -169,12 +172,14 @@ def _prepare(cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, rec
         if recurrent_dropout > 0:
             cell_options["recurrent_mask"] = dropout_mask(rec_key, recurrent_dropout, (batch, hidden), dtype)
     # Time-major once: transpose x (F wide) rather than the projection (G*H wide), then one matmul for all steps.
-    xs_tbf = jnp.swapaxes(xs_btf, 0, 1)
-    xw_tbg = xs_tbf if inputs_projected else fns.project(params, xs_tbf)
-    mask_tb = None if mask_bt is None else jnp.swapaxes(mask_bt, 0, 1)
-    if reverse:
-        xw_tbg = jnp.flip(xw_tbg, 0)
-        mask_tb = None if mask_tb is None else jnp.flip(mask_tb, 0)
+    # Projected inputs given as table rows (fused.Gathered) stay so: only their ids move.
+    time_major = lambda a: jnp.flip(jnp.swapaxes(a, 0, 1), 0) if reverse else jnp.swapaxes(a, 0, 1)
+    if isinstance(xs_btf, Gathered):
+        xw_tbg = Gathered(xs_btf.table, time_major(xs_btf.ids))
+    else:
+        xs_tbf = time_major(xs_btf)
+        xw_tbg = xs_tbf if inputs_projected else fns.project(params, xs_tbf)
+    mask_tb = None if mask_bt is None else time_major(mask_bt)
     return xw_tbg, mask_tb, carry, cell_options
 
 
@@ -260,8 +265,12 @@ def bidirectional(
         bw_xw, bw_mask, bw_init, bw_opts = prepare("backward", bw_xs, bw_carry, bw_rng)
         if supports(cell, params["forward"], fw_opts) and supports(cell, params["backward"], bw_opts):
             # Both directions in one scan: a direction axis after time, one batched recurrent matmul per step.
+            if isinstance(fw_xw, Gathered):
+                xw_tdbg = Gathered(jnp.stack([fw_xw.table, bw_xw.table]), jnp.stack([fw_xw.ids, bw_xw.ids], 1))
+            else:
+                xw_tdbg = jnp.stack([fw_xw, bw_xw], 1)
             ys_tdbh, carry = run_fused(
-                cell, [params["forward"], params["backward"]], jnp.stack([fw_xw, bw_xw], 1),
+                cell, [params["forward"], params["backward"]], xw_tdbg,
                 None if fw_mask is None else jnp.stack([fw_mask, bw_mask], 1),
                 tuple(jnp.stack(pair) for pair in zip(fw_init, bw_init)), return_sequences=return_sequences, **fw_opts,
             )

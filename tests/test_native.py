@@ -50,6 +50,10 @@ def _inputs(key, directions, rule="lstm"):
 
 
 def _loss(rule, with_outputs, masked, use_native, monkeypatch):
+    return jax.jit(jax.value_and_grad(_scalar_loss(rule, with_outputs, masked, use_native, monkeypatch), (0, 1, 3)))
+
+
+def _scalar_loss(rule, with_outputs, masked, use_native, monkeypatch):
     monkeypatch.setattr(fused, "_use_native", lambda name, dtype: use_native and name in fused._NATIVE)
     cell, _, options = CELLS[rule]
 
@@ -60,7 +64,7 @@ def _loss(rule, with_outputs, masked, use_native, monkeypatch):
         total = sum(jnp.sum(c * jnp.cos(c)) for c in carry)
         return total + (jnp.sum(jnp.sin(3 * ys)) if with_outputs else 0.0)
 
-    return jax.jit(jax.value_and_grad(loss, (0, 1, 3)))
+    return loss
 
 
 @pytest.mark.parametrize("rule", list(CELLS))
@@ -104,6 +108,56 @@ def test_models_use_the_native_path_on_cpu_and_match_without_it(key, monkeypatch
     finally:
         native.configure(enabled=True)
     np.testing.assert_allclose(with_native, without, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rule", list(CELLS))
+@pytest.mark.parametrize("directions", [None, 2], ids=["one-direction", "two-directions"])
+def test_gathered_inputs_equal_the_gathered_array(key, monkeypatch, rule, directions):
+    """Table rows read in place by the kernels: the values and gradients (the table's is a scatter-add) of the
+    XLA path on the materialized array; ids outside the table read NaNs, as jnp.take does."""
+    params, xw, mask, carry = _inputs(key, directions, rule)
+    vocab, gates = 9, xw.shape[-1]
+    k1, k2 = jax.random.split(jax.random.fold_in(key, 1))
+    table = jax.random.normal(k1, (vocab, gates) if directions is None else (directions, vocab, gates))
+    ids = jax.random.randint(k2, xw.shape[:-1], 0, vocab)
+    gathered = fused.Gathered(table, ids)
+
+    def value_and_grads(use_native, inputs):
+        loss = _scalar_loss(rule, True, True, use_native, monkeypatch)
+        with_table = lambda p, t, c: loss(p, inputs(fused.Gathered(t, ids)), mask, c)
+        return jax.jit(jax.value_and_grad(with_table, (0, 1, 2)))(params, table, carry)
+
+    value, grads = value_and_grads(True, lambda g: g)
+    ref_value, ref_grads = value_and_grads(False, fused.materialize)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+    for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads), strict=True):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+    assert fused.materialize(gathered).shape == gathered.shape == xw.shape
+
+    monkeypatch.setattr(fused, "_use_native", lambda name, dtype: name in fused._NATIVE)
+    cell, _, options = CELLS[rule]
+    bad = ids.at[2, ..., 3].set(vocab)  # one row's third step reads past the table
+    ys, _ = fused.run_fused(cell, params, fused.Gathered(table, bad), None, carry, **options)
+    assert np.isnan(np.asarray(ys)[2:, ..., 3, :]).all() and np.isfinite(np.asarray(ys)[:2]).all()
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["lstm", "bilstm"])
+def test_folded_embedding_gradients_match_without_native(key, monkeypatch, bidirectional):
+    """The classifier with its embedding folded into the projection (more tokens than rows): the table's
+    gradient flows back through the kernels' in-place reads to the embeddings and the kernel, both directions."""
+    spec = models.make_classifier(cell="lstm", vocab_size=30, embed_dim=5, hidden_size=H, bidirectional=bidirectional)
+    params = models.init_model(spec, key)
+    tokens = jax.random.randint(key, (B, T), 0, 30)
+    lengths = jnp.arange(B) % (T + 1)
+    loss = lambda p: jnp.sum(jnp.sin(3 * models.apply_model(spec, p, tokens, lengths)))
+    with_native = jax.grad(loss)(params)
+    native.configure(enabled=False)
+    try:
+        without = jax.grad(loss)(params)
+    finally:
+        native.configure(enabled=True)
+    for got, want in zip(jax.tree.leaves(with_native), jax.tree.leaves(without), strict=True):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-6)
 
 
 def test_a_failed_build_falls_back_to_the_xla_path(tmp_path, monkeypatch):

@@ -5,6 +5,9 @@
 //
 // Layout (direction-major, then time): xw [D, T, B, G*H], U [D, H, G*H], mask [D, T, B] (uint8; ignored
 // when has_mask = 0), carries [D, B, H]. Gates in Keras' order: LSTM i, f, g, o; GRU z, r, h.
+// The forward kernels take the projected inputs either as xw or, with gathered = 1, as rows of per-direction
+// tables [D, V, G*H] picked by ids [D, T, B] (an embedding folded into the input projection), so the
+// [D, T, B, G*H] array is never written.
 
 #include <algorithm>
 #include <atomic>
@@ -175,6 +178,43 @@ int num_threads(int64_t rows, int32_t requested) {
   return static_cast<int>(std::min<int64_t>(n, std::max<int64_t>(1, rows / 8)));
 }
 
+// The projected inputs of step t, row b, direction d: xw[d, t, b] or, gathered, table[d, ids[d, t, b]] (an id
+// outside [0, V) reads NaNs, as jnp.take does).
+class Inputs {
+ public:
+  Inputs(const ffi::Buffer<ffi::F32>& xw, const ffi::Buffer<ffi::S32>& ids, bool gathered) {
+    const auto dims = xw.dimensions();
+    data_ = xw.typed_data();
+    G = dims[dims.size() - 1];
+    if (gathered) {
+      const auto id_dims = ids.dimensions();
+      ids_ = ids.typed_data();
+      D = id_dims[0], T = id_dims[1], B = id_dims[2], V_ = dims[1];
+      nan_row_.assign(G, std::nanf(""));
+    } else {
+      D = dims[0], T = dims[1], B = dims[2];
+    }
+  }
+  static bool valid(const ffi::Buffer<ffi::F32>& xw, const ffi::Buffer<ffi::S32>& ids, bool gathered) {
+    return gathered ? xw.dimensions().size() == 3 && ids.dimensions().size() == 3 &&
+                          ids.dimensions()[0] == xw.dimensions()[0]
+                    : xw.dimensions().size() == 4;
+  }
+  const float* row(int64_t d, int64_t t, int64_t b) const {
+    const int64_t i = (d * T + t) * B + b;
+    if (!ids_) return data_ + i * G;
+    const int32_t id = ids_[i];
+    return id >= 0 && id < V_ ? data_ + (d * V_ + id) * G : nan_row_.data();
+  }
+  int64_t D = 0, T = 0, B = 0, G = 0;
+
+ private:
+  const float* data_ = nullptr;
+  const int32_t* ids_ = nullptr;
+  int64_t V_ = 0;
+  std::vector<float> nan_row_;
+};
+
 struct WorkQueue {
   std::atomic<int64_t> next{0};  // the next chunk to claim
   std::atomic<int64_t> done{0};  // chunks finished
@@ -206,16 +246,17 @@ void parallel_rows(ffi::ThreadPool& pool, int32_t requested, int64_t rows, Fn fn
 }
 
 ffi::Error LstmForwardImpl(ffi::ThreadPool pool,
-                           ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::U8> mask,
-                           ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0, ffi::ResultBuffer<ffi::F32> ys,
+                           ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::S32> ids, ffi::Buffer<ffi::F32> u,
+                           ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
+                           ffi::ResultBuffer<ffi::F32> ys,
                            ffi::ResultBuffer<ffi::F32> h_out, ffi::ResultBuffer<ffi::F32> c_out,
                            ffi::ResultBuffer<ffi::F32> h_res, ffi::ResultBuffer<ffi::F32> c_res,
                            ffi::ResultBuffer<ffi::F32> a_res, ffi::ResultBuffer<ffi::F32> tc_res, int32_t has_mask,
-                           int32_t with_outputs, int32_t keep_residuals, int32_t threads) {
-  auto dims = xw.dimensions();
-  if (dims.size() != 4) return ffi::Error::InvalidArgument("lstm_forward: xw must be [D, T, B, 4H]");
-  const int64_t D = dims[0], T = dims[1], B = dims[2], G = dims[3], H = G / 4;
-  const float* X = xw.typed_data();
+                           int32_t with_outputs, int32_t keep_residuals, int32_t gathered, int32_t threads) {
+  if (!Inputs::valid(xw, ids, gathered))
+    return ffi::Error::InvalidArgument("lstm_forward: xw must be [D, T, B, 4H], or a [D, V, 4H] table with ids [D, T, B]");
+  const Inputs X(xw, ids, gathered);
+  const int64_t D = X.D, T = X.T, B = X.B, G = X.G, H = G / 4;
   const float* U = u.typed_data();
   const uint8_t* M = mask.typed_data();
   float* Y = ys->typed_data();
@@ -242,7 +283,7 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool,
         for (int r = 0; r < rows; ++r) {
           const int64_t row = (d * T + t) * B + b0 + r;
           zr[r] = z.data() + r * G;
-          xr[r] = X + row * G;
+          xr[r] = X.row(d, t, b0 + r);
           hr[r] = HS + (d * B + b0 + r) * H;
           if (keep_residuals) {
             std::memcpy(HR + row * H, hr[r], sizeof(float) * H);
@@ -348,16 +389,17 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool,
 // hu_h.
 
 ffi::Error GruForwardImpl(ffi::ThreadPool pool,
-                          ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> b_r,
-                          ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> h0, ffi::ResultBuffer<ffi::F32> ys,
+                          ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::S32> ids, ffi::Buffer<ffi::F32> u,
+                          ffi::Buffer<ffi::F32> b_r, ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> h0, ffi::ResultBuffer<ffi::F32> ys,
                           ffi::ResultBuffer<ffi::F32> h_out, ffi::ResultBuffer<ffi::F32> h_res,
                           ffi::ResultBuffer<ffi::F32> z_res, ffi::ResultBuffer<ffi::F32> r_res,
                           ffi::ResultBuffer<ffi::F32> n_res, ffi::ResultBuffer<ffi::F32> hu_res, int32_t has_mask,
-                          int32_t with_outputs, int32_t keep_residuals, int32_t reset_after, int32_t threads) {
-  auto dims = xw.dimensions();
-  if (dims.size() != 4) return ffi::Error::InvalidArgument("gru_forward: xw must be [D, T, B, 3H]");
-  const int64_t D = dims[0], T = dims[1], B = dims[2], G = dims[3], H = G / 3;
-  const float* X = xw.typed_data();
+                          int32_t with_outputs, int32_t keep_residuals, int32_t reset_after, int32_t gathered,
+                          int32_t threads) {
+  if (!Inputs::valid(xw, ids, gathered))
+    return ffi::Error::InvalidArgument("gru_forward: xw must be [D, T, B, 3H], or a [D, V, 3H] table with ids [D, T, B]");
+  const Inputs X(xw, ids, gathered);
+  const int64_t D = X.D, T = X.T, B = X.B, G = X.G, H = G / 3;
   const float* U = u.typed_data();
   const float* BR = b_r.typed_data();
   const uint8_t* M = mask.typed_data();
@@ -395,7 +437,7 @@ ffi::Error GruForwardImpl(ffi::ThreadPool pool,
         rows_times_matrix(rows, hur.data(), reset_after ? bias.data() : nullptr, hr.data(), H, Ud, G,
                           reset_after ? G : 2 * H);
         for (int r = 0; r < rows; ++r) {
-          gru_gates(H, X + ((d * T + t) * B + b0 + r) * G, hur[r], hr[r], zb.data() + r * H, rb.data() + r * H,
+          gru_gates(H, X.row(d, t, b0 + r), hur[r], hr[r], zb.data() + r * H, rb.data() + r * H,
                     rh.data() + r * H);
         }
         // (r * h) U_h, before the reset
@@ -410,7 +452,7 @@ ffi::Error GruForwardImpl(ffi::ThreadPool pool,
             }
             continue;
           }
-          const float* x = X + row * G;
+          const float* x = X.row(d, t, b0 + r);
           const float* z = zb.data() + r * H;
           const float* rg = rb.data() + r * H;
           const float* hh = reset_after ? hur[r] + 2 * H : hnr[r];
@@ -533,6 +575,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmForward, LstmForwardImpl,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::U8>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
@@ -547,6 +590,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmForward, LstmForwardImpl,
                                   .Attr<int32_t>("has_mask")
                                   .Attr<int32_t>("with_outputs")
                                   .Attr<int32_t>("keep_residuals")
+                                  .Attr<int32_t>("gathered")
                                   .Attr<int32_t>("threads"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmBackward, LstmBackwardImpl,
@@ -571,6 +615,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruForward, GruForwardImpl,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::U8>>()
@@ -586,6 +631,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruForward, GruForwardImpl,
                                   .Attr<int32_t>("with_outputs")
                                   .Attr<int32_t>("keep_residuals")
                                   .Attr<int32_t>("reset_after")
+                                  .Attr<int32_t>("gathered")
                                   .Attr<int32_t>("threads"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruBackward, GruBackwardImpl,
