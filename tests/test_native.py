@@ -11,7 +11,7 @@ from rnnjax import fused, models, native, scan
 pytestmark = pytest.mark.skipif(
     not native.available(), reason="native kernels unavailable (no C++ compiler, or disabled)"
 )
-T, B, H = 7, 11, 6  # B not a multiple of the kernel's 4-row blocks, H not of its 16-float vectors
+T, B, H = 7, 11, 6  # B not a multiple of the kernel's 6-row blocks, H not of its 16-float vectors
 
 
 CELLS = {  # rule name -> (cell, gates, cell options)
@@ -78,6 +78,28 @@ def test_native_kernels_equal_the_xla_path(key, monkeypatch, rule, directions, m
     np.testing.assert_allclose(value, ref_value, rtol=1e-5)
     for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads), strict=True):
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("rule", list(CELLS))
+def test_native_kernels_equal_the_xla_path_with_packed_blocks(key, monkeypatch, rule):
+    """Wider layers: gate widths with whole 64-column blocks (read from packed copies) and a remainder, and a
+    thread's rows in 6-row register blocks plus a remainder."""
+    cell, gates, options = CELLS[rule]
+    steps, batch, hidden = 5, 13, 40  # 4H = 160 and 3H = 120: 64-column blocks, then 32 and 16 columns or fewer
+    keys = jax.random.split(key, 5)
+    params = {"recurrent_kernel": 0.2 * jax.random.normal(keys[0], (hidden, gates * hidden))}
+    if cell == "gru":
+        shape = (2, gates * hidden) if options["reset_after"] else (gates * hidden,)
+        params["bias"] = 0.3 * jax.random.normal(keys[1], shape)
+    xw = jax.random.normal(keys[2], (steps, batch, gates * hidden))
+    mask = scan.sequence_mask(jax.random.randint(keys[3], (batch,), 0, steps + 1), steps).T
+    carry = tuple(0.5 * jax.random.normal(k, (batch, hidden)) for k in jax.random.split(keys[4], 2 if cell == "lstm" else 1))
+    monkeypatch.setattr(native, "_settings", dict(native._settings))
+    native.configure(threads=1)  # all 13 rows on one thread: two 6-row blocks and one row
+    got = jax.jit(jax.value_and_grad(_scalar_loss(rule, True, True, True, monkeypatch), (0, 1, 3)))(params, xw, mask, carry)
+    want = jax.jit(jax.value_and_grad(_scalar_loss(rule, True, True, False, monkeypatch), (0, 1, 3)))(params, xw, mask, carry)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
 
 
 def test_native_outputs_are_zero_at_masked_steps_and_carries_are_held(key, monkeypatch):

@@ -56,17 +56,37 @@ inline vf load(const float* p) {
 }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
-// R (<= 4) rows times columns [j0, j0 + 16 Q) of a matrix: out[r][j] = init[r][j] (or 0) + sum_k s[r][k] m[k][j].
-// The rows share every load of m; R x Q vectors of accumulators stay in registers.
+// A [K, n] matrix as the products read it: row-major with leading dimension ld, and optionally a copy of its
+// 64-column blocks packed one after another ([n / 64][K][64]), so a block's K rows are one contiguous stream
+// (no page crossing per row) for the widest column pass.
+struct Matrix {
+  const float* m;
+  int64_t ld;
+  const float* panels = nullptr;
+};
+
+// The packed 64-column blocks of m [K, n] (row-major, leading dimension ld), for Matrix::panels.
+std::vector<float> pack_panels(const float* m, int64_t ld, int64_t K, int64_t n) {
+  const int64_t blocks = n / 64;
+  std::vector<float> packed(blocks * K * 64);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t k = 0; k < K; ++k)
+      std::memcpy(packed.data() + (b * K + k) * 64, m + k * ld + b * 64, 64 * sizeof(float));
+  return packed;
+}
+
+// R (<= 6) rows times columns [j0, j0 + 16 Q) of a matrix whose column j0 starts at mj, rows st apart:
+// out[r][j] = init[r][j] (or 0) + sum_k s[r][k] m[k][j]. The rows share every load of m; R x Q vectors of
+// accumulators stay in registers.
 template <int R, int Q>
 inline void column_block(float* const* out, const float* const* init, const float* const* s, int64_t K,
-                         const float* __restrict__ m, int64_t ld, int64_t j0) {
+                         const float* __restrict__ mj, int64_t st, int64_t j0) {
   vf acc[R][Q];
   for (int r = 0; r < R; ++r)
     for (int q = 0; q < Q; ++q) acc[r][q] = init ? load(init[r] + j0 + 16 * q) : vf{};
   for (int64_t k = 0; k < K; ++k) {
     vf mk[Q];
-    for (int q = 0; q < Q; ++q) mk[q] = load(m + k * ld + j0 + 16 * q);
+    for (int q = 0; q < Q; ++q) mk[q] = load(mj + k * st + 16 * q);
     for (int r = 0; r < R; ++r) {
       const float sr = s[r][k];
       for (int q = 0; q < Q; ++q) acc[r][q] += sr * mk[q];
@@ -76,40 +96,53 @@ inline void column_block(float* const* out, const float* const* init, const floa
     for (int q = 0; q < Q; ++q) store(out[r] + j0 + 16 * q, acc[r][q]);
 }
 
-// All column blocks of width 16 Q from j0 on, each for every row (4 at a time) before the next: a [K, 16 Q]
+// All column blocks of width 16 Q from j0 on, each for every row (6 at a time) before the next: a [K, 16 Q]
 // slice of m is reused by all rows while it is in cache. Returns the first column not done.
 template <int Q>
 inline int64_t column_pass(int rows, float* const* out, const float* const* init, const float* const* s, int64_t K,
-                           const float* m, int64_t ld, int64_t n, int64_t j0) {
+                           const Matrix& m, int64_t n, int64_t j0) {
   for (; j0 + 16 * Q <= n; j0 += 16 * Q) {
-    for (int r0 = 0; r0 < rows; r0 += 4) {
+    const bool packed = Q == 4 && m.panels;  // 64-column blocks start at multiples of 64
+    const float* mj = packed ? m.panels + (j0 / 64) * K * 64 : m.m + j0;
+    const int64_t st = packed ? 64 : m.ld;
+    for (int r0 = 0; r0 < rows; r0 += 6) {
       const float* const* in = init ? init + r0 : nullptr;
-      switch (std::min(4, rows - r0)) {
-        case 4: column_block<4, Q>(out + r0, in, s + r0, K, m, ld, j0); break;
-        case 3: column_block<3, Q>(out + r0, in, s + r0, K, m, ld, j0); break;
-        case 2: column_block<2, Q>(out + r0, in, s + r0, K, m, ld, j0); break;
-        default: column_block<1, Q>(out + r0, in, s + r0, K, m, ld, j0);
+      switch (std::min(6, rows - r0)) {
+        case 6: column_block<6, Q>(out + r0, in, s + r0, K, mj, st, j0); break;
+        case 5: column_block<5, Q>(out + r0, in, s + r0, K, mj, st, j0); break;
+        case 4: column_block<4, Q>(out + r0, in, s + r0, K, mj, st, j0); break;
+        case 3: column_block<3, Q>(out + r0, in, s + r0, K, mj, st, j0); break;
+        case 2: column_block<2, Q>(out + r0, in, s + r0, K, mj, st, j0); break;
+        default: column_block<1, Q>(out + r0, in, s + r0, K, mj, st, j0);
       }
     }
   }
   return j0;
 }
 
-// Rows times one matrix: out[r][0:n) = init[r][0:n) (or 0) + sum_k s[r][k] * m[k * ld + (0:n)], r < rows.
+// Rows times one matrix: out[r][0:n) = init[r][0:n) (or 0) + sum_k s[r][k] * m[k][0:n), r < rows.
 inline void rows_times_matrix(int rows, float* const* out, const float* const* init, const float* const* s,
-                              int64_t K, const float* m, int64_t ld, int64_t n) {
-  int64_t j0 = column_pass<4>(rows, out, init, s, K, m, ld, n, 0);
-  j0 = column_pass<2>(rows, out, init, s, K, m, ld, n, j0);
-  j0 = column_pass<1>(rows, out, init, s, K, m, ld, n, j0);
+                              int64_t K, const Matrix& m, int64_t n) {
+  int64_t j0 = column_pass<4>(rows, out, init, s, K, m, n, 0);
+  j0 = column_pass<2>(rows, out, init, s, K, m, n, j0);
+  j0 = column_pass<1>(rows, out, init, s, K, m, n, j0);
   for (; j0 < n; ++j0) {
     for (int r = 0; r < rows; ++r) {
       float acc = init ? init[r][j0] : 0.0f;
-      for (int64_t k = 0; k < K; ++k) acc += s[r][k] * m[k * ld + j0];
+      for (int64_t k = 0; k < K; ++k) acc += s[r][k] * m.m[k * m.ld + j0];
       out[r][j0] = acc;
     }
   }
 }
 
+// A matrix with its packed panels, owned.
+struct PackedMatrix {
+  PackedMatrix(const float* m, int64_t ld, int64_t K, int64_t n) : panels(pack_panels(m, ld, K, n)) {
+    view = {m, ld, panels.empty() ? nullptr : panels.data()};
+  }
+  std::vector<float> panels;
+  Matrix view;
+};
 
 // c, h <- the new cell state and output from the gate activations a = [i, f, g, o]; tc = tanh(c_new).
 inline void cell_update(int64_t H, const float* __restrict__ a, float* __restrict__ c, float* __restrict__ h,
@@ -268,6 +301,8 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool,
   float* TR = tc_res->typed_data();
   std::memcpy(HS, h0.typed_data(), sizeof(float) * D * B * H);
   std::memcpy(CS, c0.typed_data(), sizeof(float) * D * B * H);
+  std::vector<PackedMatrix> Us;
+  for (int64_t d = 0; d < D; ++d) Us.emplace_back(U + d * H * G, G, H, G);
 
   parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
     const int64_t block = hi - lo;  // all of this thread's rows go through each matrix product together
@@ -279,7 +314,6 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool,
     std::vector<float> z(block * G), tcs(H);
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t d = 0; d < D; ++d) {
-        const float* Ud = U + d * H * G;
         for (int r = 0; r < rows; ++r) {
           const int64_t row = (d * T + t) * B + b0 + r;
           zr[r] = z.data() + r * G;
@@ -290,7 +324,7 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool,
             std::memcpy(CR + row * H, CS + (d * B + b0 + r) * H, sizeof(float) * H);
           }
         }
-        rows_times_matrix(rows, zr.data(), xr.data(), hr.data(), H, Ud, G, G);  // z = xw + h U
+        rows_times_matrix(rows, zr.data(), xr.data(), hr.data(), H, Us[d].view, G);  // z = xw + h U
         for (int r = 0; r < rows; ++r) {
           const int64_t row = (d * T + t) * B + b0 + r;
           if (has_mask && !M[row]) {  // masked: the carry is held and the output is zero
@@ -346,6 +380,8 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool,
   for (int64_t d = 0; d < D; ++d)
     for (int64_t k = 0; k < H; ++k)
       for (int64_t j = 0; j < G; ++j) ut[(d * G + j) * H + k] = U[(d * H + k) * G + j];
+  std::vector<PackedMatrix> UTs;
+  for (int64_t d = 0; d < D; ++d) UTs.emplace_back(ut.data() + d * G * H, H, G, H);
 
   const std::vector<float> zeros(H, 0.0f);
   parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
@@ -357,7 +393,6 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool,
     std::vector<float> dhn(block * H);
     for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t d = 0; d < D; ++d) {
-        const float* UT = ut.data() + d * G * H;
         for (int r = 0; r < rows; ++r) {
           const int64_t row = (d * T + t) * B + b0 + r;
           float* dz = DZ + row * G;
@@ -371,7 +406,7 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool,
           cell_grad(H, AR + row * G, TR + row * H, CR + row * H, dy, DH + (d * B + b0 + r) * H,
                     DC + (d * B + b0 + r) * H, dz);
         }
-        rows_times_matrix(rows, outr.data(), nullptr, dzr.data(), G, UT, H, H);  // dh_prev = dz U^T
+        rows_times_matrix(rows, outr.data(), nullptr, dzr.data(), G, UTs[d].view, H);  // dh_prev = dz U^T
         for (int r = 0; r < rows; ++r) {
           const int64_t row = (d * T + t) * B + b0 + r;
           if (!has_mask || M[row]) std::memcpy(DH + (d * B + b0 + r) * H, outr[r], sizeof(float) * H);
@@ -411,6 +446,12 @@ ffi::Error GruForwardImpl(ffi::ThreadPool pool,
   float* NR = n_res->typed_data();
   float* UR = hu_res->typed_data();
   std::memcpy(HS, h0.typed_data(), sizeof(float) * D * B * H);
+  // Per direction: U (all gates, or z and r only before the reset) and, before the reset, U_h.
+  std::vector<PackedMatrix> Us, Uhs;
+  for (int64_t d = 0; d < D; ++d) {
+    Us.emplace_back(U + d * H * G, G, H, reset_after ? G : 2 * H);
+    if (!reset_after) Uhs.emplace_back(U + d * H * G + 2 * H, G, H, H);
+  }
 
   parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
     const int64_t block = hi - lo;  // all of this thread's rows go through each matrix product together
@@ -424,7 +465,6 @@ ffi::Error GruForwardImpl(ffi::ThreadPool pool,
     std::vector<float> hu(block * G), zb(block * H), rb(block * H), rh(block * H), hn(block * H), nb(H);
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t d = 0; d < D; ++d) {
-        const float* Ud = U + d * H * G;
         for (int r = 0; r < rows; ++r) {
           hur[r] = hu.data() + r * G;
           hnr[r] = hn.data() + r * H;
@@ -434,14 +474,14 @@ ffi::Error GruForwardImpl(ffi::ThreadPool pool,
           if (keep_residuals) std::memcpy(HR + ((d * T + t) * B + b0 + r) * H, hr[r], sizeof(float) * H);
         }
         // hu = h U + b_r (all three gates), or h U_zr (z and r only) before the reset
-        rows_times_matrix(rows, hur.data(), reset_after ? bias.data() : nullptr, hr.data(), H, Ud, G,
+        rows_times_matrix(rows, hur.data(), reset_after ? bias.data() : nullptr, hr.data(), H, Us[d].view,
                           reset_after ? G : 2 * H);
         for (int r = 0; r < rows; ++r) {
           gru_gates(H, X.row(d, t, b0 + r), hur[r], hr[r], zb.data() + r * H, rb.data() + r * H,
                     rh.data() + r * H);
         }
         // (r * h) U_h, before the reset
-        if (!reset_after) rows_times_matrix(rows, hnr.data(), nullptr, rhr.data(), H, Ud + 2 * H, G, H);
+        if (!reset_after) rows_times_matrix(rows, hnr.data(), nullptr, rhr.data(), H, Uhs[d].view, H);
         for (int r = 0; r < rows; ++r) {
           const int64_t row = (d * T + t) * B + b0 + r;
           if (has_mask && !M[row]) {  // masked: the carry is held and the output is zero
@@ -503,6 +543,12 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool,
   for (int64_t d = 0; d < D; ++d)
     for (int64_t k = 0; k < H; ++k)
       for (int64_t j = 0; j < G; ++j) ut[(d * G + j) * H + k] = U[(d * H + k) * G + j];
+  // Per direction: U^T whole (reset_after), or its rows for z and r and those for h.
+  std::vector<PackedMatrix> UTs, UThs;
+  for (int64_t d = 0; d < D; ++d) {
+    UTs.emplace_back(ut.data() + d * G * H, H, reset_after ? G : 2 * H, H);
+    if (!reset_after) UThs.emplace_back(ut.data() + d * G * H + 2 * H * H, H, H, H);
+  }
   const std::vector<float> zeros(H, 0.0f);
 
   parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
@@ -516,7 +562,6 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool,
     std::vector<float> dht(block * H), drh(block * H), out(block * H);
     for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t d = 0; d < D; ++d) {
-        const float* UT = ut.data() + d * G * H;
         for (int r = 0; r < rows; ++r) {
           const int64_t row = (d * T + t) * B + b0 + r;
           outr[r] = out.data() + r * H;
@@ -533,9 +578,9 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool,
           }
         }
         if (reset_after) {
-          rows_times_matrix(rows, outr.data(), nullptr, src.data(), G, UT, H, H);  // dhu U^T
+          rows_times_matrix(rows, outr.data(), nullptr, src.data(), G, UTs[d].view, H);  // dhu U^T
         } else {
-          rows_times_matrix(rows, drhr.data(), nullptr, src.data(), H, UT + 2 * H * H, H, H);  // drh = dn U_h^T
+          rows_times_matrix(rows, drhr.data(), nullptr, src.data(), H, UThs[d].view, H);  // drh = dn U_h^T
           for (int r = 0; r < rows; ++r) {
             const int64_t row = (d * T + t) * B + b0 + r;
             float* dx = DX + row * G;
@@ -544,7 +589,7 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool,
             for (int64_t k = 0; k < H; ++k) dx[H + k] = drhr[r][k] * hp[k] * rg[k] * (1.0f - rg[k]);  // dr
             src[r] = dx;  // dzr
           }
-          rows_times_matrix(rows, outr.data(), nullptr, src.data(), 2 * H, UT, H, H);  // dzr U_zr^T
+          rows_times_matrix(rows, outr.data(), nullptr, src.data(), 2 * H, UTs[d].view, H);  // dzr U_zr^T
         }
         for (int r = 0; r < rows; ++r) {
           const int64_t row = (d * T + t) * B + b0 + r;
