@@ -2,7 +2,7 @@
 
 Library code raises ValueError for bad settings or data; ``run`` turns that, a flag that fails to parse and a
 missing file into one line on stderr and exit status 2 (``--verbose`` shows the traceback instead). A training
-run stopped on purpose (``rnnjax.train.TrainingStopped``: SIGINT/SIGTERM, a non-finite loss) prints its one
+run stopped on purpose (``rnnjax.training.train.TrainingStopped``: SIGINT/SIGTERM, a non-finite loss) prints its one
 line and exits with the status it carries (128 + signal number, or 1).
 Environment variables are read here and passed into rnnjax as explicit config values. The scripts import
 rnnjax inside ``main``, after the flags are parsed, so that a usage error is reported in well under a second.
@@ -25,7 +25,7 @@ CHECKPOINT_CHOICES = (
     "final",
     "best",
     "latest",
-)  # as rnnjax.evaluate.CHECKPOINT_CHOICES, without importing JAX
+)  # as rnnjax.analysis.evaluate.CHECKPOINT_CHOICES, without importing JAX
 _VERBOSE = flags.DEFINE_bool("verbose", False, "show the traceback of an error instead of one line")
 
 
@@ -80,9 +80,9 @@ def run(main: Callable[[list[str]], None]) -> None:
                 raise
             fail(error)
         except Exception as error:
-            # rnnjax.train.TrainingStopped (a signal or a non-finite loss) carries its own exit status; looked up
+            # rnnjax.training.train.TrainingStopped (a signal or a non-finite loss) carries its own exit status; looked up
             # in sys.modules so that this module never imports JAX itself.
-            stopped = getattr(sys.modules.get("rnnjax.train"), "TrainingStopped", None)
+            stopped = getattr(sys.modules.get("rnnjax.training.train"), "TrainingStopped", None)
             if stopped is None or not isinstance(error, stopped) or _VERBOSE.value:
                 raise
             print(f"{_script_name()}: {' '.join(str(error).split())}", file=sys.stderr)
@@ -95,12 +95,12 @@ _NATIVE_ENV = ("RNNJAX_NATIVE", "RNNJAX_NATIVE_THREADS", "RNNJAX_CACHE_DIR", "CX
 
 
 def configure_native() -> None:
-    """Maps the environment onto ``rnnjax.native.configure``: RNNJAX_NATIVE=0 turns the native CPU kernels off,
+    """Maps the environment onto ``rnnjax.kernels.native.configure``: RNNJAX_NATIVE=0 turns the native CPU kernels off,
     RNNJAX_NATIVE_THREADS sets their threads per call, RNNJAX_CACHE_DIR where they are built, CXX the compiler.
     Imports rnnjax only when one of them is set."""
     if not any(os.environ.get(name) for name in _NATIVE_ENV):
         return
-    from rnnjax import native
+    from rnnjax.kernels import native
 
     threads = os.environ.get("RNNJAX_NATIVE_THREADS")
     if threads is not None and not threads.isdigit():
@@ -132,7 +132,7 @@ def resolve_config(config_flag: flags.FlagHolder, workdir: Path) -> ml_collectio
     """
     given = flags.FLAGS[config_flag.name].present
     if not given and (workdir / "config.json").exists():
-        from rnnjax import checkpoint  # imported late, so that usage errors are reported before JAX loads
+        from rnnjax.training import runs as checkpoint  # imported late, so that usage errors are reported before JAX loads
 
         config = checkpoint.read_config(workdir)
         overrides = config_flags.get_override_values(flags.FLAGS[config_flag.name])

@@ -6,7 +6,7 @@
 Each row trains Embedding(8000, E) -> recurrent(H) -> Dense(1) with RMSprop on random tokens (forward + backward
 + update; tokens/s after compilation, median of timed windows), in this process, one after another:
 minGRU with ``lax.associative_scan`` (log-space, ``parallel=True``), the same minGRU as a sequential scan, and
-the LSTM (the fused scan of ``rnnjax.fused``). Prints a Markdown table with tokens/s and the ratio to the
+the LSTM (the fused scan of ``rnnjax.kernels.fused``). Prints a Markdown table with tokens/s and the ratio to the
 LSTM, and writes it with a JSON copy to --out.
 """
 

@@ -46,7 +46,7 @@ def _results(name: str, root: Path) -> dict:
         if not _TRAIN.value:
             raise _cli.UsageError(f"{path} not found; train it or drop --notrain")
         print(f"== {name}: training in {root / name}", flush=True)
-        from rnnjax import train
+        from rnnjax.training import train
 
         train.train_and_evaluate(_config(name), root / name)
     return json.loads(path.read_text())
@@ -87,7 +87,7 @@ def main(argv: list[str]) -> None:
             *rows,
         ]
     )
-    from rnnjax import plots
+    from rnnjax.analysis import plots
 
     (root / "comparison.md").write_text(table + "\n")
     plots.plot_comparison(names, accuracies, times, root / "comparison.png", keras_fit_times=keras_times)

@@ -26,7 +26,7 @@ def main(argv: list[str]) -> None:
     import matplotlib.pyplot as plt
     import tensorflow_datasets as tfds
 
-    from rnnjax import data
+    from rnnjax.data import datasets as data
 
     _cli.no_positional(argv)
     config = _cli.with_data_location(_CONFIG.value)

@@ -19,7 +19,8 @@ _JSON = flags.DEFINE_bool("json", False, "print the metrics as JSON")
 
 
 def main(argv: list[str]) -> None:
-    from rnnjax import data, evaluate
+    from rnnjax.data import datasets as data
+    from rnnjax.analysis import evaluate
 
     _cli.no_positional(argv)
     run = evaluate.load_run(Path(_WORKDIR.value), which=_CHECKPOINT.value)

@@ -31,7 +31,9 @@ def main(argv: list[str]) -> None:
     import jax
     import jax.numpy as jnp
 
-    from rnnjax import lm, lm_train, text
+    from rnnjax import lm
+    from rnnjax.training import lm_train
+    from rnnjax.data import text
 
     _cli.no_positional(argv)
     if _TEMPERATURE.value <= 0 and not _GREEDY.value:

@@ -4,7 +4,7 @@
 
 It builds the config's model as a Keras ``Sequential`` (Embedding, SpatialDropout1D, SimpleRNN/LSTM/GRU
 layers, optionally Bidirectional, Dropout, Dense), trains it with Keras' RMSprop on the arrays that
-``rnnjax.data.load_splits`` gives (same vocabulary, padding and validation split; post-padded batches are
+``rnnjax.data.datasets.load_splits`` gives (same vocabulary, padding and validation split; post-padded batches are
 masked with ``mask_zero=True``, as rnnjax masks them by length), evaluates it on the test split, and writes
 ``<workdir>/keras_fit.json`` (fit time, epoch times, history, test accuracy), which experiments.compare reads.
 """
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> None:
     _cli.no_positional(argv)
     import keras
 
-    from rnnjax import data
+    from rnnjax.data import datasets as data
 
     config = _cli.with_data_location(_CONFIG.value)
     if config.opt.name != "rmsprop" or config.opt.clip_norm or config.opt.schedule != "constant":

@@ -49,7 +49,10 @@ def _train_one(config, *, chrono: bool, gradient_batch: bool, compute_dtype=None
     import jax
     import numpy as np
 
-    from rnnjax import data, diagnostics, optim, train
+    from rnnjax.data import datasets as data
+    from rnnjax.analysis import diagnostics
+    from rnnjax.training import optim
+    from rnnjax.training import train
 
     splits = data.load_splits(config.data, seed=config.seed)
     model_cfg = train.make_model_config(
@@ -160,7 +163,7 @@ def _compare_precision(base, workdir: Path) -> None:
 def main(argv: list[str]) -> None:
     import jax
 
-    from rnnjax import diagnostics
+    from rnnjax.analysis import diagnostics
 
     _cli.no_positional(argv)
     base = _CONFIG.value

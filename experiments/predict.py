@@ -45,7 +45,7 @@ def _texts(argv: list[str]) -> list[str]:
 
 def _check_texts(run, texts: list[str]) -> None:
     """Rejects texts the model cannot read: no words at all, or none it has seen; and a foreign vocabulary."""
-    from rnnjax import text
+    from rnnjax.data import text
 
     vocab = text.load_vocabulary(run.workdir)
     embedding = run.model_cfg.spec.layers[0]
@@ -67,7 +67,7 @@ def _check_texts(run, texts: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    from rnnjax import evaluate
+    from rnnjax.analysis import evaluate
 
     texts = _texts(argv)
     run = evaluate.load_run(Path(_WORKDIR.value), which=_CHECKPOINT.value)

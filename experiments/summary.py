@@ -15,7 +15,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", str(_cli.CONFIGS / "lstm.py"
 def main(argv: list[str]) -> None:
     import jax
 
-    from rnnjax import models, train
+    from rnnjax import models
+    from rnnjax.training import train
 
     _cli.no_positional(argv)
     config = _CONFIG.value

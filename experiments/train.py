@@ -18,7 +18,7 @@ from experiments import _cli
 _CONFIG = config_flags.DEFINE_config_file("config", str(_cli.CONFIGS / "lstm.py"), "experiment config file")
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default: runs/<config name>)")
 _MULTIHOST = flags.DEFINE_bool(
-    "multihost", False, "call jax.distributed.initialize first (one process per host; see rnnjax.distributed)"
+    "multihost", False, "call jax.distributed.initialize first (one process per host; see rnnjax.training.sharding)"
 )
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "multihost: host:port of process 0 (default: from the cluster)"
@@ -32,11 +32,11 @@ _PROCESS_ID = flags.DEFINE_integer(
 
 
 def main(argv: list[str]) -> None:
-    from rnnjax import train
+    from rnnjax.training import train
 
     _cli.no_positional(argv)
     if _MULTIHOST.value:
-        from rnnjax import distributed
+        from rnnjax.training import sharding as distributed
 
         distributed.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     workdir = Path(_WORKDIR.value or Path("runs") / _cli.config_name(_CONFIG))

@@ -21,7 +21,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default: runs/<c
 
 
 def main(argv: list[str]) -> None:
-    from rnnjax import lm_train
+    from rnnjax.training import lm_train
 
     _cli.no_positional(argv)
     workdir = Path(_WORKDIR.value or Path("runs") / _cli.config_name(_CONFIG))

@@ -25,7 +25,9 @@ from rnnjax.models import (
 )
 from rnnjax.models import apply_model as apply
 from rnnjax.models import init_model as init
-from rnnjax import dropout, synthetic, text
+from rnnjax import dropout
+from rnnjax.data import synthetic
+from rnnjax.data import text
 from rnnjax.keras_io import export_keras, import_keras
 from rnnjax.scan import bidirectional, merge, run, sequence_mask
 

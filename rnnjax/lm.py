@@ -155,7 +155,7 @@ def _check_tokens(spec: LMSpec, tokens: jax.Array, lengths: jax.Array | None) ->
     if tokens.ndim != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
         raise ValueError(
             f"apply_lm: tokens must be an integer array [B, T], got {tokens.dtype} {tokens.shape}; "
-            "encode texts with rnnjax.text and pad them."
+            "encode texts with rnnjax.data.text and pad them."
         )
     if lengths is not None and (
         lengths.shape != tokens.shape[:1] or not jnp.issubdtype(lengths.dtype, jnp.integer)

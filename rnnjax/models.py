@@ -24,7 +24,7 @@ import numpy as np
 from rnnjax import attention, scan
 from rnnjax.cells import ACTIVATIONS, get_cell
 from rnnjax.dropout import dropout
-from rnnjax.fused import Gathered
+from rnnjax.kernels.fused import Gathered
 from rnnjax.types import Params, PRNGKey
 
 
@@ -235,7 +235,7 @@ def _check_tokens(tokens: jax.Array, lengths: jax.Array | None) -> None:
     if tokens.ndim != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
         raise ValueError(
             f"apply: tokens must be an integer array [B, T], got {tokens.dtype} {tokens.shape}; "
-            "encode texts with rnnjax.text and pad them with pad_sequences."
+            "encode texts with rnnjax.data.text and pad them with pad_sequences."
         )
     if lengths is not None and (lengths.shape != tokens.shape[:1] or not jnp.issubdtype(lengths.dtype, jnp.integer)):
         raise ValueError(

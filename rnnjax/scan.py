@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from rnnjax.cells import get_cell
 from rnnjax.dropout import dropout_mask
-from rnnjax.fused import Gathered, materialize, run_fused, supports
+from rnnjax.kernels.fused import Gathered, materialize, run_fused, supports
 from rnnjax.minimal import MINIMAL_CELLS, run_parallel
 from rnnjax.types import Carry, Params, PRNGKey
 

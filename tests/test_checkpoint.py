@@ -4,7 +4,10 @@ import jax
 import numpy as np
 import pytest
 
-from rnnjax import checkpoint, models, optim, train
+from rnnjax import models
+from rnnjax.training import runs as checkpoint
+from rnnjax.training import optim
+from rnnjax.training import train
 from rnnjax.configs import default
 
 

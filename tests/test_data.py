@@ -1,4 +1,4 @@
-"""Tests for rnnjax.data: TFDS builders from every source, splits, batches, bad input, the stats script."""
+"""Tests for rnnjax.data.datasets: TFDS builders from every source, splits, batches, bad input, the stats script."""
 
 import gzip
 import io
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from rnnjax import data, text
+from rnnjax.data import datasets as data
+from rnnjax.data import text
 from rnnjax.configs import default
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnjax import diagnostics, models
+from rnnjax import models
+from rnnjax.analysis import diagnostics
 
 B, T, E, H = 3, 6, 4, 5
 

@@ -13,14 +13,16 @@ import numpy as np
 import optax
 import pytest
 
-from rnnjax import distributed, models, train
+from rnnjax import models
+from rnnjax.training import sharding as distributed
+from rnnjax.training import train
 
 _SHARDED_VS_SINGLE = textwrap.dedent(
     """
     import contextlib, io, json, sys
     import jax, jax.numpy as jnp, numpy as np
     from experiments.configs import tiny
-    from rnnjax import train
+    from rnnjax.training import train
 
     assert len(jax.devices()) == 4, jax.devices()
     root = sys.argv[1]

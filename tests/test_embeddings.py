@@ -8,7 +8,11 @@ import numpy as np
 import optax
 import pytest
 
-from rnnjax import embeddings, models, text, train, transfer
+from rnnjax import models
+from rnnjax.data import embeddings
+from rnnjax.data import text
+from rnnjax.training import train
+from rnnjax.training import transfer
 
 
 @pytest.fixture

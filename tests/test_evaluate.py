@@ -4,7 +4,9 @@ import jax
 import numpy as np
 import pytest
 
-from rnnjax import data, evaluate, train
+from rnnjax.data import datasets as data
+from rnnjax.analysis import evaluate
+from rnnjax.training import train
 
 
 def test_classification_metrics_from_counts():
@@ -55,7 +57,7 @@ def test_evaluate_split_matches_training_results(tiny_run):
 
 
 def test_encode_texts_applies_the_training_preprocessing(tmp_path):
-    from rnnjax import text
+    from rnnjax.data import text
     from rnnjax.configs import default
 
     texts = [

@@ -49,7 +49,7 @@ def test_train_writes_a_complete_run_directory(workdir):
     assert (workdir / "checkpoints").is_dir() and (workdir / "tensorboard" / "train").is_dir()
 
 
-@pytest.mark.slow  # rnnjax.evaluate itself is tested in-process in test_evaluate.py
+@pytest.mark.slow  # rnnjax.analysis.evaluate itself is tested in-process in test_evaluate.py
 def test_evaluate_reports_metrics(workdir):
     result = _run("experiments.evaluate", f"--workdir={workdir}", "--json")
     assert result.returncode == 0, result.stderr

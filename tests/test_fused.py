@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnjax import cells, fused, scan
+from rnnjax import cells, scan
+from rnnjax.kernels import fused
 
 B, T, F, H = 3, 6, 5, 4
 VARIANTS = [

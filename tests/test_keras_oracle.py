@@ -557,7 +557,8 @@ def test_training_steps_match_keras_fit_step_by_step(cell):
     gradient through the masked recurrence (native kernels included) and Keras' RMSprop rule agree."""
     import optax
 
-    from rnnjax import optim, train
+    from rnnjax.training import optim
+    from rnnjax.training import train
     from rnnjax.configs import default
 
     vocab, steps, batch, length = 40, 6, 16, 12

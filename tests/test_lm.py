@@ -10,7 +10,8 @@ import optax
 import pytest
 
 from experiments.configs import lm_gru
-from rnnjax import lm, lm_train
+from rnnjax import lm
+from rnnjax.training import lm_train
 
 
 def _tiny_spec(**changes) -> lm.LMSpec:

@@ -6,7 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnjax import fused, models, native, scan
+from rnnjax import models, scan
+from rnnjax.kernels import fused
+from rnnjax.kernels import native
 
 pytestmark = pytest.mark.skipif(
     not native.available(), reason="native kernels unavailable (no C++ compiler, or disabled)"

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from rnnjax import optim
+from rnnjax.training import optim
 from rnnjax.configs import default
 
 

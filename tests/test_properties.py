@@ -7,7 +7,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnjax import cells, data, scan, text
+from rnnjax import cells, scan
+from rnnjax.data import datasets as data
+from rnnjax.data import text
 
 FEW = settings(max_examples=25, deadline=None)
 SCAN = settings(max_examples=6, deadline=None)  # each new shape compiles the scan once

@@ -74,7 +74,7 @@ def _train(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def _params(workdir: Path) -> list[np.ndarray]:
-    from rnnjax import evaluate
+    from rnnjax.analysis import evaluate
 
     return [np.asarray(leaf) for leaf in jax.tree.leaves(evaluate.load_run(workdir, which="latest").params)]
 
@@ -150,7 +150,7 @@ def test_random_interruptions_resume_bit_identical(reference, tmp_path, signum, 
 
 
 def test_temporary_and_uncommitted_checkpoints_are_never_restored(reference, tmp_path):
-    from rnnjax import checkpoint
+    from rnnjax.training import runs as checkpoint
 
     workdir = tmp_path / "run"
     shutil.copytree(reference[0], workdir)

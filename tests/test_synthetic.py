@@ -1,9 +1,10 @@
-"""Tests for rnnjax.synthetic: determinism, balance, where the cue sits and what decides the label."""
+"""Tests for rnnjax.data.synthetic: determinism, balance, where the cue sits and what decides the label."""
 
 import numpy as np
 import pytest
 
-from rnnjax import synthetic, text
+from rnnjax.data import synthetic
+from rnnjax.data import text
 
 
 def _parse(words: list[str], distance: int) -> tuple[bool, bool]:

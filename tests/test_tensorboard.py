@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from rnnjax import tensorboard
+from rnnjax.training import tensorboard
 
 
 def test_crc32c_known_value():

@@ -1,4 +1,4 @@
-"""Tests for rnnjax.text: Keras tokenization, the Amazon cleaning, the vocabulary, padding against Keras."""
+"""Tests for rnnjax.data.text: Keras tokenization, the Amazon cleaning, the vocabulary, padding against Keras."""
 
 import itertools
 import json
@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from rnnjax import text
+from rnnjax.data import text
 
 
 def test_keras_filters_are_punctuation_but_apostrophe_plus_tab_newline():

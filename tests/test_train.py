@@ -7,7 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from rnnjax import models, optim, train
+from rnnjax import models
+from rnnjax.training import optim
+from rnnjax.training import train
 from rnnjax.configs import default
 
 B, T, V = 4, 6, 11
@@ -198,7 +200,7 @@ def test_train_and_evaluate_resumes_exactly(tmp_path, capsys, straight_run):
 
 
 def test_run_directory_contents(straight_run):
-    from rnnjax import tensorboard
+    from rnnjax.training import tensorboard
 
     workdir, _, results = straight_run
     for name in (

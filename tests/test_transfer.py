@@ -9,8 +9,13 @@ import optax
 import pytest
 
 from experiments.configs import imdb_pretrained, lm_gru
-from rnnjax import checkpoint, lm, lm_train, models, optim, text, transfer
-from rnnjax.train import TrainState
+from rnnjax import lm, models
+from rnnjax.training import runs as checkpoint
+from rnnjax.training import lm_train
+from rnnjax.training import optim
+from rnnjax.data import text
+from rnnjax.training import transfer
+from rnnjax.training.train import TrainState
 
 E, H, LAYERS = 4, 6, 2
 

@@ -38,11 +38,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.name = "imdb_reviews"  # imdb_reviews | synthetic
     config.data.splits = ("unsupervised", "train")  # IMDB splits whose texts are read (never "test")
     config.data.data_dir = "~/tensorflow_datasets"  # TFDS data dir: prepared datasets are cached here
-    config.data.source_dir = ""  # local IMDB copy (see rnnjax.data.prepare_imdb); "" = prepared or download
+    config.data.source_dir = ""  # local IMDB copy (see rnnjax.data.datasets.prepare_imdb); "" = prepared or download
     config.data.fallback_to_synthetic = True  # use the synthetic reviews (logged) when IMDB cannot be had
     config.data.max_reviews = 0  # keep a seeded random subset of this many reviews (0: all)
     config.data.validation_split = 0.02  # fraction of the reviews held out for validation perplexity
-    config.data.tokenizer = "keras"  # keras | porter, as the classifier's pipeline (rnnjax.text)
+    config.data.tokenizer = "keras"  # keras | porter, as the classifier's pipeline (rnnjax.data.text)
     config.data.strip_html = True  # replace <br /> by spaces before tokenizing
     config.data.num_words = 20000  # vocabulary size V including pad 0, start 1 and OOV 2
     config.data.maxlen = 256  # ids per row; longer reviews are cut into rows that overlap by one id

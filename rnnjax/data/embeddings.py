@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from rnnjax.text import DataError, Vocabulary
+from rnnjax.data.text import DataError, Vocabulary
 from rnnjax.types import Params, PRNGKey
 
 

@@ -34,7 +34,14 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from rnnjax import checkpoint, data, diagnostics, losses, models, optim, plots, tensorboard, transfer
+from rnnjax import losses, models
+from rnnjax.training import runs as checkpoint
+from rnnjax.data import datasets as data
+from rnnjax.analysis import diagnostics
+from rnnjax.training import optim
+from rnnjax.analysis import plots
+from rnnjax.training import tensorboard
+from rnnjax.training import transfer
 from rnnjax.types import Batch, Params, PRNGKey
 
 TRAIN_METRICS = ("loss_sum", "n_correct", "n_examples", "n_steps", "n_nonfinite")
@@ -550,7 +557,7 @@ def train_and_evaluate(
     )
     put_batch = jax.device_put
     if train_cfg.get("data_parallel", False):
-        from rnnjax import distributed  # distributed imports this module
+        from rnnjax.training import sharding as distributed  # distributed imports this module
 
         parallel = distributed.setup_data_parallel(
             model_cfg,

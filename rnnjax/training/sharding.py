@@ -38,7 +38,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from rnnjax import train
+from rnnjax.training import train
 from rnnjax.types import Batch, Params
 
 DATA_AXIS = "data"

@@ -7,7 +7,7 @@ backward, as two FFI calls instead, with each batch row's sequence on one thread
 
 The kernels are compiled on first use with the system's C++ compiler (g++, c++ or clang++) for this CPU and
 cached in ``~/.cache/rnnjax``. Without a compiler, or after ``configure(enabled=False)``, ``available()`` is
-False and ``rnnjax.fused`` uses its XLA path: the same function. ``configure`` also sets the compiler, the
+False and ``rnnjax.kernels.fused`` uses its XLA path: the same function. ``configure`` also sets the compiler, the
 cache folder and the threads per call (the experiment scripts map environment variables onto it); a setting
 applies to functions traced after it. The kernels give first derivatives (``jax.grad``); for higher ones
 (Hessians), ``configure(enabled=False)`` uses the XLA path, which supports them.

@@ -25,7 +25,7 @@ distinct words, as any real corpus does):
 So ``fit_vocabulary(words, 8000)`` gives ids 0 pad, 1 OOV, 2..7999 words (``Tokenizer(8000, oov_token=...)``),
 and ``fit_vocabulary(words, 8000, start=True, index_from=3)`` reproduces ``keras.datasets.imdb.load_data``'s
 layout.
-Reading data files and batching live in ``rnnjax.data``.
+Reading data files and batching live in ``rnnjax.data.datasets``.
 """
 
 import collections

@@ -6,7 +6,7 @@
 the root key never advances (dropout comes from ``fold_in(key, step)``), an epoch's row order is a function
 of (seed, epoch) and a checkpoint carries the history and a partial epoch's sums.
 
-Rows: each review is tokenized as for the classifier (``rnnjax.text``), encoded with the start id first and
+Rows: each review is tokenized as for the classifier (``rnnjax.data.text``), encoded with the start id first and
 cut into rows of at most ``data.maxlen`` ids that overlap by one id, so every next-word target is predicted
 exactly once. Validation rows come from held-out reviews. The vocabulary (with the start id) is fitted on the
 training reviews, or read from the run directory when resuming.
@@ -29,8 +29,15 @@ import ml_collections
 import numpy as np
 import optax
 
-from rnnjax import checkpoint, data, lm, optim, plots, synthetic, tensorboard, text
-from rnnjax.train import TrainState, early_stopping_status
+from rnnjax import lm
+from rnnjax.training import runs as checkpoint
+from rnnjax.data import datasets as data
+from rnnjax.training import optim
+from rnnjax.analysis import plots
+from rnnjax.data import synthetic
+from rnnjax.training import tensorboard
+from rnnjax.data import text
+from rnnjax.training.train import TrainState, early_stopping_status
 from rnnjax.types import Batch, Params, PRNGKey
 
 LM_FILE = "lm.json"

@@ -16,7 +16,7 @@ across ``distance`` steps and the negation across the whole review, through the 
 predicts the label in ``1 - negation_rate`` of the reviews, the cue with the negation in all of them. Verdicts
 are not distractor words because then the cue is told apart only by the word before it, a conjunction that
 LSTM and GRU models with Keras' initialisation did not learn at all in 30 epochs (SimpleRNN did in part).
-Splitting into train and test, the vocabulary and padding live in ``rnnjax.data``.
+Splitting into train and test, the vocabulary and padding live in ``rnnjax.data.datasets``.
 """
 
 import numpy as np

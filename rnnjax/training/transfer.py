@@ -23,7 +23,10 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from rnnjax import embeddings, lm, models, optim, text
+from rnnjax import lm, models
+from rnnjax.data import embeddings
+from rnnjax.training import optim
+from rnnjax.data import text
 from rnnjax.types import Params
 
 # ------------------------------------------------------------------------------------------ parameters
@@ -154,9 +157,7 @@ def init_from_lm(
     Raises:
         ValueError: for a missing run, a different vocabulary or mismatched layers.
     """
-    from rnnjax import (
-        lm_train,
-    )  # the fit loop imports train.py; keep this module light for train.py to import
+    from rnnjax.training import lm_train  # the fit loop imports train.py; keep this module light for train.py to import
 
     lm_spec, lm_params, lm_vocab, _ = lm_train.load_lm_run(lm_workdir, which=which)
     check_vocabulary(vocab, lm_vocab)

@@ -11,7 +11,7 @@ plain scan + autodiff path). Masking follows ``scan.run``: at a masked step the 
 zero, so the gradient passes through the held carry unchanged. Reversal, dropout on the inputs and the input
 projection stay in ``scan.run``; recurrent dropout and peephole LSTMs use the plain path.
 
-On the CPU in float32, the LSTM and GRU sequences run in native kernels instead (``rnnjax.native``): the same
+On the CPU in float32, the LSTM and GRU sequences run in native kernels instead (``rnnjax.kernels.native``): the same
 equations, written per batch row in C++, because XLA:CPU compiles the per-step slicing of a ``lax.scan`` body
 into scalar loops. The rules below remain the path for every other backend and dtype, and the reference the
 native kernels are tested against.
@@ -302,13 +302,13 @@ _RULES.update(
 
 
 def _use_native(name: str, dtype) -> bool:
-    from rnnjax import native  # imported here: it builds the kernels on first use only
+    from rnnjax.kernels import native  # imported here: it builds the kernels on first use only
 
     return name in _NATIVE and dtype == jnp.float32 and jax.default_backend() == "cpu" and native.available()
 
 
 def _native_threads() -> np.int32:
-    from rnnjax import native  # imported here: it builds the kernels on first use only
+    from rnnjax.kernels import native  # imported here: it builds the kernels on first use only
 
     return np.int32(native.threads())
 

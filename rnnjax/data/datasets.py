@@ -5,7 +5,7 @@ Public API:
 * ``load_splits(data_cfg, *, seed, workdir=None) -> dict``: reads ``config.data``, returns
   ``{"train", "validation", "test"}`` arrays
   ``{"tokens": [N, T] int32, "lengths": [N] int32, "label": [N] int32}`` plus ``"vocabulary"`` (a
-  ``rnnjax.text.Vocabulary`` fitted on the training part only) and ``"name"`` (the dataset actually used).
+  ``rnnjax.data.text.Vocabulary`` fitted on the training part only) and ``"name"`` (the dataset actually used).
 * ``batches(arrays, batch_size, *, shuffle, seed=0, epoch=0, drop_remainder=False) -> Iterator[Batch]``.
 * ``describe_splits(data_cfg, *, seed) -> dict``: counts, label balance, lengths, OOV rate, maxlen coverage.
 * ``prepare_imdb(*, data_dir, source_dir=None)`` and ``prepare_reviews_file(path, *, data_dir, ...)``: the
@@ -25,13 +25,13 @@ Datasets (``config.data.name``):
 * ``amazon_reviews``: a JSON-lines (``.jsonl``, ``.json``, ``.ndjson``, optionally ``.gz``) or CSV/TSV file
   ``source_file`` of (text, label) rows; ``csv``: the same, always read as CSV (TSV for ``.tsv``, ``.tab``).
   Both are split into train and test by a seeded random ``test_split`` fraction (default 0.2: 80/20).
-* ``synthetic``: ``rnnjax.synthetic.generate_reviews`` from ``seed``, nothing on disk, then split like a file.
+* ``synthetic``: ``rnnjax.data.synthetic.generate_reviews`` from ``seed``, nothing on disk, then split like a file.
 
 The prepared IMDB records are in TFDS' deterministic key-hashed order, the same from every local source; a
 reviews file keeps its row order. Validation is ``validation_split`` of the training part: a seeded random
 subset (``validation_mode="random"``) or, as Keras' ``validation_split``, the last rows (``"last"``). Reviews
 whose encoded sequence is empty (empty text, or nothing left after cleaning) are dropped; the count per split
-is logged. Each split must hold both labels. The text pipeline lives in ``rnnjax.text``; moving batches to the
+is logged. Each split must hold both labels. The text pipeline lives in ``rnnjax.data.text``; moving batches to the
 device is left to the training loop.
 """
 
@@ -53,8 +53,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from rnnjax import synthetic, text
-from rnnjax.text import DataError, Vocabulary
+from rnnjax.data import synthetic
+from rnnjax.data import text
+from rnnjax.data.text import DataError, Vocabulary
 from rnnjax.types import Batch
 
 IMDB_URL = "http://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"

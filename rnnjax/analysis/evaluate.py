@@ -17,7 +17,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from rnnjax import checkpoint, data, models, optim, text, train
+from rnnjax import models
+from rnnjax.training import runs as checkpoint
+from rnnjax.data import datasets as data
+from rnnjax.training import optim
+from rnnjax.data import text
+from rnnjax.training import train
 from rnnjax.types import Params
 
 CHECKPOINT_CHOICES = ("final", "best", "latest")

@@ -1,0 +1,1 @@
+"""Using finished runs: evaluation, diagnostics and plots."""

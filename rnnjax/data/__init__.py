@@ -1,0 +1,1 @@
+"""Data: TFDS sources and readers, the text pipeline, synthetic sets, word vectors and batching."""

@@ -1,0 +1,1 @@
+"""Fast implementations attached to stock cell definitions: fused backward rules and native CPU kernels."""
