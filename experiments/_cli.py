@@ -2,7 +2,7 @@
 
 Library code raises ValueError for bad settings or data; ``run`` turns that, a flag that fails to parse and a
 missing file into one line on stderr and exit status 2 (``--verbose`` shows the traceback instead). A training
-run stopped on purpose (``rnnjax.training.train.TrainingStopped``: SIGINT/SIGTERM, a non-finite loss) prints its one
+run stopped on purpose (``rnnjax.training.loop.TrainingStopped``: SIGINT/SIGTERM, a non-finite loss) prints its one
 line and exits with the status it carries (128 + signal number, or 1).
 Environment variables are read here and passed into rnnjax as explicit config values. The scripts import
 rnnjax inside ``main``, after the flags are parsed, so that a usage error is reported in well under a second.
@@ -80,9 +80,9 @@ def run(main: Callable[[list[str]], None]) -> None:
                 raise
             fail(error)
         except Exception as error:
-            # rnnjax.training.train.TrainingStopped (a signal or a non-finite loss) carries its own exit status; looked up
+            # rnnjax.training.loop.TrainingStopped (a signal or a non-finite loss) carries its own exit status; looked up
             # in sys.modules so that this module never imports JAX itself.
-            stopped = getattr(sys.modules.get("rnnjax.training.train"), "TrainingStopped", None)
+            stopped = getattr(sys.modules.get("rnnjax.training.loop"), "TrainingStopped", None)
             if stopped is None or not isinstance(error, stopped) or _VERBOSE.value:
                 raise
             print(f"{_script_name()}: {' '.join(str(error).split())}", file=sys.stderr)
@@ -132,14 +132,27 @@ def resolve_config(config_flag: flags.FlagHolder, workdir: Path) -> ml_collectio
     """
     given = flags.FLAGS[config_flag.name].present
     if not given and (workdir / "config.json").exists():
-        from rnnjax.training import runs as checkpoint  # imported late, so that usage errors are reported before JAX loads
+        from rnnjax.training import runs  # imported late, so that usage errors are reported before JAX loads
 
-        config = checkpoint.read_config(workdir)
+        config = as_config(runs.read_json(workdir / runs.CONFIG_FILE))
         overrides = config_flags.get_override_values(flags.FLAGS[config_flag.name])
         if overrides:
             config.update_from_flattened_dict(overrides)
         return config
     return config_flag.value
+
+
+def as_config(payload: dict) -> ml_collections.ConfigDict:
+    """A config.json dict as a ConfigDict (JSON lists become tuples, as config files write them)."""
+
+    def tuples(value):
+        if isinstance(value, dict):
+            return {k: tuples(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return tuple(tuples(v) for v in value)
+        return value
+
+    return ml_collections.ConfigDict(tuples(payload))
 
 
 def imdb_dir() -> Path | None:

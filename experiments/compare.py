@@ -46,9 +46,9 @@ def _results(name: str, root: Path) -> dict:
         if not _TRAIN.value:
             raise _cli.UsageError(f"{path} not found; train it or drop --notrain")
         print(f"== {name}: training in {root / name}", flush=True)
-        from rnnjax.training import train
+        from rnnjax.training import classifier
 
-        train.train_and_evaluate(_config(name), root / name)
+        classifier.train_and_evaluate(_config(name), root / name)
     return json.loads(path.read_text())
 
 

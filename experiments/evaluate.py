@@ -19,13 +19,13 @@ _JSON = flags.DEFINE_bool("json", False, "print the metrics as JSON")
 
 
 def main(argv: list[str]) -> None:
-    from rnnjax.data import datasets as data
     from rnnjax.analysis import evaluate
+    from rnnjax.data import datasets
 
     _cli.no_positional(argv)
     run = evaluate.load_run(Path(_WORKDIR.value), which=_CHECKPOINT.value)
-    config = _cli.with_data_location(run.config)
-    splits = data.load_splits(config.data, seed=config.seed, workdir=run.workdir)
+    config = _cli.with_data_location(_cli.as_config(run.config))
+    splits = datasets.load_splits(config.data, seed=config.seed, workdir=run.workdir)
     arrays = splits[_SPLIT.value]
     if not len(arrays["label"]):
         raise _cli.UsageError(f"the run's data has no {_SPLIT.value} split")

@@ -32,8 +32,8 @@ def main(argv: list[str]) -> None:
     import jax.numpy as jnp
 
     from rnnjax import lm
-    from rnnjax.training import lm_train
     from rnnjax.data import text
+    from rnnjax.training import runs
 
     _cli.no_positional(argv)
     if _TEMPERATURE.value <= 0 and not _GREEDY.value:
@@ -43,12 +43,13 @@ def main(argv: list[str]) -> None:
         raise _cli.UsageError(
             f"--workdir={workdir}: no such run directory; train with experiments.train_lm first"
         )
-    spec, params, vocab, config = lm_train.load_lm_run(workdir, which=_CHECKPOINT.value)
+    run = runs.load_run(workdir, which=_CHECKPOINT.value, kind="language_model")
+    spec, params, vocab, data_cfg = run.spec, run.params, run.vocabulary, run.config["data"]
     if _TOP_K.value > spec.vocab_size:
         raise _cli.UsageError(
             f"--top_k must be at most the vocabulary size {spec.vocab_size}, got {_TOP_K.value}"
         )
-    words = text.tokenize([_PROMPT.value], method=config.data.tokenizer, strip_html=config.data.strip_html)[0]
+    words = text.tokenize([_PROMPT.value], method=data_cfg["tokenizer"], strip_html=data_cfg["strip_html"])[0]
     prompt = jnp.asarray([text.encode(vocab, words)] * _NUM_SAMPLES.value, jnp.int32)
     banned = tuple(sorted({0, *(i for i in (vocab.start_id, vocab.oov_id) if i is not None)}))
     out = lm.generate(

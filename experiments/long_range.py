@@ -44,57 +44,35 @@ def _run_config(base, cell: str, distance: int):
     return config
 
 
-def _train_one(config, *, chrono: bool, gradient_batch: bool, compute_dtype=None):
-    """Trains one model in process; returns test accuracy, timings and (optionally) gradient curves."""
-    import jax
+def _train_one(config, workdir: Path, *, chrono: bool, gradient_batch: bool, compute_dtype: str = "float32"):
+    """Trains one model with the fit loop in its own run directory (so a rerun resumes it); returns test accuracy,
+    timings and (optionally) gradient curves before and after training."""
     import numpy as np
 
-    from rnnjax.data import datasets as data
     from rnnjax.analysis import diagnostics
-    from rnnjax.training import optim
-    from rnnjax.training import train
+    from rnnjax.data import datasets
+    from rnnjax.training import classifier
 
-    splits = data.load_splits(config.data, seed=config.seed)
-    model_cfg = train.make_model_config(
-        config.model, vocab_size=splits["vocabulary"].size, padding=config.data.padding
-    )
-    batch_size = int(config.train.batch_size)
-    steps = int(config.train.epochs) * math.ceil(len(splits["train"]["label"]) / batch_size)
-    tx = optim.make_optimizer(config.opt, steps)
-    state = train.create_train_state(model_cfg.spec, tx, config.seed)
-    if chrono:
-        params = diagnostics.chrono_init(
-            state.params, model_cfg.spec, int(config.data.maxlen), jax.random.key(config.seed + 1)
-        )
-        state = state._replace(params=params, opt_state=tx.init(params))
-    probe = next(data.batches(splits["test"], int(config.train.eval_batch_size), shuffle=False))
+    config = config.copy_and_resolve_references()
+    config.model.chrono = int(config.data.maxlen) if chrono else 0
+    config.train.compute_dtype = compute_dtype
+    config.train.progress_bar = False
+    _, results = classifier.train_and_evaluate(config, workdir)
     curves = {}
     if gradient_batch:
-        curves["untrained"] = diagnostics.input_gradient_norms(model_cfg.spec, state.params, probe)
-    train_step = train.make_train_step(model_cfg, tx, compute_dtype)
-    eval_step = train.make_eval_step(model_cfg)
-    start, compiled = time.perf_counter(), None
-    for epoch in range(int(config.train.epochs)):
-        for batch in data.batches(splits["train"], batch_size, shuffle=True, seed=config.seed, epoch=epoch):
-            state, _ = train_step(state, jax.device_put(batch))
-            if compiled is None:  # steps/s below excludes the first step's compilation
-                jax.block_until_ready(state.params)
-                compiled = time.perf_counter()
-    jax.block_until_ready(state.params)
-    end = time.perf_counter()
-    fit_time, steps_per_s = end - start, (steps - 1) / max(end - compiled, 1e-9)
-    test = train.evaluate_counts(
-        eval_step,
-        state.params,
-        data.batches(splits["test"], int(config.train.eval_batch_size), shuffle=False),
-    )
-    if gradient_batch:
-        curves["trained"] = diagnostics.input_gradient_norms(model_cfg.spec, state.params, probe)
+        splits = datasets.load_splits(config.data, seed=config.seed, workdir=workdir)
+        model_cfg = classifier.make_model_config(config.model, vocab_size=splits["vocabulary"].size, padding=config.data.padding)
+        probe = {k: v[: int(config.train.eval_batch_size)] for k, v in splits["test"].items()}
+        untrained = classifier.initial_params(config, model_cfg.spec, splits["vocabulary"])
+        trained = classifier.load_params(workdir)
+        curves["untrained"] = diagnostics.input_gradient_norms(model_cfg.spec, untrained, probe)
+        curves["trained"] = diagnostics.input_gradient_norms(model_cfg.spec, trained, probe)
+    history = results["history"]
     return {
-        "test_accuracy": test["accuracy"],
-        "fit_time_s": fit_time,
-        "steps": steps,
-        "steps_per_s": steps_per_s,
+        "test_accuracy": results["test"]["accuracy"],
+        "fit_time_s": results["fit_time_s"],
+        "steps": results["step"],
+        "steps_per_s": history["steps_per_s"][-1],  # the last epoch: compilation excluded
     }, {k: np.asarray(v).tolist() for k, v in curves.items()}
 
 
@@ -135,15 +113,14 @@ def _plot(results: list[dict], path: Path) -> None:
 
 def _compare_precision(base, workdir: Path) -> None:
     """Test accuracy and steady-state steps/s of float32 and bfloat16-compute training, per cell."""
-    import jax.numpy as jnp
-
     distance = int(base.long_range.gradient_distance)
     rows = []
     for cell in base.long_range.cells:
-        for dtype_name, dtype in (("float32", None), ("bfloat16", jnp.bfloat16)):
+        for dtype_name in ("float32", "bfloat16"):
             chrono = bool(base.long_range.chrono) and cell in _GATED
+            run = workdir / "runs" / f"{cell}{'-chrono' if chrono else ''}-d{distance}-{dtype_name}"
             row, _ = _train_one(
-                _run_config(base, cell, distance), chrono=chrono, gradient_batch=False, compute_dtype=dtype
+                _run_config(base, cell, distance), run, chrono=chrono, gradient_batch=False, compute_dtype=dtype_name
             )
             row.update(cell=cell, compute=dtype_name, distance=distance, chrono=chrono)
             rows.append(row)
@@ -182,8 +159,9 @@ def main(argv: list[str]) -> None:
             for chrono in (False, True) if (sweep.chrono and cell in _GATED) else (False,):
                 name = f"{cell}{' (chrono)' if chrono else ''}"
                 wants_curves = distance == int(sweep.gradient_distance)
+                run = workdir / "runs" / f"{cell}{'-chrono' if chrono else ''}-d{distance}"
                 row, cell_curves = _train_one(
-                    _run_config(base, cell, distance), chrono=chrono, gradient_batch=wants_curves
+                    _run_config(base, cell, distance), run, chrono=chrono, gradient_batch=wants_curves
                 )
                 row.update(model=name, distance=distance)
                 results.append(row)

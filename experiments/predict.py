@@ -47,14 +47,14 @@ def _check_texts(run, texts: list[str]) -> None:
     """Rejects texts the model cannot read: no words at all, or none it has seen; and a foreign vocabulary."""
     from rnnjax.data import text
 
-    vocab = text.load_vocabulary(run.workdir)
+    vocab = run.vocabulary
     embedding = run.model_cfg.spec.layers[0]
     if vocab.size != embedding.vocab_size:
         raise _cli.UsageError(
             f"{run.workdir}/{text.VOCABULARY_FILE} has {vocab.size} ids but the model embeds {embedding.vocab_size}: "
             "the vocabulary is from another run; restore the run's own vocabulary file or retrain"
         )
-    data_cfg = run.config.data
+    data_cfg = run.data_cfg
     for number, words in enumerate(text.tokenize(texts, method=data_cfg.tokenizer, strip_html=data_cfg.strip_html), 1):
         shown = repr(texts[number - 1][:40])
         if not words:

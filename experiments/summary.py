@@ -16,11 +16,11 @@ def main(argv: list[str]) -> None:
     import jax
 
     from rnnjax import models
-    from rnnjax.training import train
+    from rnnjax.training import classifier
 
     _cli.no_positional(argv)
     config = _CONFIG.value
-    model_cfg = train.make_model_config(
+    model_cfg = classifier.make_model_config(
         config.model, vocab_size=config.data.num_words, padding=config.data.padding
     )
     params = jax.eval_shape(lambda: models.init_model(model_cfg.spec, jax.random.key(config.seed)))

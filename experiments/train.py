@@ -32,17 +32,18 @@ _PROCESS_ID = flags.DEFINE_integer(
 
 
 def main(argv: list[str]) -> None:
-    from rnnjax.training import train
+    from rnnjax.analysis import plots
+    from rnnjax.training import classifier, sharding
 
     _cli.no_positional(argv)
     if _MULTIHOST.value:
-        from rnnjax.training import sharding as distributed
-
-        distributed.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+        sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     workdir = Path(_WORKDIR.value or Path("runs") / _cli.config_name(_CONFIG))
     config = _cli.with_data_location(_cli.resolve_config(_CONFIG, workdir))
     print(f"Run directory: {workdir}; JAX devices: {jax.devices()}", flush=True)
-    train.train_and_evaluate(config, workdir)
+    _, results = classifier.train_and_evaluate(config, workdir)
+    if results["history"] and jax.process_index() == 0:
+        plots.plot_history(results["history"], workdir / "curves.png", title=workdir.name)
 
 
 if __name__ == "__main__":

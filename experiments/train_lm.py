@@ -21,13 +21,16 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default: runs/<c
 
 
 def main(argv: list[str]) -> None:
-    from rnnjax.training import lm_train
+    from rnnjax.analysis import plots
+    from rnnjax.training import language_model
 
     _cli.no_positional(argv)
     workdir = Path(_WORKDIR.value or Path("runs") / _cli.config_name(_CONFIG))
     config = _cli.with_data_location(_cli.resolve_config(_CONFIG, workdir))
     print(f"Run directory: {workdir}; JAX devices: {jax.devices()}", flush=True)
-    lm_train.train_lm(config, workdir)
+    _, results = language_model.train_lm(config, workdir)
+    if results["history"]:
+        plots.plot_history(results["history"], workdir / "curves.png", title=workdir.name)
 
 
 if __name__ == "__main__":

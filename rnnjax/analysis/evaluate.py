@@ -1,15 +1,12 @@
 """Using a finished run: load it from its directory, measure it on a split, predict on raw texts.
 
-``load_run(workdir)`` rebuilds the model from ``model.json``/``config.json`` and restores the parameters the run
-ended with; ``evaluate_split`` gives accuracy, loss, the confusion matrix and precision/recall/F1;
-``predict_texts`` applies the run's own text preprocessing (its saved vocabulary, ``maxlen``, padding) before
-the model. The counts come from ``train.make_eval_step``; reading and encoding data is ``data.py``'s job.
+``load_run(workdir)`` restores a classifier's parameters through ``runs.load_run`` (the one loader of every run
+kind); ``evaluate_split`` gives accuracy, loss, the confusion matrix and precision/recall/F1; ``predict_texts``
+applies the run's own text preprocessing (its saved vocabulary, ``maxlen``, padding) before the model. The counts
+come from the classifier task's eval step; reading and encoding data is ``data/``'s job.
 """
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -18,76 +15,37 @@ import ml_collections
 import numpy as np
 
 from rnnjax import models
-from rnnjax.training import runs as checkpoint
-from rnnjax.data import datasets as data
-from rnnjax.training import optim
-from rnnjax.data import text
-from rnnjax.training import train
-from rnnjax.types import Params
+from rnnjax.data import pipeline, text
+from rnnjax.training import classifier, loop, runs
 
-CHECKPOINT_CHOICES = ("final", "best", "latest")
+CHECKPOINT_CHOICES = runs.CHECKPOINT_CHOICES
 
 
-@dataclass(frozen=True)
-class Run:
-    """A trained model as its run directory describes it."""
+class Run(runs.LoadedRun):
+    """A classifier run restored for inference (``runs.LoadedRun``), with its config as a ConfigDict."""
 
-    workdir: Path
-    config: ml_collections.ConfigDict
-    model_cfg: train.ModelConfig
-    params: Params
-    step: int  # the optimizer step of the restored checkpoint
-    checkpoint: str  # "best" or "latest"
+    __slots__ = ()
 
+    @property
+    def model_cfg(self) -> classifier.ModelConfig:
+        return classifier.ModelConfig(spec=self.spec, use_lengths=self.use_lengths)
 
-def _final_checkpoint(workdir: Path, config: ml_collections.ConfigDict) -> str:
-    results = workdir / "results.json"
-    if results.exists():
-        return json.loads(results.read_text()).get("checkpoint", "latest")
-    return "best" if config.train.restore_best else "latest"
+    @property
+    def data_cfg(self) -> ml_collections.ConfigDict:
+        return ml_collections.ConfigDict(self.config["data"])
 
 
-def load_run(workdir: str | Path, *, which: str = "final") -> Run:
-    """Restores a run's parameters.
+def load_run(workdir, *, which: str = "final") -> Run:
+    """Restores a classifier run's parameters (any classifier this project trains, with or without ``config.init``).
 
     Args:
-        workdir: a run directory written by ``train.train_and_evaluate``.
-        which: "final" (the parameters training ended with: the best checkpoint when ``train.restore_best``,
-            else the latest), "best" or "latest".
-
-    Returns:
-        The Run.
+        workdir: a run directory written by ``classifier.train_and_evaluate``.
+        which: "final" (what training ended with), "best" or "latest".
 
     Raises:
-        ValueError: if the directory is not a run directory, or holds no (complete) checkpoint.
+        runs.RunError: not a classifier run, or no intact checkpoint.
     """
-    workdir = Path(workdir)
-    if not workdir.is_dir():
-        raise ValueError(
-            f"run directory {workdir} does not exist; train first with experiments.train --workdir={workdir}"
-        )
-    if which not in CHECKPOINT_CHOICES:
-        raise ValueError(f"checkpoint must be one of {CHECKPOINT_CHOICES}, got {which!r}.")
-    config = checkpoint.read_config(workdir)
-    spec, use_lengths = checkpoint.read_model(workdir)
-    model_cfg = train.ModelConfig(spec=spec, use_lengths=use_lengths)
-    if which == "final":
-        which = _final_checkpoint(workdir, config)
-    folder = workdir / (checkpoint.BEST if which == "best" else checkpoint.CHECKPOINTS)
-    manager = checkpoint.make_manager(folder, max_to_keep=max(int(config.train.keep_checkpoints), 1))
-    step = manager.latest_step()
-    if step is None and which == "best":  # a run without validation data or not yet through one epoch
-        folder = workdir / checkpoint.CHECKPOINTS
-        manager = checkpoint.make_manager(folder, max_to_keep=max(int(config.train.keep_checkpoints), 1))
-        step, which = manager.latest_step(), "latest"
-    if step is None:
-        raise ValueError(f"no complete checkpoint in {folder}; train (or resume) the run first.")
-    tx = optim.make_optimizer(config.opt, total_steps=1)  # only the structure of the optimizer state matters
-    target = jax.eval_shape(lambda: train.create_train_state(spec, tx, int(config.seed)))
-    state, _ = checkpoint.restore(manager, step, target)
-    return Run(
-        workdir=workdir, config=config, model_cfg=model_cfg, params=state.params, step=step, checkpoint=which
-    )
+    return Run(*runs.load_run(workdir, which=which, kind="classifier"))
 
 
 def classification_metrics(counts: dict[str, float]) -> dict[str, Any]:
@@ -95,7 +53,7 @@ def classification_metrics(counts: dict[str, float]) -> dict[str, Any]:
 
     Args:
         counts: ``loss_sum``, ``n_examples``, ``true_pos``, ``false_pos``, ``true_neg``, ``false_neg``
-            (as from ``train.evaluate_counts``).
+            (as from ``loop.evaluate``).
 
     Returns:
         ``accuracy``, ``loss``, ``precision``, ``recall``, ``f1``, ``n_examples`` and ``confusion_matrix``
@@ -141,14 +99,14 @@ def format_report(metrics: dict[str, Any], *, title: str = "") -> str:
 
 
 def evaluate_split(run: Run, arrays: dict[str, np.ndarray], *, batch_size: int) -> dict[str, Any]:
-    """Measures a run on a split ({tokens, lengths, label} arrays, as ``data.load_splits`` gives them).
+    """Measures a run on a split ({tokens, lengths, label} arrays, as ``datasets.load_splits`` gives them).
 
     Returns:
         The ``classification_metrics`` of the split.
     """
-    eval_step = train.make_eval_step(run.model_cfg)
-    batches = data.batches(arrays, batch_size, shuffle=False, seed=0, epoch=0)
-    return classification_metrics(train.evaluate_counts(eval_step, run.params, batches))
+    eval_step = jax.jit(loop.eval_step_fn(classifier.classifier_task(run.model_cfg)))
+    batches = pipeline.Loader(arrays, batch_size, seed=0, shuffle=False).epoch(0)
+    return classification_metrics(loop.evaluate(eval_step, run.params, batches))
 
 
 def predict_probabilities(run: Run, tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -175,7 +133,7 @@ def predict_probabilities(run: Run, tokens: np.ndarray, lengths: np.ndarray) -> 
 def encode_texts(
     texts: Sequence[str], data_cfg: ml_collections.ConfigDict, vocab: text.Vocabulary
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Tokenizes, encodes and pads raw texts as ``data.load_splits`` does with the same ``config.data``.
+    """Tokenizes, encodes and pads raw texts as ``datasets.load_splits`` does with the same ``config.data``.
 
     Returns:
         ``(tokens [N, T] int32, lengths [N] int32)`` with T = ``data_cfg.maxlen``; a text with no known word
@@ -205,7 +163,7 @@ def predict_texts(run: Run, texts: Sequence[str], *, threshold: float = 0.5) -> 
     """
     if not texts:
         raise ValueError("no texts to classify; pass texts as arguments, --input_file or standard input.")
-    tokens, lengths = encode_texts(texts, run.config.data, text.load_vocabulary(run.workdir))
+    tokens, lengths = encode_texts(texts, run.data_cfg, run.vocabulary)
     probabilities = predict_probabilities(run, tokens, lengths)
     return [
         {"text": text, "label": "positive" if p > threshold else "negative", "probability": float(p)}

@@ -1,45 +1,35 @@
-"""Running the training step on many devices and in lower precision: meshes, shardings, bf16 compute.
+"""Data parallelism for any step function: meshes, shardings, batch placement, multi-process start-up.
 
-Data parallelism: a 1-D ``Mesh`` over all devices with axis ``"data"``. Batches are split along their first
-axis (each device gets ``B / num_devices`` rows); params and optimizer state are replicated. The step itself
-is ``train.make_train_step``'s, jitted with these shardings: XLA inserts the gradient all-reduce, so the
-update equals the single-device one up to float summation order.
+A 1-D ``Mesh`` over all devices with axis ``"data"``. Batches are split along their first axis (each device gets
+``B / num_devices`` rows); params and optimizer state are replicated. ``shard_step`` jits any step function
+``f(state_or_params, batch) -> outputs`` with these shardings: XLA inserts the gradient all-reduce, so the update
+equals the single-device one up to float summation order. This module imports nothing from the rest of
+``rnnjax.training``: the fit loop hands it its step.
 
-Mixed precision (``compute_dtype``) is ``train.train_step_fn``'s: the forward and backward pass run in
-bfloat16 while gradients, params and optimizer state stay float32; both combine with data parallelism.
+Multi-process (one process per host, or several on one machine): call ``initialize_distributed`` first in every
+process, then build the mesh (it spans every process's devices). Each process feeds only its own rows of every
+global batch (``pipeline.Loader(process_index=..., process_count=...)``) and ``shard_batch`` assembles the
+global batch from the processes' local parts. Commands:
 
-Multi-host (several processes, one per host, each with its own devices): call ``initialize_distributed``
-first on every host, then build the mesh (it spans every host's devices). Each host loads only its own rows
-(``batch_size / jax.process_count()`` per step, e.g. ``data.batches`` over
-``arrays[process_index::process_count]``) and ``shard_batch`` assembles the global batch from the hosts'
-local parts. Commands:
-
+* One machine, two processes on the CPU (what ``tests/test_multiprocess.py`` runs), in two shells:
+  ``python -m experiments.train --config=experiments/configs/tiny.py --workdir=runs/dp
+  --config.train.data_parallel=True --multihost --coordinator_address=localhost:12355 --num_processes=2
+  --process_id=0`` and the same with ``--process_id=1``.
 * GPU cluster, one process per node (``jax.distributed.initialize()`` also detects SLURM by itself):
   ``srun --nodes=N --ntasks-per-node=1 python -m experiments.train --config=... --workdir=SHARED/run
-  --config.train.data_parallel=True --multihost``, or without SLURM, on node k of N:
-  ``python -m experiments.train ... --multihost --coordinator_address=node0:1234 --num_processes=N
-  --process_id=k``. The workdir must be on storage every node sees (Orbax coordinates the checkpoint saves).
+  --config.train.data_parallel=True --multihost``. The workdir must be on storage every node sees.
 * TPU pod slice: ``gcloud compute tpus tpu-vm ssh NAME --worker=all
-  --command="python -m experiments.train ... --config.train.data_parallel=True --multihost"``; on TPU the
-  slice describes itself, so ``--multihost`` needs no address.
-
-Train loop, model and losses live in ``train.py``/``models.py``/``losses.py``; this file only places arrays
-on devices and jits the steps with shardings.
+  --command="python -m experiments.train ... --config.train.data_parallel=True --multihost"``.
 """
 
-from __future__ import annotations  # train.py may import this module while it is itself being imported
-
 from collections.abc import Callable
-from typing import NamedTuple
 
 import jax
 import numpy as np
-import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from rnnjax.training import train
-from rnnjax.types import Batch, Params
+from rnnjax.types import Batch
 
 DATA_AXIS = "data"
 
@@ -115,97 +105,27 @@ def shard_batch(batch: Batch, mesh: Mesh) -> Batch:
     return out
 
 
-def process_rows(batch: Batch) -> Batch:
-    """This process's share of a global batch: rows ``[i * B/P, (i + 1) * B/P)`` for process i of P.
-
-    Every host draws the same seeded global batches (``data.batches``) and keeps only its own rows, so each
-    host feeds a disjoint shard and ``shard_batch`` reassembles the global batch. One process: unchanged.
-    """
-    count, index = jax.process_count(), jax.process_index()
-    if count == 1:
-        return batch
-    rows = len(next(iter(batch.values())))
-    if rows % count:
-        raise ValueError(f"process_rows: {rows} rows do not divide over {count} processes; use a multiple.")
-    share = rows // count
-    return {name: np.asarray(value)[index * share : (index + 1) * share] for name, value in batch.items()}
-
-
 def replicate(tree, mesh: Mesh):
     """Copies a pytree (params, optimizer state, a TrainState) to every device of the mesh."""
     return jax.device_put(tree, replicated_sharding(mesh))
 
 
-def make_sharded_train_step(
-    model_cfg: train.ModelConfig, tx: optax.GradientTransformation, mesh: Mesh, compute_dtype=None
-) -> Callable[[train.TrainState, Batch], tuple[train.TrainState, dict[str, jax.Array]]]:
-    """``train.train_step_fn``'s step, jitted for data parallelism on ``mesh``.
-
-    The state is replicated in and out, the batch sharded along B, and the state donated. Metrics (sums over
-    the global batch) come back replicated.
+def shard_step(step: Callable, mesh: Mesh, *, donate_state: bool = False) -> Callable:
+    """Jits ``step(state, batch) -> outputs`` with the state replicated in and out and the batch split along B.
 
     Args:
-        model_cfg: the model and its masking.
-        tx: the optimizer.
+        step: a train step ``(state, batch) -> (state, metrics)`` or an eval step ``(params, batch) -> counts``.
         mesh: from ``make_mesh``.
-        compute_dtype: mixed-precision compute dtype (see ``train.train_step_fn``); None for none.
+        donate_state: donate the first argument (a train step's state).
 
     Returns:
-        ``train_step(state, batch) -> (state, metrics)``; pass ``replicate(state)`` and ``shard_batch(batch)``.
+        The jitted step; pass ``replicate(state, mesh)`` and ``shard_batch(batch, mesh)``. Outputs come back
+        replicated.
     """
     replicated = replicated_sharding(mesh)
     return jax.jit(
-        train.train_step_fn(model_cfg, tx, compute_dtype),
-        in_shardings=(replicated, batch_sharding(mesh)),
-        out_shardings=(replicated, replicated),
-        donate_argnums=0,
-    )
-
-
-def make_sharded_eval_step(
-    model_cfg: train.ModelConfig, mesh: Mesh, compute_dtype=None
-) -> Callable[[Params, Batch], dict[str, jax.Array]]:
-    """``train.eval_step_fn``'s step with replicated params and a batch sharded along B."""
-    replicated = replicated_sharding(mesh)
-    return jax.jit(
-        train.eval_step_fn(model_cfg, compute_dtype),
+        step,
         in_shardings=(replicated, batch_sharding(mesh)),
         out_shardings=replicated,
+        donate_argnums=(0,) if donate_state else (),
     )
-
-
-class DataParallel(NamedTuple):
-    """What ``train_and_evaluate`` swaps in for ``config.train.data_parallel``."""
-
-    state: train.TrainState  # replicated over the mesh
-    train_step: Callable[[train.TrainState, Batch], tuple[train.TrainState, dict[str, jax.Array]]]
-    eval_step: Callable[[Params, Batch], dict[str, jax.Array]]
-    put_batch: Callable[[Batch], Batch]  # in place of jax.device_put
-    mesh: Mesh
-
-
-def setup_data_parallel(
-    model_cfg: train.ModelConfig,
-    tx: optax.GradientTransformation,
-    state: train.TrainState,
-    mesh: Mesh | None = None,
-    compute_dtype=None,
-) -> DataParallel:
-    """The replicated state, the sharded train and eval steps and the batch placer for data parallelism.
-
-    Args:
-        model_cfg: the model and its masking.
-        tx: the optimizer.
-        state: the (initial or restored) TrainState.
-        mesh: the mesh; all devices by default.
-        compute_dtype: mixed-precision compute dtype; None for none.
-    """
-    mesh = make_mesh() if mesh is None else mesh
-    return DataParallel(
-        state=replicate(state, mesh),
-        train_step=make_sharded_train_step(model_cfg, tx, mesh, compute_dtype),
-        eval_step=make_sharded_eval_step(model_cfg, mesh, compute_dtype),
-        put_batch=lambda batch: shard_batch(process_rows(batch), mesh),
-        mesh=mesh,
-    )
-

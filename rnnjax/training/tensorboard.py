@@ -1,186 +1,139 @@
-"""TensorBoard scalar event files without TensorFlow: a minimal writer and reader of the event-file format.
+"""TensorBoard logs: a thin layer over tensorboardX's ``SummaryWriter``, plus a reader for tests.
 
-An event file is a sequence of TFRecords (``uint64 length``, masked CRC-32C of the length, payload, masked
-CRC-32C of the payload), each payload an ``Event`` protocol buffer. Only the fields scalars need are encoded:
-
-    Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
-    Summary { repeated Value value = 1; }
-    Value   { string tag = 1; float simple_value = 2; }
-
-Each call opens the file, appends and closes it, so nothing is lost when a run is killed and no handle is
-held between epochs. What to log and when is decided in ``train.py``.
+This file owns opening, writing (scalars; hyperparameters with final metrics) and reading back event files.
+The format is tensorboardX's; what to log and when is the fit loop's (``train.py``). tensorboardX writes from
+a background thread, so an event reaches the disk within about ``flush_secs`` (1 s here), all at ``close``.
 """
 
-import socket
 import struct
-import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from tensorboardX import SummaryWriter
+from tensorboardX.proto.event_pb2 import Event
+from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+from tensorboardX.record_writer import masked_crc32c
+from tensorboardX.summary import hparams as hparams_summaries
+
+_EVENT_GLOB = "events.out.tfevents.*"
 
 
-def _crc32c_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1  # Castagnoli polynomial, reflected
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC32C_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli) of ``data``, as TFRecord framing uses it."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def _masked_crc(data: bytes) -> int:
-    crc = crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # int64 fields encode negatives as 10-byte two's complement
-    out = bytearray()
-    while True:
-        low = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
-def _field(number: int, wire_type: int, payload: bytes) -> bytes:
-    return _varint((number << 3) | wire_type) + payload
-
-
-def _length_delimited(number: int, payload: bytes) -> bytes:
-    return _field(number, 2, _varint(len(payload)) + payload)
-
-
-def _encode_event(
-    wall_time: float, step: int, *, file_version: str = "", scalars: dict[str, float] | None = None
-) -> bytes:
-    event = _field(1, 1, struct.pack("<d", wall_time)) + _field(2, 0, _varint(int(step)))
-    if file_version:
-        event += _length_delimited(3, file_version.encode())
-    if scalars:
-        values = b"".join(
-            _length_delimited(
-                1, _length_delimited(1, tag.encode()) + _field(2, 5, struct.pack("<f", float(value)))
-            )
-            for tag, value in scalars.items()
-        )
-        event += _length_delimited(5, values)
-    return event
-
-
-def _record(payload: bytes) -> bytes:
-    header = struct.pack("<Q", len(payload))
-    return header + struct.pack("<I", _masked_crc(header)) + payload + struct.pack("<I", _masked_crc(payload))
-
-
-def create_event_file(logdir: str | Path) -> Path:
-    """Creates ``logdir/events.out.tfevents.<time>.<host>`` holding the file-version header event.
+def open_writer(logdir: str | Path) -> SummaryWriter:
+    """Opens a writer on a new event file in ``logdir`` (created if missing).
 
     Args:
-        logdir: folder of one TensorBoard run (e.g. ``workdir/tensorboard/train``); created if missing.
+        logdir: folder of one TensorBoard run, e.g. ``workdir/tensorboard/train``.
 
     Returns:
-        The new file's path, to pass to ``write_scalars``.
+        The writer; pass it to ``write_scalars`` / ``write_hparams`` and finally to ``close``.
     """
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    path = logdir / f"events.out.tfevents.{int(now)}.{socket.gethostname()}"
-    suffix = 0
-    while path.exists():  # a resumed run within the same second gets its own file
-        suffix += 1
-        path = logdir / f"events.out.tfevents.{int(now)}.{socket.gethostname()}.{suffix}"
-    path.write_bytes(_record(_encode_event(now, 0, file_version="brain.Event:2")))
-    return path
+    # tensorboardX names files by whole seconds and opens them with "wb"; numbering them keeps a writer
+    # opened within the same second (a quick resume) from truncating the previous file.
+    suffix = f".{len(list(logdir.glob(_EVENT_GLOB)))}"
+    return SummaryWriter(logdir=str(logdir), flush_secs=1, filename_suffix=suffix)
 
 
-def write_scalars(
-    path: str | Path, step: int, scalars: dict[str, float], wall_time: float | None = None
-) -> None:
-    """Appends one event with the given scalars at ``step`` to an event file from ``create_event_file``.
+def write_scalars(writer: SummaryWriter, step: int, scalars: Mapping[str, float]) -> None:
+    """Logs each ``tag -> value`` of ``scalars`` at ``step`` (stored as float32), then flushes.
 
     Args:
-        path: the event file.
+        writer: from ``open_writer``.
         step: the x coordinate in TensorBoard (an epoch or an optimizer step).
-        scalars: tag -> value; values are stored as float32.
-        wall_time: seconds since the epoch; now when None.
+        scalars: tag -> value; anything ``float()`` accepts, e.g. a host NumPy scalar.
     """
-    payload = _encode_event(time.time() if wall_time is None else wall_time, step, scalars=scalars)
-    with open(path, "ab") as f:
-        f.write(_record(payload))
+    for tag, value in scalars.items():
+        writer.add_scalar(tag, float(value), global_step=int(step))
+    writer.flush()
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
-
-
-def _parse_fields(data: bytes) -> list[tuple[int, int | bytes]]:
-    fields, pos = [], 0
-    while pos < len(data):
-        key, pos = _read_varint(data, pos)
-        number, wire_type = key >> 3, key & 7
-        if wire_type == 0:
-            value, pos = _read_varint(data, pos)
-        elif wire_type == 1:
-            value, pos = data[pos : pos + 8], pos + 8
-        elif wire_type == 5:
-            value, pos = data[pos : pos + 4], pos + 4
-        elif wire_type == 2:
-            size, pos = _read_varint(data, pos)
-            value, pos = data[pos : pos + size], pos + size
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, bool | int | float | str]:
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
         else:
-            raise ValueError(f"unsupported protobuf wire type {wire_type} in an event file")
-        fields.append((number, value))
-    return fields
+            flat[name] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return flat
+
+
+def write_hparams(writer: SummaryWriter, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+    """Logs hyperparameters with the final metrics for TensorBoard's HParams dashboard, then flushes.
+
+    Unlike ``SummaryWriter.add_hparams``, which starts a timestamped sub-run, this writes into the writer's
+    own event file, so the session is the run directory itself. The metrics are also logged as scalars at
+    step 0, which is where the dashboard reads their values; give them tags ``write_scalars`` does not use.
+
+    Args:
+        writer: from ``open_writer``.
+        hparams: name -> value; nested mappings become dotted names (``opt.learning_rate``), and values
+            that are not bool, int, float or str are stored as their ``str``. Pass a ConfigDict as
+            ``config.to_dict()``.
+        metrics: tag -> final value.
+    """
+    metrics = {tag: float(value) for tag, value in metrics.items()}
+    for summary in hparams_summaries(_flatten(hparams), metrics):
+        writer.file_writer.add_summary(summary)
+    for tag, value in metrics.items():
+        writer.add_scalar(tag, value, global_step=0)
+    writer.flush()
+
+
+def close(writer: SummaryWriter) -> None:
+    """Flushes and closes ``writer``'s event file."""
+    writer.close()
+
+
+def _read_events(path: str | Path) -> list[Event]:
+    """Every event in an event file, or in all event files of a folder sorted by name; checks each CRC."""
+    path = Path(path)
+    files = sorted(path.glob(_EVENT_GLOB)) if path.is_dir() else [path]
+    events = []
+    for file in files:
+        data, pos = file.read_bytes(), 0
+        while pos < len(data):
+            if pos + 12 > len(data):
+                raise ValueError(f"{file}: truncated record header at byte {pos}")
+            header = data[pos : pos + 8]
+            end = pos + 12 + struct.unpack("<Q", header)[0] + 4
+            if end > len(data) or struct.unpack("<I", data[pos + 8 : pos + 12])[0] != masked_crc32c(header):
+                raise ValueError(f"{file}: corrupt or truncated record at byte {pos}")
+            payload = data[pos + 12 : end - 4]
+            if struct.unpack("<I", data[end - 4 : end])[0] != masked_crc32c(payload):
+                raise ValueError(f"{file}: payload checksum mismatch at byte {pos}")
+            events.append(Event.FromString(payload))
+            pos = end
+    return events
 
 
 def read_scalars(path: str | Path) -> list[tuple[int, str, float]]:
-    """Reads back ``(step, tag, value)`` for every scalar in an event file, checking every CRC.
+    """Reads ``(step, tag, value)`` of every scalar in an event file or a folder of them, in file order.
 
     Raises:
         ValueError: if a record is truncated or a checksum does not match.
     """
-    data = Path(path).read_bytes()
-    out, pos = [], 0
-    while pos < len(data):
-        if pos + 12 > len(data):
-            raise ValueError(f"{path}: truncated record header at byte {pos}")
-        header = data[pos : pos + 8]
-        (length,) = struct.unpack("<Q", header)
-        (header_crc,) = struct.unpack("<I", data[pos + 8 : pos + 12])
-        payload = data[pos + 12 : pos + 12 + length]
-        end = pos + 12 + length + 4
-        if header_crc != _masked_crc(header) or end > len(data):
-            raise ValueError(f"{path}: corrupt or truncated record at byte {pos}")
-        if struct.unpack("<I", data[end - 4 : end])[0] != _masked_crc(payload):
-            raise ValueError(f"{path}: payload checksum mismatch at byte {pos}")
-        pos = end
-        step = 0
-        for number, value in _parse_fields(payload):
-            if number == 2:
-                step = value
-            elif number == 5:
-                for _, summary_value in _parse_fields(value):
-                    parts = dict(_parse_fields(summary_value))
-                    out.append((step, parts[1].decode(), struct.unpack("<f", parts[2])[0]))
-    return out
+    return [
+        (event.step, value.tag, value.simple_value)
+        for event in _read_events(path)
+        for value in event.summary.value
+        if value.HasField("simple_value")
+    ]
+
+
+def read_hparams(path: str | Path) -> dict[str, bool | float | str]:
+    """Reads the hyperparameters written by ``write_hparams`` (numbers come back as float).
+
+    Raises:
+        ValueError: if a record is truncated or a checksum does not match.
+    """
+    found = {}
+    for event in _read_events(path):
+        for value in event.summary.value:
+            if value.metadata.plugin_data.plugin_name == "hparams":
+                data = HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                for name, hparam in data.session_start_info.hparams.items():
+                    found[name] = getattr(hparam, hparam.WhichOneof("kind"))
+    return found

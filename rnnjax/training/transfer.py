@@ -5,28 +5,22 @@
 * ``finetune_optimizer``: wraps an Optax optimizer with per-layer learning-rate multipliers and per-layer
   start steps (frozen layers get a zero gradient and a zero update, so they stay bit-identical);
   ``gradual_unfreezing`` gives the start steps of ULMFiT's schedule (top layer first, one more per epoch).
-* The hook for ``train.train_and_evaluate``, driven by an optional ``config.init`` block (see
-  ``experiments/configs/imdb_pretrained.py``): ``prepare_workdir`` (the LM's vocabulary into the run
-  directory, before the data is loaded), ``make_optimizer`` and ``init_state``. Without ``config.init`` they
-  change nothing.
 
-Reading word-vector files is ``embeddings.py``'s job, restoring a language model ``lm_train.py``'s.
+Reading word-vector files is ``data/embeddings.py``'s job, restoring a language model ``runs.load_run``'s, and
+reading a config's ``init`` block the classifier builder's (``classifier.py``).
 """
 
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 
 from rnnjax import lm, models
-from rnnjax.data import embeddings
-from rnnjax.training import optim
 from rnnjax.data import text
+from rnnjax.training import runs
 from rnnjax.types import Params
 
 # ------------------------------------------------------------------------------------------ parameters
@@ -147,7 +141,7 @@ def init_from_lm(
     Args:
         params: the classifier's parameters (not modified).
         spec: the classifier.
-        lm_workdir: a run directory written by ``lm_train.train_lm``.
+        lm_workdir: a run directory written by ``language_model.train_lm``.
         vocab: the classifier's vocabulary; it must be the language model's.
         which: the LM checkpoint, "best" or "latest".
 
@@ -157,11 +151,14 @@ def init_from_lm(
     Raises:
         ValueError: for a missing run, a different vocabulary or mismatched layers.
     """
-    from rnnjax.training import lm_train  # the fit loop imports train.py; keep this module light for train.py to import
+    loaded = runs.load_run(lm_workdir, which=which, kind="language_model")
+    check_vocabulary(vocab, loaded.vocabulary)
+    return transfer_lm_params(params, spec, loaded.spec, loaded.params)
 
-    lm_spec, lm_params, lm_vocab, _ = lm_train.load_lm_run(lm_workdir, which=which)
-    check_vocabulary(vocab, lm_vocab)
-    return transfer_lm_params(params, spec, lm_spec, lm_params)
+
+def pretrained_layers(spec: models.ModelSpec, *, from_lm: bool) -> list[str]:
+    """The layers a pretrained start fills, from the input upward: the embedding, and the recurrent stack from an LM."""
+    return ["embedding"] + ([name for name, _ in _recurrent_layers(spec)] if from_lm else [])
 
 
 # ------------------------------------------------------------------------------------------- optimizer
@@ -255,100 +252,3 @@ def gradual_unfreezing(pretrained_bottom_up: list[str], steps_per_epoch: int) ->
     """
     top_down = list(reversed(pretrained_bottom_up))
     return {name: (depth + 1) * steps_per_epoch for depth, name in enumerate(top_down)}
-
-
-# ------------------------------------------------------------------------------------ train.py's hook
-
-
-def _init_cfg(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict | None:
-    init_cfg = config.get("init")
-    if init_cfg is None or not (init_cfg.get("from_lm_workdir") or init_cfg.get("embeddings_file")):
-        return None
-    if init_cfg.get("from_lm_workdir") and init_cfg.get("embeddings_file"):
-        raise ValueError("config.init: set from_lm_workdir or embeddings_file, not both.")
-    return init_cfg
-
-
-def _pretrained_layers(init_cfg: ml_collections.ConfigDict, spec: models.ModelSpec) -> list[str]:
-    """Pretrained layer names from the input upward."""
-    if init_cfg.get("from_lm_workdir"):
-        return ["embedding"] + [name for name, _ in _recurrent_layers(spec)]
-    return ["embedding"]
-
-
-def prepare_workdir(config: ml_collections.ConfigDict, workdir: str | Path) -> None:
-    """Before ``data.load_splits``: a run initialised from a language model uses the LM's vocabulary, so its
-    ``vocabulary.json`` is copied into ``workdir`` (unless the run already has one, e.g. when resuming).
-
-    Raises:
-        ValueError: if the LM run directory has no vocabulary.
-    """
-    init_cfg = _init_cfg(config)
-    if init_cfg is None or not init_cfg.get("from_lm_workdir"):
-        return
-    source = Path(init_cfg.from_lm_workdir) / text.VOCABULARY_FILE
-    target = Path(workdir) / text.VOCABULARY_FILE
-    if not source.exists():
-        raise ValueError(f"config.init.from_lm_workdir: {source} not found; train the language model first.")
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-
-
-def make_optimizer(
-    config: ml_collections.ConfigDict, spec: models.ModelSpec, total_steps: int, steps_per_epoch: int
-) -> optax.GradientTransformation:
-    """``optim.make_optimizer(config.opt, total_steps)``, wrapped by ``finetune_optimizer`` as ``config.init`` asks.
-
-    ``config.init``: ``pretrained_lr_multiplier`` (factor on the pretrained layers' updates),
-    ``gradual_unfreezing`` (see ``gradual_unfreezing``) and ``freeze_embeddings`` (the embedding never trains).
-    """
-    tx = optim.make_optimizer(config.opt, total_steps)
-    init_cfg = _init_cfg(config)
-    if init_cfg is None:
-        return tx
-    pretrained = _pretrained_layers(init_cfg, spec)
-    multiplier = float(init_cfg.get("pretrained_lr_multiplier", 1.0))
-    multipliers = {name: multiplier for name in pretrained} if multiplier != 1.0 else {}
-    trainable_from: dict[str, int | None] = {}
-    if init_cfg.get("gradual_unfreezing", False):
-        trainable_from.update(gradual_unfreezing(pretrained, steps_per_epoch))
-    if init_cfg.get("freeze_embeddings", False):
-        trainable_from["embedding"] = None
-    return finetune_optimizer(tx, lr_multipliers=multipliers, trainable_from=trainable_from)
-
-
-def init_state(
-    config: ml_collections.ConfigDict, state: Any, spec: models.ModelSpec, vocab: text.Vocabulary
-) -> Any:
-    """Replaces the freshly initialised parameters of ``state`` as ``config.init`` asks, and says what it did.
-
-    ``config.init.from_lm_workdir`` (with ``lm_checkpoint``): the LM's embedding and recurrent layers;
-    ``config.init.embeddings_file``: the embedding from a word-vector file (coverage printed). The optimizer
-    state does not depend on the parameters' values, so it is kept.
-
-    Returns:
-        The TrainState with the new params.
-
-    Raises:
-        ValueError: as ``init_from_lm`` and ``embeddings.init_embedding``.
-    """
-    init_cfg = _init_cfg(config)
-    if init_cfg is None:
-        return state
-    if init_cfg.get("from_lm_workdir"):
-        params, copied = init_from_lm(
-            state.params, spec, init_cfg.from_lm_workdir, vocab, which=init_cfg.get("lm_checkpoint", "best")
-        )
-        print(
-            f"Initialised {sorted(copied)} from the language model in {init_cfg.from_lm_workdir}.", flush=True
-        )
-    else:
-        key = jax.random.fold_in(jax.random.key(int(config.seed)), 7)
-        params, coverage = embeddings.init_embedding(state.params, vocab, init_cfg.embeddings_file, key=key)
-        print(
-            f"Embedding from {init_cfg.embeddings_file}: {coverage['found']} of {coverage['words']} vocabulary words "
-            f"found ({100 * coverage['fraction']:.1f}%); the others are random.",
-            flush=True,
-        )
-    return state._replace(params=params)

@@ -1,0 +1,508 @@
+"""The fit loop: the one loop that trains every task (classifier, language model, fine-tuning, the long-range lab).
+
+A task (``Task``) is a record of pure functions: its initial parameters, its loss with summable counts, its
+evaluation counts and how counts become metrics. Everything else is written once, here, and holds for every
+task:
+
+* the jitted train step: per-step dropout keys ``fold_in(fold_in(key, step), purpose)``, mixed precision
+  (``compute_dtype``: forward and backward in bfloat16, float32 params and optimizer state), and the
+  non-finite guard (a NaN/inf loss or gradient leaves params and optimizer state unchanged);
+* data parallelism (``sharding.py`` jits the same step over a mesh);
+* resume: the state, history, partial epoch sums and the input pipeline's position are restored from the run's
+  newest checkpoint (``runs.py``), so a run restarted at step ``s`` continues as if it had never stopped;
+* checkpoints at epoch ends and every ``checkpoint_every_steps``; the best epoch by ``monitor``; early
+  stopping with Keras' ``min_delta`` rule; restoring the best parameters at the end;
+* SIGINT/SIGTERM: a flag checked between steps; the loop saves there and raises ``TrainingStopped`` (the
+  handler never saves). A non-finite step stops the run naming the step (or is skipped and counted, with
+  ``skip_nonfinite``), keeping the last good checkpoint;
+* the Keras-like progress line, TensorBoard scalars (``tensorboard.py``) and ``history.json``.
+"""
+
+import dataclasses
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from rnnjax.training import runs, sharding, tensorboard
+from rnnjax.types import Batch, Params, PRNGKey
+
+_DROPOUT = 0  # purpose index for fold_in(step key, purpose)
+_NO_STEP = 2**31 - 1  # "first_nonfinite" of a finite step
+
+
+class TrainState(NamedTuple):
+    """Everything that changes during training; a pytree."""
+
+    step: jax.Array  # int32 scalar, optimizer steps taken
+    params: Params
+    opt_state: optax.OptState
+    key: PRNGKey  # root training key; never advances, per-step keys are fold_in(key, step)
+
+
+class Task(NamedTuple):
+    """What differs between tasks; pure functions, closed over their model."""
+
+    kind: str  # "classifier" or "language_model": recorded in the run directory
+    init: Callable[[PRNGKey], Params]  # initial parameters
+    loss: Callable[[Params, Batch, PRNGKey], tuple[jax.Array, dict[str, jax.Array]]]  # (mean loss, sums)
+    counts: Callable[[Params, Batch], dict[str, jax.Array]]  # evaluation sums, no dropout
+    metrics: Callable[[Mapping[str, float]], dict[str, float]]  # host sums -> loss, accuracy, ...
+    shown: tuple[str, ...] = ("loss", "accuracy")  # metrics on the progress line
+
+
+class TrainingStopped(RuntimeError):
+    """The loop stopped on purpose (a signal, a non-finite loss); ``exit_status`` is for the command line."""
+
+    def __init__(self, message: str, exit_status: int):
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+@dataclasses.dataclass(frozen=True)
+class FitOptions:
+    """How long and how carefully to train; every field a plain value."""
+
+    epochs: int
+    total_steps: int
+    monitor: str = "val_loss"
+    patience: int = 0  # epochs without improvement before stopping (0: never)
+    min_delta: float = 0.0
+    restore_best: bool = False
+    checkpoint_every_steps: int = 0
+    log_every_steps: int = 0
+    progress_bar: bool = True
+    skip_nonfinite: bool = False
+    compute_dtype: Any = None  # e.g. jnp.bfloat16; None for float32
+    mesh: Any = None  # a sharding.make_mesh mesh for data parallelism; None for one device
+
+
+# ------------------------------------------------------------------------------------------------ steps
+
+
+def create_state(task: Task, tx: optax.GradientTransformation, seed: int, params: Params | None = None) -> TrainState:
+    """The state before the first step; the params (``task.init``) and the training key are streams of ``seed``."""
+
+    @jax.jit
+    def create(root: PRNGKey, given: Params | None) -> TrainState:
+        init_key, train_key = jax.random.split(root)
+        initial = task.init(init_key) if given is None else given
+        return TrainState(step=jnp.zeros((), jnp.int32), params=initial, opt_state=tx.init(initial), key=train_key)
+
+    return create(jax.random.key(seed), params)
+
+
+def cast_for_compute(params: Params, dtype) -> Params:
+    """Casts the floating leaves of ``params`` to ``dtype``; other leaves unchanged; None: unchanged."""
+    if dtype is None:
+        return params
+    return jax.tree.map(lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p, params)
+
+
+def train_step_fn(task: Task, tx: optax.GradientTransformation, compute_dtype=None) -> Callable:
+    """``train_step(state, batch) -> (state, metrics)`` before jit.
+
+    ``metrics``: the task's sums, ``n_steps`` (1), ``n_nonfinite`` (1 when the loss or gradient was not finite:
+    params and optimizer state are then unchanged and the task's sums are 0), ``first_nonfinite`` (this step's
+    1-based number if it was not finite, else 2**31 - 1) and ``grad_norm`` (before clipping).
+    """
+
+    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+        rng = jax.random.fold_in(jax.random.fold_in(state.key, state.step), _DROPOUT)
+
+        def loss_fn(params):
+            return task.loss(cast_for_compute(params, compute_dtype), batch, rng)
+
+        (loss, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        grad_norm = optax.global_norm(grads)
+        # A non-finite step leaves params and optimizer state as they were: no NaN ever reaches a saved state.
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        params, opt_state = jax.tree.map(
+            lambda new, old: jnp.where(finite, new, old), (params, opt_state), (state.params, state.opt_state)
+        )
+        metrics = {name: jnp.where(finite, value, jnp.zeros_like(value)) for name, value in sums.items()}
+        metrics["n_steps"] = jnp.ones((), jnp.int32)
+        metrics["n_nonfinite"] = (~finite).astype(jnp.int32)
+        metrics["first_nonfinite"] = jnp.where(finite, _NO_STEP, state.step + 1).astype(jnp.int32)
+        metrics["grad_norm"] = grad_norm
+        return TrainState(state.step + 1, params, opt_state, state.key), metrics
+
+    return train_step
+
+
+def eval_step_fn(task: Task, compute_dtype=None) -> Callable[[Params, Batch], dict[str, jax.Array]]:
+    """``eval_step(params, batch) -> sums`` before jit (no dropout)."""
+    return lambda params, batch: task.counts(cast_for_compute(params, compute_dtype), batch)
+
+
+def make_steps(task: Task, tx: optax.GradientTransformation, compute_dtype=None, mesh=None):
+    """The jitted ``(train_step, eval_step, put_batch)``: on one device, or data-parallel over ``mesh``.
+
+    The train step donates its state. ``put_batch`` places a host batch (``jax.device_put``, or this
+    process's rows sharded over the mesh).
+    """
+    train, evaluate = train_step_fn(task, tx, compute_dtype), eval_step_fn(task, compute_dtype)
+    if mesh is None:
+        return jax.jit(train, donate_argnums=0), jax.jit(evaluate), jax.device_put
+    return (
+        sharding.shard_step(train, mesh, donate_state=True),
+        sharding.shard_step(evaluate, mesh),
+        lambda batch: sharding.shard_batch(batch, mesh),
+    )
+
+
+@jax.jit
+def _add(totals: dict[str, jax.Array], counts: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    return jax.tree.map(jnp.add, totals, counts)
+
+
+def _host(tree: Mapping[str, jax.Array]) -> dict[str, Any]:
+    return {name: value.item() for name, value in jax.device_get(dict(tree)).items()}
+
+
+def evaluate(eval_step: Callable, params: Params, batches: Iterable[Batch], put_batch=jax.device_put) -> dict:
+    """Sums ``eval_step`` over batches on the device and fetches the totals once.
+
+    Raises:
+        ValueError: for no batches (an empty split).
+    """
+    totals = None
+    for batch in batches:
+        counts = eval_step(params, put_batch(batch))
+        totals = counts if totals is None else _add(totals, counts)
+    if totals is None:
+        raise ValueError("evaluate: no batches; the split is empty.")
+    return _host(totals)
+
+
+# ------------------------------------------------------------------------------------------ epoch logic
+
+
+def monitor_mode(monitor: str) -> str:
+    """"max" for accuracies, "min" for losses and perplexities."""
+    return "max" if "accuracy" in monitor else "min"
+
+
+def early_stopping_status(history: Mapping[str, list], monitor: str, min_delta: float) -> tuple[int, int]:
+    """Best epoch (1-based, 0 if none) and epochs since an improvement, recomputed from the history.
+
+    An epoch improves when it beats the best so far by more than ``min_delta`` (Keras' EarlyStopping rule);
+    recomputing from the history keeps a resumed run's decisions identical to an uninterrupted one.
+    """
+    mode, best_value, best_epoch, wait = monitor_mode(monitor), None, 0, 0
+    for epoch, value in enumerate(history.get(monitor, []), start=1):
+        if best_value is None or (value < best_value - min_delta if mode == "min" else value > best_value + min_delta):
+            best_value, best_epoch, wait = value, epoch, 0
+        else:
+            wait += 1
+    return best_epoch, wait
+
+
+def progress_line(epoch: int, epochs: int, done: int, total: int, elapsed: float, metrics: Mapping, shown) -> str:
+    """``Epoch 2/5 40/157 [=====>....] - 3s 75ms/step - 13.3 steps/s - loss: 0.6931 - accuracy: 0.5000``."""
+    width, rate = 30, done / elapsed if elapsed > 0 else 0.0
+    filled = int(width * done / max(total, 1))
+    bar = ("=" * filled + (">" if filled < width else "") + "." * width)[:width]
+    values = "".join(f" - {name}: {metrics[name]:.4f}" for name in shown if name in metrics)
+    per_step = 1000 / rate if rate else 0
+    return f"Epoch {epoch}/{epochs} {done}/{total} [{bar}] - {elapsed:.0f}s {per_step:.0f}ms/step - {rate:.1f} steps/s{values}"
+
+
+class _StopRequest:
+    """Remembers a SIGINT/SIGTERM; the loop checks it between steps and saves there, never in the handler."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+# ------------------------------------------------------------------------------------------------ fit
+
+
+@dataclasses.dataclass
+class _Progress:
+    """The loop's mutable bookkeeping between steps."""
+
+    state: TrainState
+    history: dict[str, list]
+    sums: dict[str, jax.Array]
+    first_bad: jax.Array
+    data_state: dict | None = None  # the input pipeline's position within the epoch
+
+
+class FitResult(NamedTuple):
+    """What ``fit`` ends with."""
+
+    state: TrainState  # the best epoch's when restore_best and a best exists
+    history: dict[str, list]
+    checkpoint: str  # "best" or "latest": the parameters ``state`` holds
+    monitor: str
+    best_epoch: int
+
+
+def _primary() -> bool:
+    return jax.process_index() == 0
+
+
+def _say(message: str, *, end: str = "\n") -> None:
+    if _primary():
+        print(message, end=end, flush=True)
+
+
+def _save(run: runs.Run, which: str, progress: _Progress, step: int, extra: dict) -> None:
+    state = progress.state
+    rest = {"step": state.step, "opt_state": state.opt_state, "key": state.key}
+    runs.save(run, which, step, state.params, rest, {"history": progress.history, **extra})
+
+
+def _check_finite(progress: _Progress, options: FitOptions, run: runs.Run) -> None:
+    if options.skip_nonfinite:
+        return
+    step = int(jax.device_get(progress.first_bad))
+    if step != _NO_STEP:
+        kept = runs.steps(run.workdir / runs.CHECKPOINTS)
+        where = f"the last good checkpoint is step {kept[-1]}" if kept else "no checkpoint was written"
+        raise TrainingStopped(
+            f"step {step}: the loss or gradient is not finite (NaN or inf); stopped, {where}. Lower "
+            "opt.learning_rate, set opt.clip_norm, or set train.skip_nonfinite=True to skip such steps.",
+            exit_status=1,
+        )
+
+
+def _stop_on_signal(signum: int, run: runs.Run, progress: _Progress, options: FitOptions, in_epoch: bool) -> None:
+    _check_finite(progress, options, run)
+    step = int(progress.state.step)
+    extra = {"epoch_sums": _host(progress.sums) if in_epoch else None, "data_state": progress.data_state}
+    _save(run, "latest", progress, step, extra)
+    raise TrainingStopped(
+        f"{signal.Signals(signum).name} received: saved checkpoint {run.workdir / runs.CHECKPOINTS / str(step)} "
+        f"(step {step}); rerun the same command to resume from it.",
+        exit_status=128 + signum,
+    )
+
+
+def _zero_sums(train_step: Callable, state: TrainState, batch: Batch) -> dict[str, jax.Array]:
+    shapes = jax.eval_shape(train_step, state, batch)[1]
+    return {name: jnp.zeros(s.shape, s.dtype) for name, s in shapes.items() if name not in ("first_nonfinite", "grad_norm")}
+
+
+@jax.jit
+def _accumulate(sums, first_bad, metrics):
+    sums = {name: total + metrics[name] for name, total in sums.items()}
+    return sums, jnp.minimum(first_bad, metrics["first_nonfinite"])
+
+
+class _Loop(NamedTuple):
+    """What one ``fit`` call holds fixed."""
+
+    task: Task
+    run: runs.Run
+    options: FitOptions
+    train_step: Callable
+    eval_step: Callable
+    put_batch: Callable
+    train_data: Any  # pipeline.Loader
+    validation: Any  # pipeline.Loader or None
+    learning_rate: Callable[[int], Any]
+    writers: dict
+
+
+def _log_step(loop: _Loop, step: int, metrics: dict) -> None:
+    host = _host({k: v for k, v in metrics.items() if k != "first_nonfinite"})
+    scalars = {"batch_loss": loop.task.metrics(host)["loss"], "grad_norm": host["grad_norm"]}
+    scalars["learning_rate"] = float(loop.learning_rate(step - 1))
+    if _primary():
+        tensorboard.write_scalars(loop.writers["train"], step, scalars)
+
+
+def _train_epoch(loop: _Loop, progress: _Progress, epoch: int, partial: dict | None, stop: _StopRequest) -> bool:
+    """Runs the rest of ``epoch``; True when the epoch ran to its end."""
+    options, steps_per_epoch = loop.options, loop.train_data.steps_per_epoch
+    batches = loop.train_data.epoch(epoch, state=partial["data_state"] if partial else None)
+    if partial and partial.get("epoch_sums"):
+        progress.sums = {k: jnp.asarray(partial["epoch_sums"][k], v.dtype) for k, v in progress.sums.items()}
+    else:
+        progress.sums = jax.tree.map(jnp.zeros_like, progress.sums)
+    start = last_draw = time.perf_counter()
+    show_bar = options.progress_bar and sys.stdout.isatty() and _primary()
+    every = options.checkpoint_every_steps
+    for batch in batches:
+        step = int(progress.state.step)
+        if step >= options.total_steps:
+            break
+        if stop.signum is not None:
+            _stop_on_signal(stop.signum, loop.run, progress, options, in_epoch=True)
+        progress.state, metrics = loop.train_step(progress.state, loop.put_batch(batch))
+        progress.sums, progress.first_bad = _accumulate(progress.sums, progress.first_bad, metrics)
+        progress.data_state = batches.get_state()
+        step += 1
+        if options.log_every_steps and step % options.log_every_steps == 0:
+            _check_finite(progress, options, loop.run)
+            _log_step(loop, step, metrics)
+        if show_bar and time.perf_counter() - last_draw > 0.25:
+            last_draw = time.perf_counter()
+            shown = loop.task.metrics(_host(progress.sums))
+            line = progress_line(epoch + 1, options.epochs, batches.position, steps_per_epoch, last_draw - start, shown, loop.task.shown)
+            print("\r\x1b[K" + line, end="", flush=True)
+        if every and step % every == 0 and batches.position < steps_per_epoch and step < options.total_steps:
+            _check_finite(progress, options, loop.run)
+            _save(loop.run, "latest", progress, step, {"epoch_sums": _host(progress.sums), "data_state": progress.data_state})
+    _check_finite(progress, options, loop.run)
+    progress.history.setdefault("_train_time", []).append(time.perf_counter() - start)  # popped by _end_epoch
+    if batches.position < steps_per_epoch:  # stopped by total_steps inside the epoch: keep the partial epoch
+        step = int(progress.state.step)
+        _save(loop.run, "latest", progress, step, {"epoch_sums": _host(progress.sums), "data_state": progress.data_state})
+        progress.history.pop("_train_time")
+        if show_bar:
+            print(flush=True)
+        return False
+    return True
+
+
+def _end_epoch(loop: _Loop, progress: _Progress, epoch: int, started: float) -> None:
+    """Validation, the history row, the progress line, TensorBoard, the best and latest checkpoints."""
+    task, options, step = loop.task, loop.options, int(progress.state.step)
+    train_time = progress.history.pop("_train_time")[-1]
+    sums = _host(progress.sums)
+    row: dict[str, Any] = {"epoch": epoch + 1, **task.metrics(sums)}
+    if options.skip_nonfinite:
+        row["skipped_steps"] = sums["n_nonfinite"]
+    if loop.validation is not None:
+        val = task.metrics(evaluate(loop.eval_step, progress.state.params, loop.validation.epoch(0), loop.put_batch))
+        row.update({f"val_{name}": value for name, value in val.items()})
+    row.update(
+        time_s=time.perf_counter() - started,
+        train_time_s=train_time,
+        steps_per_s=sums["n_steps"] / max(train_time, 1e-9),
+        learning_rate=float(loop.learning_rate(step - 1)),
+    )
+    for name, value in row.items():
+        progress.history.setdefault(name, []).append(value)
+    shown = {**task.metrics(sums), **{k: v for k, v in row.items() if k.startswith("val_")}}
+    names = task.shown + tuple(f"val_{name}" for name in task.shown)
+    line = progress_line(epoch + 1, options.epochs, loop.train_data.steps_per_epoch, loop.train_data.steps_per_epoch, train_time, shown, names)
+    if row.get("skipped_steps"):
+        line += f" - skipped non-finite steps: {row['skipped_steps']}"
+    _say(("\r\x1b[K" if options.progress_bar and sys.stdout.isatty() else "") + line)
+    if _primary():
+        tensorboard.write_scalars(loop.writers["train"], epoch + 1, {f"epoch_{k}": row[k] for k in task.metrics(sums)})
+        if loop.validation is not None:
+            tensorboard.write_scalars(loop.writers["validation"], epoch + 1, {f"epoch_{k}": val[k] for k in val})
+    if early_stopping_status(progress.history, options.monitor, options.min_delta)[0] == epoch + 1:
+        _save(loop.run, "best", progress, step, {"monitor": options.monitor, "epoch": epoch + 1})
+    progress.data_state = None
+    _save(loop.run, "latest", progress, step, {"epoch_sums": None, "data_state": None})
+    if _primary():
+        runs.write_json(loop.run.workdir / "history.json", progress.history)
+
+
+def _resume(run: runs.Run, state: TrainState) -> tuple[TrainState, dict, dict | None]:
+    restored = runs.restore_latest(run, state.params, {"step": state.step, "opt_state": state.opt_state, "key": state.key})
+    if restored is None:
+        return state, {}, None
+    params, rest, meta = restored
+    state = TrainState(rest["step"], params, rest["opt_state"], rest["key"])
+    history = meta.get("history") or {}
+    _say(f"Resuming {run.workdir} at step {int(state.step)} (epoch {len(history.get('epoch', []))}).")
+    partial = {"epoch_sums": meta.get("epoch_sums"), "data_state": meta.get("data_state")}
+    return state, history, partial if partial["data_state"] else None
+
+
+def _finish(loop: _Loop, progress: _Progress) -> FitResult:
+    options, state = loop.options, progress.state
+    used, best = "latest", runs.steps(loop.run.workdir / runs.BEST)
+    if options.restore_best and best:
+        if best[-1] != int(state.step):
+            template = {"step": state.step, "opt_state": state.opt_state, "key": state.key}
+            params, rest, _ = runs.restore(loop.run.workdir / runs.BEST, best[-1], state.params, template, loop.run.run_id)
+            state = TrainState(rest["step"], params, rest["opt_state"], rest["key"])
+        used = "best"
+    best_epoch = early_stopping_status(progress.history, options.monitor, options.min_delta)[0]
+    return FitResult(state, progress.history, used, options.monitor, best_epoch)
+
+
+def fit(
+    task: Task,
+    tx: optax.GradientTransformation,
+    state: TrainState,
+    run: runs.Run,
+    train_data: Any,
+    validation: Any,
+    options: FitOptions,
+    learning_rate: Callable[[int], Any] = lambda step: 0.0,
+) -> FitResult:
+    """Trains ``state`` on ``train_data`` in the open run directory ``run``, resuming from its newest checkpoint.
+
+    Args:
+        task: the task's pure functions.
+        tx: the optimizer (the one ``state.opt_state`` was made by).
+        state: the initial state (replaced by the run's newest checkpoint when there is one).
+        run: from ``runs.open_run``.
+        train_data: a ``pipeline.Loader`` of training batches (shuffled per epoch).
+        validation: a ``pipeline.Loader`` of validation batches, or None (the monitor then drops ``val_``).
+        options: epochs, steps, checkpoints, early stopping, precision, mesh.
+        learning_rate: step -> learning rate, for the logs.
+
+    Returns:
+        The FitResult.
+
+    Raises:
+        TrainingStopped: on SIGINT/SIGTERM (after saving at the current step) or a non-finite step.
+    """
+    if validation is None and options.monitor.startswith("val_"):
+        options = dataclasses.replace(options, monitor=options.monitor[len("val_"):])
+    state, history, partial = _resume(run, state)
+    train_step, eval_step, put_batch = make_steps(task, tx, options.compute_dtype, options.mesh)
+    if options.mesh is not None:
+        state = sharding.replicate(state, options.mesh)
+    first = next(iter(train_data.epoch(0)))
+    progress = _Progress(state, history, _zero_sums(train_step, state, put_batch(first)), jnp.asarray(_NO_STEP, jnp.int32))
+    writers = {name: tensorboard.open_writer(run.workdir / "tensorboard" / name) for name in ("train", "validation")} if _primary() else {}
+    loop = _Loop(task, run, options, train_step, eval_step, put_batch, train_data, validation, learning_rate, writers)
+    steps_per_epoch = train_data.steps_per_epoch
+    try:
+        with _StopRequest() as stop:
+            for epoch in range(int(progress.state.step) // steps_per_epoch, options.epochs):
+                best_epoch, wait = early_stopping_status(progress.history, options.monitor, options.min_delta)
+                if (options.patience > 0 and best_epoch and wait >= options.patience) or int(progress.state.step) >= options.total_steps:
+                    break
+                started = time.perf_counter()
+                if not _train_epoch(loop, progress, epoch, partial, stop):
+                    break
+                partial = None
+                _end_epoch(loop, progress, epoch, started)
+                if stop.signum is not None:
+                    _stop_on_signal(stop.signum, run, progress, options, in_epoch=False)
+    finally:
+        for writer in writers.values():
+            tensorboard.close(writer)
+    return _finish(loop, progress)
+
+
+def steps_for(examples: int, batch_size: int, epochs: int, max_steps: int) -> tuple[int, int, int]:
+    """``(steps_per_epoch, total_steps, epochs)`` of a run: ``max_steps`` (0: none) may end it early."""
+    steps_per_epoch = math.ceil(examples / batch_size)
+    total = max_steps or epochs * steps_per_epoch
+    return steps_per_epoch, total, min(epochs, math.ceil(total / steps_per_epoch))
