@@ -10,7 +10,6 @@ trained, per cell and init), sweep.json, sweep.md (a Markdown table of test accu
 
 import json
 import math
-import time
 from pathlib import Path
 
 from absl import flags

@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -32,30 +32,20 @@ import jax.numpy as jnp
 import optax
 
 from rnnjax.training import runs, sharding, tensorboard
-from rnnjax.types import Batch, Params, PRNGKey
+from rnnjax.training.tasks import (  # noqa: F401 - the loop's vocabulary, re-exported for callers of the loop
+    NO_STEP,
+    Task,
+    TrainState,
+    cast_for_compute,
+    create_state,
+    eval_step_fn,
+    evaluate,
+    host,
+    make_steps,
+    train_step_fn,
+)
+from rnnjax.types import Batch
 
-_DROPOUT = 0  # purpose index for fold_in(step key, purpose)
-_NO_STEP = 2**31 - 1  # "first_nonfinite" of a finite step
-
-
-class TrainState(NamedTuple):
-    """Everything that changes during training; a pytree."""
-
-    step: jax.Array  # int32 scalar, optimizer steps taken
-    params: Params
-    opt_state: optax.OptState
-    key: PRNGKey  # root training key; never advances, per-step keys are fold_in(key, step)
-
-
-class Task(NamedTuple):
-    """What differs between tasks; pure functions, closed over their model."""
-
-    kind: str  # "classifier" or "language_model": recorded in the run directory
-    init: Callable[[PRNGKey], Params]  # initial parameters
-    loss: Callable[[Params, Batch, PRNGKey], tuple[jax.Array, dict[str, jax.Array]]]  # (mean loss, sums)
-    counts: Callable[[Params, Batch], dict[str, jax.Array]]  # evaluation sums, no dropout
-    metrics: Callable[[Mapping[str, float]], dict[str, float]]  # host sums -> loss, accuracy, ...
-    shown: tuple[str, ...] = ("loss", "accuracy")  # metrics on the progress line
 
 
 class TrainingStopped(RuntimeError):
@@ -82,106 +72,6 @@ class FitOptions:
     skip_nonfinite: bool = False
     compute_dtype: Any = None  # e.g. jnp.bfloat16; None for float32
     mesh: Any = None  # a sharding.make_mesh mesh for data parallelism; None for one device
-
-
-# ------------------------------------------------------------------------------------------------ steps
-
-
-def create_state(task: Task, tx: optax.GradientTransformation, seed: int, params: Params | None = None) -> TrainState:
-    """The state before the first step; the params (``task.init``) and the training key are streams of ``seed``."""
-
-    @jax.jit
-    def create(root: PRNGKey, given: Params | None) -> TrainState:
-        init_key, train_key = jax.random.split(root)
-        initial = task.init(init_key) if given is None else given
-        return TrainState(step=jnp.zeros((), jnp.int32), params=initial, opt_state=tx.init(initial), key=train_key)
-
-    return create(jax.random.key(seed), params)
-
-
-def cast_for_compute(params: Params, dtype) -> Params:
-    """Casts the floating leaves of ``params`` to ``dtype``; other leaves unchanged; None: unchanged."""
-    if dtype is None:
-        return params
-    return jax.tree.map(lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p, params)
-
-
-def train_step_fn(task: Task, tx: optax.GradientTransformation, compute_dtype=None) -> Callable:
-    """``train_step(state, batch) -> (state, metrics)`` before jit.
-
-    ``metrics``: the task's sums, ``n_steps`` (1), ``n_nonfinite`` (1 when the loss or gradient was not finite:
-    params and optimizer state are then unchanged and the task's sums are 0), ``first_nonfinite`` (this step's
-    1-based number if it was not finite, else 2**31 - 1) and ``grad_norm`` (before clipping).
-    """
-
-    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
-        rng = jax.random.fold_in(jax.random.fold_in(state.key, state.step), _DROPOUT)
-
-        def loss_fn(params):
-            return task.loss(cast_for_compute(params, compute_dtype), batch, rng)
-
-        (loss, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        grad_norm = optax.global_norm(grads)
-        # A non-finite step leaves params and optimizer state as they were: no NaN ever reaches a saved state.
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        params, opt_state = jax.tree.map(
-            lambda new, old: jnp.where(finite, new, old), (params, opt_state), (state.params, state.opt_state)
-        )
-        metrics = {name: jnp.where(finite, value, jnp.zeros_like(value)) for name, value in sums.items()}
-        metrics["n_steps"] = jnp.ones((), jnp.int32)
-        metrics["n_nonfinite"] = (~finite).astype(jnp.int32)
-        metrics["first_nonfinite"] = jnp.where(finite, _NO_STEP, state.step + 1).astype(jnp.int32)
-        metrics["grad_norm"] = grad_norm
-        return TrainState(state.step + 1, params, opt_state, state.key), metrics
-
-    return train_step
-
-
-def eval_step_fn(task: Task, compute_dtype=None) -> Callable[[Params, Batch], dict[str, jax.Array]]:
-    """``eval_step(params, batch) -> sums`` before jit (no dropout)."""
-    return lambda params, batch: task.counts(cast_for_compute(params, compute_dtype), batch)
-
-
-def make_steps(task: Task, tx: optax.GradientTransformation, compute_dtype=None, mesh=None):
-    """The jitted ``(train_step, eval_step, put_batch)``: on one device, or data-parallel over ``mesh``.
-
-    The train step donates its state. ``put_batch`` places a host batch (``jax.device_put``, or this
-    process's rows sharded over the mesh).
-    """
-    train, evaluate = train_step_fn(task, tx, compute_dtype), eval_step_fn(task, compute_dtype)
-    if mesh is None:
-        return jax.jit(train, donate_argnums=0), jax.jit(evaluate), jax.device_put
-    return (
-        sharding.shard_step(train, mesh, donate_state=True),
-        sharding.shard_step(evaluate, mesh),
-        lambda batch: sharding.shard_batch(batch, mesh),
-    )
-
-
-@jax.jit
-def _add(totals: dict[str, jax.Array], counts: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    return jax.tree.map(jnp.add, totals, counts)
-
-
-def _host(tree: Mapping[str, jax.Array]) -> dict[str, Any]:
-    return {name: value.item() for name, value in jax.device_get(dict(tree)).items()}
-
-
-def evaluate(eval_step: Callable, params: Params, batches: Iterable[Batch], put_batch=jax.device_put) -> dict:
-    """Sums ``eval_step`` over batches on the device and fetches the totals once.
-
-    Raises:
-        ValueError: for no batches (an empty split).
-    """
-    totals = None
-    for batch in batches:
-        counts = eval_step(params, put_batch(batch))
-        totals = counts if totals is None else _add(totals, counts)
-    if totals is None:
-        raise ValueError("evaluate: no batches; the split is empty.")
-    return _host(totals)
 
 
 # ------------------------------------------------------------------------------------------ epoch logic
@@ -281,7 +171,7 @@ def _check_finite(progress: _Progress, options: FitOptions, run: runs.Run) -> No
     if options.skip_nonfinite:
         return
     step = int(jax.device_get(progress.first_bad))
-    if step != _NO_STEP:
+    if step != NO_STEP:
         kept = runs.steps(run.workdir / runs.CHECKPOINTS)
         where = f"the last good checkpoint is step {kept[-1]}" if kept else "no checkpoint was written"
         raise TrainingStopped(
@@ -294,7 +184,7 @@ def _check_finite(progress: _Progress, options: FitOptions, run: runs.Run) -> No
 def _stop_on_signal(signum: int, run: runs.Run, progress: _Progress, options: FitOptions, in_epoch: bool) -> None:
     _check_finite(progress, options, run)
     step = int(progress.state.step)
-    extra = {"epoch_sums": _host(progress.sums) if in_epoch else None, "data_state": progress.data_state}
+    extra = {"epoch_sums": host(progress.sums) if in_epoch else None, "data_state": progress.data_state}
     _save(run, "latest", progress, step, extra)
     raise TrainingStopped(
         f"{signal.Signals(signum).name} received: saved checkpoint {run.workdir / runs.CHECKPOINTS / str(step)} "
@@ -330,8 +220,8 @@ class _Loop(NamedTuple):
 
 
 def _log_step(loop: _Loop, step: int, metrics: dict) -> None:
-    host = _host({k: v for k, v in metrics.items() if k != "first_nonfinite"})
-    scalars = {"batch_loss": loop.task.metrics(host)["loss"], "grad_norm": host["grad_norm"]}
+    values = host({k: v for k, v in metrics.items() if k != "first_nonfinite"})
+    scalars = {"batch_loss": loop.task.metrics(values)["loss"], "grad_norm": values["grad_norm"]}
     scalars["learning_rate"] = float(loop.learning_rate(step - 1))
     if _primary():
         tensorboard.write_scalars(loop.writers["train"], step, scalars)
@@ -363,17 +253,17 @@ def _train_epoch(loop: _Loop, progress: _Progress, epoch: int, partial: dict | N
             _log_step(loop, step, metrics)
         if show_bar and time.perf_counter() - last_draw > 0.25:
             last_draw = time.perf_counter()
-            shown = loop.task.metrics(_host(progress.sums))
+            shown = loop.task.metrics(host(progress.sums))
             line = progress_line(epoch + 1, options.epochs, batches.position, steps_per_epoch, last_draw - start, shown, loop.task.shown)
             print("\r\x1b[K" + line, end="", flush=True)
         if every and step % every == 0 and batches.position < steps_per_epoch and step < options.total_steps:
             _check_finite(progress, options, loop.run)
-            _save(loop.run, "latest", progress, step, {"epoch_sums": _host(progress.sums), "data_state": progress.data_state})
+            _save(loop.run, "latest", progress, step, {"epoch_sums": host(progress.sums), "data_state": progress.data_state})
     _check_finite(progress, options, loop.run)
     progress.history.setdefault("_train_time", []).append(time.perf_counter() - start)  # popped by _end_epoch
     if batches.position < steps_per_epoch:  # stopped by total_steps inside the epoch: keep the partial epoch
         step = int(progress.state.step)
-        _save(loop.run, "latest", progress, step, {"epoch_sums": _host(progress.sums), "data_state": progress.data_state})
+        _save(loop.run, "latest", progress, step, {"epoch_sums": host(progress.sums), "data_state": progress.data_state})
         progress.history.pop("_train_time")
         if show_bar:
             print(flush=True)
@@ -385,7 +275,7 @@ def _end_epoch(loop: _Loop, progress: _Progress, epoch: int, started: float) -> 
     """Validation, the history row, the progress line, TensorBoard, the best and latest checkpoints."""
     task, options, step = loop.task, loop.options, int(progress.state.step)
     train_time = progress.history.pop("_train_time")[-1]
-    sums = _host(progress.sums)
+    sums = host(progress.sums)
     row: dict[str, Any] = {"epoch": epoch + 1, **task.metrics(sums)}
     if options.skip_nonfinite:
         row["skipped_steps"] = sums["n_nonfinite"]
@@ -478,7 +368,7 @@ def fit(
     if options.mesh is not None:
         state = sharding.replicate(state, options.mesh)
     first = next(iter(train_data.epoch(0)))
-    progress = _Progress(state, history, _zero_sums(train_step, state, put_batch(first)), jnp.asarray(_NO_STEP, jnp.int32))
+    progress = _Progress(state, history, _zero_sums(train_step, state, put_batch(first)), jnp.asarray(NO_STEP, jnp.int32))
     writers = {name: tensorboard.open_writer(run.workdir / "tensorboard" / name) for name in ("train", "validation")} if _primary() else {}
     loop = _Loop(task, run, options, train_step, eval_step, put_batch, train_data, validation, learning_rate, writers)
     steps_per_epoch = train_data.steps_per_epoch

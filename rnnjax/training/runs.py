@@ -30,11 +30,9 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import socket
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -42,53 +40,31 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
-import orbax.checkpoint as ocp
 
 from rnnjax import lm, models
 from rnnjax.data import text
+from rnnjax.training.checkpoints import (  # noqa: F401 - the run directory's checkpoint functions, re-exported
+    BEST,
+    CHECKPOINT_CHOICES,
+    CHECKPOINTS,
+    DIGESTS,
+    Damaged,
+    RunError,
+    pick_checkpoint,
+    read_json,
+    restore,
+    restore_latest,
+    restore_params,
+    save,
+    steps,
+    write_json,
+)
 
-CHECKPOINTS = "checkpoints"
-BEST = "best"
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
-DIGESTS = "sha256.json"
 KINDS = {"classifier": "model.json", "language_model": "lm.json"}
 SCRIPTS = {"classifier": "experiments.train", "language_model": "experiments.train_lm"}
-
-
-class RunError(ValueError):
-    """A run directory that cannot be used as asked; the message is one line saying why and what to do."""
-
-
-# ------------------------------------------------------------------------------------------------- files
-
-
-def write_json(path: str | Path, payload: Any) -> None:
-    """Writes ``payload`` as indented JSON atomically (a temporary file renamed), so no reader sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-
-
-def read_json(path: str | Path, *, expect: type = dict) -> Any:
-    """Reads a JSON file of the run directory.
-
-    Raises:
-        RunError: naming the file when it is missing, not JSON, or not of type ``expect``.
-    """
-    path = Path(path)
-    try:
-        payload = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunError(f"{path} not found; is {path.parent} a run directory?") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise RunError(f"{path} is not valid JSON ({error}); the file is damaged.") from None
-    if not isinstance(payload, expect):
-        raise RunError(f"{path} holds a {type(payload).__name__}, expected a JSON {expect.__name__}; the file is damaged.")
-    return payload
 
 
 def run_kind(workdir: str | Path) -> str | None:
@@ -341,214 +317,6 @@ def _sync(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-# ------------------------------------------------------------------------------------------- checkpoints
-
-
-def _manager(folder: Path, max_to_keep: int | None = None) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False)
-    return ocp.CheckpointManager(folder.absolute(), options=options)
-
-
-def _read(path: Path, args: ocp.args.Composite) -> Any:
-    """Reads one checkpoint folder; creates, moves and deletes nothing (readers and restores)."""
-    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
-        return checkpointer.restore(path.absolute(), args=args)
-
-
-def steps(folder: str | Path) -> list[int]:
-    """The complete checkpoints in ``folder``, oldest first (Orbax's temporary folders are never listed)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
-
-
-def _digests(folder: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != DIGESTS
-    }
-
-
-def save(run: Run, which: str, step: int, params: Any, state: Any, meta: dict[str, Any]) -> bool:
-    """Saves checkpoint ``step`` of ``run`` in ``checkpoints/`` (``which="latest"``) or ``best/``.
-
-    ``params`` and ``state`` (the rest of the training state) are pytrees of arrays; ``meta`` is JSON. The run id
-    and the files' digests are recorded with it. The newest ``keep_checkpoints`` (best: 1) are kept.
-
-    Returns:
-        True if written, False if that step was already saved (the saved one is kept).
-    """
-    folder = run.workdir / (CHECKPOINTS if which == "latest" else BEST)
-    if step in steps(folder):
-        return False
-    manager = _manager(folder, run.keep_checkpoints if which == "latest" else 1)
-    meta = {**meta, "run_id": run.run_id}
-    manager.save(
-        step,
-        args=ocp.args.Composite(
-            params=ocp.args.StandardSave(params),
-            state=ocp.args.StandardSave(state),
-            meta=ocp.args.JsonSave(meta),
-        ),
-    )
-    manager.wait_until_finished()
-    manager.close()
-    if jax.process_index() == 0:
-        write_json(folder / str(step) / DIGESTS, {"sha256": _digests(folder / str(step)), "run_id": run.run_id})
-    return True
-
-
-class Damaged(RunError):
-    """A checkpoint whose files changed since they were saved, or that cannot be read."""
-
-
-def _verify(folder: Path, run_id: str | None) -> None:
-    path = folder / DIGESTS
-    if not path.exists():
-        return  # saved, then killed before the digests were written: Orbax's own read decides
-    try:
-        recorded = json.loads(path.read_text())
-        expected = recorded["sha256"]
-    except (ValueError, KeyError, TypeError):
-        raise Damaged(f"checkpoint {folder}: {DIGESTS} is damaged") from None
-    if run_id is not None and recorded.get("run_id") not in (None, run_id):
-        raise RunError(
-            f"checkpoint {folder} belongs to another run (run id {recorded.get('run_id')}, this run's is {run_id}); "
-            f"it was copied in from elsewhere. Move it out of {folder.parent} to resume from this run's own "
-            "checkpoints, or train in the run it came from."
-        )
-    found = _digests(folder)
-    bad = sorted(name for name in expected if found.get(name) != expected[name])
-    if bad:
-        raise Damaged(f"checkpoint {folder}: {len(bad)} file(s) changed or missing since the save, e.g. {bad[0]}")
-
-
-def _abstract(tree: Any) -> Any:
-    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
-
-
-def restore(folder: Path, step: int, params: Any, state: Any | None, run_id: str | None) -> tuple:
-    """Restores checkpoint ``step`` of ``folder`` into the shapes of ``params`` (and ``state`` unless None).
-
-    Returns:
-        ``(params, state or None, meta)``.
-
-    Raises:
-        Damaged: the files fail their digests or cannot be read.
-        RunError: an intact checkpoint of another run or of other shapes.
-    """
-    path = folder / str(step)
-    _verify(path, run_id)
-    meta = read_json(path / "meta" / "metadata") if (path / "meta" / "metadata").exists() else None
-    if run_id is not None and isinstance(meta, dict) and meta.get("run_id") not in (None, run_id):
-        raise RunError(f"checkpoint {path} belongs to another run; move it out of {folder} to resume.")
-    items = {"params": ocp.args.StandardRestore(_abstract(params)), "meta": ocp.args.JsonRestore()}
-    if state is not None:
-        items["state"] = ocp.args.StandardRestore(_abstract(state))
-    try:
-        restored = _read(path, ocp.args.Composite(**items))
-    except Exception as error:  # noqa: BLE001 - Orbax and TensorStore raise many types for a bad file
-        reason = " ".join(f"{type(error).__name__}: {error}".split())[:200]
-        if "shape" in reason.lower() or "structure" in reason.lower() or "tree" in reason.lower():
-            raise RunError(f"checkpoint {path} does not fit this model ({reason}).") from None
-        raise Damaged(f"checkpoint {path} cannot be read ({reason})") from None
-    for got, want in zip(jax.tree.leaves(restored.params), jax.tree.leaves(params), strict=True):
-        if got.shape != want.shape:
-            raise RunError(f"checkpoint {path} holds arrays of other shapes than this model's.")
-    return restored.params, (restored.state if state is not None else None), dict(restored.meta)
-
-
-def _move_aside(folder: Path, step: int, error: Exception) -> None:
-    aside = Path(f"{folder}-damaged")
-    aside.mkdir(parents=True, exist_ok=True)
-    target = aside / str(step)
-    suffix = 1
-    while target.exists():
-        target, suffix = aside / f"{step}-{suffix}", suffix + 1
-    (folder / str(step)).replace(target)
-    print(f"warning: {error}; moved it to {target} and trying an older checkpoint.", file=sys.stderr, flush=True)
-
-
-def restore_latest(run: Run, params: Any, state: Any) -> tuple | None:
-    """Restores the newest intact checkpoint of ``run`` (moving damaged ones aside), or None when there is none.
-
-    Raises:
-        RunError: a checkpoint of another run or model (nothing is moved), or only damaged checkpoints.
-    """
-    folder = run.workdir / CHECKPOINTS
-    damaged = 0
-    for step in reversed(steps(folder)):
-        try:
-            return restore(folder, step, params, state, run.run_id)
-        except Damaged as error:
-            damaged += 1
-            _move_aside(folder, step, error)
-    if damaged:
-        raise RunError(
-            f"every checkpoint in {folder} is damaged ({damaged} moved to {folder}-damaged); the run cannot "
-            "resume. Train in a new --workdir."
-        )
-    return None
-
-
-# ------------------------------------------------------------------------------------------------ readers
-
-
-CHECKPOINT_CHOICES = ("final", "best", "latest")
-
-
-def pick_checkpoint(workdir: str | Path, which: str = "final") -> tuple[Path, int, str]:
-    """The checkpoint a reader should restore: ``(folder, step, "best" or "latest")``.
-
-    ``final`` is the one training ended with (results.json's ``checkpoint``, else the latest); ``best`` falls
-    back to the latest when no best exists yet. Damaged checkpoints are skipped, never moved (readers write
-    nothing).
-
-    Raises:
-        RunError: an unknown choice, or no checkpoint.
-    """
-    workdir = Path(workdir)
-    if which not in CHECKPOINT_CHOICES:
-        raise RunError(f"--checkpoint must be one of {', '.join(CHECKPOINT_CHOICES)}, got {which!r}.")
-    if which == "final":
-        results = workdir / "results.json"
-        which = read_json(results).get("checkpoint", "latest") if results.exists() else "latest"
-        which = which if which in ("best", "latest") else "latest"
-    if which == "best" and not steps(workdir / BEST):
-        which = "latest"
-    folder = workdir / (BEST if which == "best" else CHECKPOINTS)
-    found = steps(folder)
-    if not found:
-        raise RunError(f"no complete checkpoint in {folder}; train (or resume) the run first.")
-    return folder, found[-1], which
-
-
-def restore_params(workdir: str | Path, params: Any, which: str = "final") -> tuple[Any, int, str]:
-    """Restores only the parameters of a run's checkpoint (the optimizer plays no part), for inference.
-
-    Falls back to older checkpoints of the same folder when the newest is damaged.
-
-    Returns:
-        ``(params, step, "best" or "latest")``.
-
-    Raises:
-        RunError: no checkpoint, none intact, or one of another model.
-    """
-    workdir = Path(workdir)
-    folder, _, which = pick_checkpoint(workdir, which)
-    run_id = read_json(workdir / RUN_FILE).get("run_id") if (workdir / RUN_FILE).exists() else None
-    errors = []
-    for step in reversed(steps(folder)):
-        try:
-            restored, _, _ = restore(folder, step, params, None, run_id)
-            return restored, step, which
-        except Damaged as error:
-            errors.append(str(error))
-    raise RunError(f"no checkpoint in {folder} can be read: {errors[0]}. Resume training to write a new one.")
-
-
 # ------------------------------------------------------------------------------------------- load_run
 
 
@@ -629,5 +397,6 @@ def load_run(workdir: str | Path, *, which: str = "final", kind: str | None = No
         vocab = text.load_vocabulary(workdir)
     except (ValueError, OSError) as error:
         raise RunError(f"{workdir / text.VOCABULARY_FILE}: {error}") from None
-    params, step, used = restore_params(workdir, template, which)
+    run_id = read_json(workdir / RUN_FILE).get("run_id") if (workdir / RUN_FILE).exists() else None
+    params, step, used = restore_params(workdir, template, which, run_id)
     return LoadedRun(workdir, found, config, spec, use_lengths, params, step, used, vocab)

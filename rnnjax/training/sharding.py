@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -106,8 +107,14 @@ def shard_batch(batch: Batch, mesh: Mesh) -> Batch:
 
 
 def replicate(tree, mesh: Mesh):
-    """Copies a pytree (params, optimizer state, a TrainState) to every device of the mesh."""
-    return jax.device_put(tree, replicated_sharding(mesh))
+    """Copies a pytree (params, optimizer state, a TrainState) to every device of the mesh.
+
+    Every process passes the same values (the same seed, or the same restored checkpoint).
+    """
+    if jax.process_count() == 1:
+        return jax.device_put(tree, replicated_sharding(mesh))
+    # device_put cannot reach another process's devices: each process supplies its own copy of the value.
+    return multihost_utils.host_local_array_to_global_array(tree, mesh, P())
 
 
 def shard_step(step: Callable, mesh: Mesh, *, donate_state: bool = False) -> Callable:
