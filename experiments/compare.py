@@ -6,7 +6,7 @@
 
 Each model runs in ``<workdir>/<name>`` with ``experiments/configs/<name>.py``; a finished run (one with a
 ``results.json``) is read, not retrained. ``<workdir>/comparison.md`` gets the Markdown table (parameters,
-training time, test accuracy, next to the chapter's accuracy and, where ``experiments.keras_fit`` has been run
+training time, test accuracy, next to the chapter's accuracy and, where ``experiments.benchmarks.keras_fit`` has been run
 into the same run directory, Keras' fit time) and ``<workdir>/comparison.png`` the chart.
 """
 

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_benchmark_writes_a_table(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.benchmark", "--models=lstm,bilstm", "--shapes=tiny", "--peers=flax", "--allocators=glibc", "--repeats=2", "--steps=2", f"--out={tmp_path}"],
+        [sys.executable, "-m", "experiments.benchmarks.benchmark", "--models=lstm,bilstm", "--shapes=tiny", "--peers=flax", "--allocators=glibc", "--repeats=2", "--steps=2", f"--out={tmp_path}"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -31,7 +31,7 @@ def test_missing_peer_is_skipped_cleanly(tmp_path):
     (hidden / "torch").mkdir(parents=True)
     (hidden / "torch" / "__init__.py").write_text("raise ImportError('No module named torch')\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.benchmark", "--models=gru", "--shapes=tiny", "--peers=torch",
+        [sys.executable, "-m", "experiments.benchmarks.benchmark", "--models=gru", "--shapes=tiny", "--peers=torch",
          "--allocators=glibc", "--repeats=1", "--steps=1", f"--out={tmp_path}"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": f"{hidden}:{REPO}"},
@@ -41,7 +41,7 @@ def test_missing_peer_is_skipped_cleanly(tmp_path):
 
 
 def test_min_gru_benchmark_measures_every_model_and_tabulates_ratios():
-    from experiments import bench_min_gru
+    from experiments.benchmarks import bench_min_gru
 
     rows = []
     for name, cell, parallel in bench_min_gru.RUNS:

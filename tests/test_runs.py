@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -243,3 +244,51 @@ def test_generate_reads_a_language_model_run(lm_run):
     assert result.returncode == 0, result.stderr.decode()
     result = _cli("experiments.evaluate", f"--workdir={lm_run}")
     assert result.returncode == 2 and "not a classifier" in result.stderr.decode()
+
+
+_LM_CONFIG = """from experiments.configs import lm_gru
+
+
+def get_config():
+    config = lm_gru.get_config()
+    config.data.name = "synthetic"
+    config.data.synthetic_examples, config.data.synthetic_length = 200, 24
+    config.data.maxlen, config.data.num_words = 12, 60
+    config.model.embed_dim, config.model.hidden_size, config.model.num_layers = 4, 4, 1
+    config.train.batch_size, config.train.epochs, config.train.eval_batch_size = 4, 2, 16
+    config.train.checkpoint_every_steps = 7
+    return config
+"""
+
+
+def _lm_params(workdir: Path) -> list:
+    return [np.asarray(leaf) for leaf in jax.tree.leaves(runs.load_run(workdir, which="latest").params)]
+
+
+@pytest.fixture(scope="module")
+def lm_reference(tmp_path_factory) -> tuple[Path, list]:
+    folder = tmp_path_factory.mktemp("lm_reference")
+    (folder / "lm_small.py").write_text(_LM_CONFIG)
+    result = _cli("experiments.train_lm", f"--config={folder / 'lm_small.py'}", f"--workdir={folder / 'run'}")
+    assert result.returncode == 0, result.stderr.decode()
+    return folder / "lm_small.py", _lm_params(folder / "run")
+
+
+@pytest.mark.parametrize("signum", [15, 9])
+def test_language_model_training_resumes_bit_exact_after_a_signal(lm_reference, tmp_path, signum):
+    config, reference = lm_reference
+    args = ["experiments.train_lm", f"--config={config}", f"--workdir={tmp_path / 'run'}"]
+    process = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for line in process.stdout:
+        if line.startswith(b"Epoch 1/"):
+            break
+    time.sleep(0.2)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode in (128 + signum, -signum), stderr.decode()  # stopped during the second epoch
+    if process.returncode == 128 + signum:
+        assert "saved checkpoint" in stderr.decode() and "Traceback" not in stderr.decode()
+    resumed = _cli(*args)
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    for got, want in zip(_lm_params(tmp_path / "run"), reference, strict=True):
+        assert got.dtype == want.dtype and np.array_equal(got, want), "resumed language model differs"

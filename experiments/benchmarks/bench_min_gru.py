@@ -1,7 +1,7 @@
 """Training speed of parallel-in-time minGRU against the sequential LSTM and minGRU as sequences grow.
 
-    python -m experiments.bench_min_gru                         # T = 200, 1000, 4000 on this machine
-    python -m experiments.bench_min_gru --lengths=200,1000 --batch=32 --out=runs/bench_min_gru
+    python -m experiments.benchmarks.bench_min_gru                         # T = 200, 1000, 4000 on this machine
+    python -m experiments.benchmarks.bench_min_gru --lengths=200,1000 --batch=32 --out=runs/bench_min_gru
 
 Each row trains Embedding(8000, E) -> recurrent(H) -> Dense(1) with RMSprop on random tokens (forward + backward
 + update; tokens/s after compilation, median of timed windows), in this process, one after another:
@@ -49,7 +49,7 @@ def measure(
     import optax
 
     import rnnjax
-    from experiments import bench_peers
+    from experiments.benchmarks import bench_peers
 
     spec = rnnjax.make_classifier(
         cell=cell, vocab_size=8000, embed_dim=embed, hidden_size=hidden, parallel=parallel

@@ -5,7 +5,7 @@ random tokens and labels (forward + backward + update; tokens/s after compilatio
 then measures inference. Peak memory is the peak resident set during the timed training windows (sampled
 every millisecond by a thread) less the resident set before the model was built: parameters, optimizer state
 and per-step buffers, plus for compiled frameworks whatever the compiler left behind (a conservative count).
-``experiments.benchmark`` runs each measurement in a fresh process, so start-up footprints cancel out.
+``experiments.benchmarks.benchmark`` runs each measurement in a fresh process, so start-up footprints cancel out.
 
 Frameworks: rnnjax; PyTorch (eager, and torch.compile; on the GPU when one is visible, i.e. cuDNN); Keras 3 on
 JAX; Flax linen ``nn.RNN``; ``jax.experimental.rnn`` (cuDNN's LSTM from JAX, GPU only). A missing one raises

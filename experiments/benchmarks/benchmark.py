@@ -1,7 +1,7 @@
 """Training and inference speed of rnnjax against PyTorch, Keras 3 (JAX) and Flax, measured in one run.
 
-    python -m experiments.benchmark                        # all models, shapes A and B, every installed peer
-    python -m experiments.benchmark --models=lstm,gru --shapes=A --peers=torch,flax --repeats=7
+    python -m experiments.benchmarks.benchmark                        # all models, shapes A and B, every installed peer
+    python -m experiments.benchmarks.benchmark --models=lstm,gru --shapes=A --peers=torch,flax --repeats=7
 
 Each (framework, model, shape, allocator) runs in a fresh subprocess on identical shapes and random data, so
 timings and peak memory do not leak between runs. Every framework is measured with glibc's malloc and with
@@ -17,7 +17,8 @@ from pathlib import Path
 
 from absl import app, flags
 
-from experiments import _cli, bench_peers
+from experiments import _cli
+from experiments.benchmarks import bench_peers
 from experiments._allocator import TCMALLOC_PATHS
 
 FLAGS = flags.FLAGS
@@ -44,7 +45,7 @@ def _measure(framework: str, model: str, shape: str, allocator: str) -> dict:
     job = dict(framework=framework, model=model, shape=shape, repeats=FLAGS.repeats, steps=FLAGS.steps,
                dtype=FLAGS.dtype)
     try:
-        proc = subprocess.run([sys.executable, "-m", "experiments.benchmark", f"--worker={json.dumps(job)}"],
+        proc = subprocess.run([sys.executable, "-m", "experiments.benchmarks.benchmark", f"--worker={json.dumps(job)}"],
                               capture_output=True, text=True, env=env, timeout=FLAGS.timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {FLAGS.timeout} s"}

@@ -1,6 +1,6 @@
 """Benchmark: Keras 3 ``fit`` (JAX backend) of the same model on the same data, for the fit-time comparison.
 
-    python -m experiments.keras_fit --config=experiments/configs/lstm.py --workdir=runs/chapter/lstm
+    python -m experiments.benchmarks.keras_fit --config=experiments/configs/lstm.py --workdir=runs/chapter/lstm
 
 It builds the config's model as a Keras ``Sequential`` (Embedding, SpatialDropout1D, SimpleRNN/LSTM/GRU
 layers, optionally Bidirectional, Dropout, Dense), trains it with Keras' RMSprop on the arrays that
