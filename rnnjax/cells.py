@@ -30,12 +30,8 @@ from rnnjax.types import Carry, Params, PRNGKey
 _glorot_uniform = jax.nn.initializers.glorot_uniform()
 _orthogonal = jax.nn.initializers.orthogonal()
 
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "tanh": jnp.tanh,
-    "relu": jax.nn.relu,
-    "sigmoid": jax.nn.sigmoid,
-    "linear": lambda x: x,
-}
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"tanh": jnp.tanh, "relu": jax.nn.relu,
+                                                             "sigmoid": jax.nn.sigmoid, "linear": lambda x: x}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -372,8 +368,8 @@ def gru(params: Params, carry: Carry, x: jax.Array, *, reset_after: bool | None 
 
 
 class Cell(NamedTuple):
-    """A cell's functions. ``init``, ``initial_carry`` and ``step`` are the cell's public triple; ``project``
-    and ``recur`` are the two halves of ``step`` that ``scan.run`` uses to hoist the input projection."""
+    """A cell's functions: ``init``, ``initial_carry``, ``step``, and the halves of ``step`` that ``scan.run`` uses
+    (``project`` hoisted out of the time loop, ``recur`` scanned; fast paths attach to ``recur``: scan.FAST_PATHS)."""
 
     init: Callable
     initial_carry: Callable
@@ -387,8 +383,7 @@ CELLS: dict[str, Cell] = {
     "simple_rnn": Cell(init_simple_rnn, simple_rnn_carry, simple_rnn, _project, simple_rnn_recur, 1),
     "lstm": Cell(init_lstm, lstm_carry, lstm, _project, lstm_recur, 4),
     "gru": Cell(init_gru, gru_carry, gru, _project, gru_recur, 3),
-    # minGRU and minLSTM (Feng et al., 2024): gates from x alone, so the recurrence is linear in h and can also
-    # run in parallel over time (scan.run(..., parallel=True)); see minimal.py.
+    # minGRU and minLSTM (minimal.py): linear in h, so scan.run(..., parallel=True) can solve them in parallel.
     "min_gru": Cell(*MINIMAL_CELLS["min_gru"]),
     "min_lstm": Cell(*MINIMAL_CELLS["min_lstm"]),
 }

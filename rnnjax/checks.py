@@ -1,4 +1,4 @@
-"""Trace-time checks of a cell step's arguments, shared by ``cells.py`` and ``minimal.py``.
+"""Trace-time checks of cell arguments, shared by ``cells.py``, ``minimal.py`` and ``minimal_scan.py``.
 
 Each raises ValueError with one line naming the argument, the expected and received shapes, and the fix.
 """
@@ -7,6 +7,16 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax.types import Carry, Params
+
+
+def check_gate_blocks(name: str, params: Params, gates: int) -> None:
+    """Raises ValueError unless ``params["kernel"]`` is 2-D with a multiple of ``gates`` columns ([F, G*H])."""
+    kernel = params["kernel"]
+    if kernel.ndim != 2 or kernel.shape[1] % gates:
+        raise ValueError(
+            f"{name}: params['kernel'] must have shape [F, {gates}*H], got {tuple(kernel.shape)}; "
+            f"build the params with init_{name}."
+        )
 
 
 def check_input(name: str, params: Params, x: jax.Array) -> None:

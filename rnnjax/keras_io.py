@@ -1,14 +1,14 @@
-"""Keras interchange: a Keras 3 text classifier as ``(ModelSpec, params)``, and a ``ModelSpec`` as Keras.
+"""Keras import: a Keras 3 text classifier as ``(ModelSpec, params)``; and the one place that loads Keras.
 
 ``import_keras`` reads a Sequential (or a functional model whose layers form one chain) made of InputLayer,
 Embedding, SpatialDropout1D, Dropout, SimpleRNN, LSTM, GRU, Bidirectional and Dense, translates each layer's
 config into the matching ``models`` layer spec, and copies its weights. rnnjax keeps Keras' names and layouts
 (``kernel [F, G*H]``, ``recurrent_kernel [H, G*H]``, ``bias``; GRU reset_after ``bias [2, 3H]``; gate orders
-i, f, c, o and z, r, h), so weights are copied as they are. ``export_keras`` builds the equivalent Keras
-Sequential and sets its weights, so a model can be checked against Keras in both directions.
+i, f, c, o and z, r, h), so weights are copied as they are. The other direction, ``export_keras``, lives in
+``keras_export.py``, so a model can be checked against Keras both ways.
 
-Keras is an optional dependency (the ``test`` extra): it is imported inside the functions, never when this
-module is imported. What the layers compute lives in ``models.py``, ``scan.py`` and ``cells.py``.
+Keras is an optional dependency (the ``test`` extra): ``require_keras`` imports it inside the functions, never when
+this module is imported. What the layers compute lives in ``layers.py``, ``scan.py`` and ``cells.py``.
 """
 
 import os
@@ -19,27 +19,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnjax.cells import ACTIVATIONS
-from rnnjax.models import (
-    Attention,
-    Dense,
-    Dropout,
-    Embedding,
-    Layer,
-    ModelSpec,
-    Recurrent,
-    SpatialDropout1D,
-    layer_names,
-)
+from rnnjax.layers import DENSE_ACTIVATIONS, Dense, Dropout, Embedding, Layer, Recurrent, SpatialDropout1D
+from rnnjax.models import ModelSpec, layer_names
 from rnnjax.types import Params
 
 _CELL_CLASSES = {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
 _MERGE_MODES = ("concat", "sum", "mul", "ave")
-_DENSE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
 _OUTPUT_ACTIVATIONS = ("linear", "sigmoid", "softmax")
 
 
-def _keras():
-    """Imports Keras 3 on first use, so that rnnjax itself never depends on it."""
+def require_keras():
+    """Imports Keras 3 on first use, so that rnnjax itself never depends on it.
+
+    Raises:
+        ImportError: if Keras 3 is not installed.
+    """
     try:
         import keras
     except ImportError as error:
@@ -54,7 +48,7 @@ def _keras():
     return keras
 
 
-def _keras_context():
+def keras_context():
     """Keras' own code relies on implicit rank promotion, which callers (e.g. the tests) may set to raise."""
     return jax.numpy_rank_promotion("allow")
 
@@ -217,9 +211,9 @@ def _import_layer(layer: Any, *, masked: bool) -> tuple[Layer, Params | None]:
         return _import_bidirectional(layer, masked=masked)
     if kind == "Dense":
         activation = _activation_name(layer, config, "activation")
-        if activation not in _DENSE_ACTIVATIONS:
+        if activation not in DENSE_ACTIVATIONS:
             raise _unsupported(
-                layer, f"activation={activation!r} is unsupported; use one of {_DENSE_ACTIVATIONS}"
+                layer, f"activation={activation!r} is unsupported; use one of {DENSE_ACTIVATIONS}"
             )
         use_bias = bool(config["use_bias"])
         spec = Dense(int(config["units"]), activation, use_bias=use_bias)
@@ -299,9 +293,9 @@ def import_keras(path_or_model: Any) -> tuple[ModelSpec, Params]:
             differing backward_layer, Dense activations outside linear/relu/tanh/sigmoid/softmax, non-float32
             dtype policies, or a last layer that is not Dense.
     """
-    keras = _keras()
+    keras = require_keras()
     if isinstance(path_or_model, (str, os.PathLike)):
-        with _keras_context():
+        with keras_context():
             model = keras.models.load_model(path_or_model, compile=False)
     elif isinstance(path_or_model, keras.Model):
         model = path_or_model
@@ -340,107 +334,3 @@ def import_keras(path_or_model: Any) -> tuple[ModelSpec, Params]:
     params = {name: p for name, p in zip(layer_names(spec), weights) if p is not None}
     return spec, params
 
-
-# ------------------------------------------------------------------------------------------------ export
-
-
-def _host(array: jax.Array) -> np.ndarray:
-    return np.asarray(array, np.float32)
-
-
-def _cell_weights(params: Params) -> list[np.ndarray]:
-    names = ("kernel", "recurrent_kernel", "bias") if "bias" in params else ("kernel", "recurrent_kernel")
-    return [_host(params[name]) for name in names]
-
-
-def _export_recurrent(keras, layer: Recurrent, name: str, index: int) -> Any:
-    where = f"export_keras: layer {index} {name!r} (Recurrent)"
-    if layer.peephole:
-        raise ValueError(f"{where}: Keras 3 has no peephole LSTM; export a model with peephole=False.")
-    if layer.bidirectional and layer.go_backwards:
-        raise ValueError(f"{where}: go_backwards has no Keras equivalent inside Bidirectional; set it False.")
-    options = dict(
-        units=layer.hidden_size,
-        return_sequences=layer.return_sequences,
-        go_backwards=layer.go_backwards,
-        dropout=layer.dropout,
-        recurrent_dropout=layer.recurrent_dropout,
-        use_bias=layer.use_bias,
-    )
-    if layer.cell == "simple_rnn":
-        cls = keras.layers.SimpleRNN
-        options["activation"] = layer.activation
-    elif layer.cell == "lstm":
-        cls = keras.layers.LSTM
-        options["unit_forget_bias"] = layer.unit_forget_bias
-    elif layer.cell == "gru":
-        cls = keras.layers.GRU
-        options["reset_after"] = layer.reset_after
-    else:
-        raise ValueError(f"{where}: cell {layer.cell!r} has no Keras layer.")
-    if layer.bidirectional:
-        return keras.layers.Bidirectional(cls(**options), merge_mode=layer.merge_mode, name=name)
-    return cls(**options, name=name)
-
-
-def _export_layer(keras, layer: Layer, name: str, index: int, p: Params | None) -> tuple[Any, list | None]:
-    """One layer spec as ``(Keras layer, its weights for set_weights or None)``."""
-    if isinstance(layer, Embedding):
-        keras_layer = keras.layers.Embedding(
-            layer.vocab_size, layer.embed_dim, mask_zero=layer.mask_zero, name=name
-        )
-        return keras_layer, [_host(p["embeddings"])]
-    if isinstance(layer, SpatialDropout1D):
-        return keras.layers.SpatialDropout1D(layer.rate, name=name), None
-    if isinstance(layer, Dropout):
-        return keras.layers.Dropout(layer.rate, name=name), None
-    if isinstance(layer, Recurrent):
-        keras_layer = _export_recurrent(keras, layer, name, index)
-        if layer.bidirectional:
-            return keras_layer, _cell_weights(p["forward"]) + _cell_weights(p["backward"])
-        return keras_layer, _cell_weights(p)
-    if isinstance(layer, Dense):
-        keras_layer = keras.layers.Dense(layer.units, layer.activation, use_bias=layer.use_bias, name=name)
-        return keras_layer, [_host(p["kernel"])] + ([_host(p["bias"])] if "bias" in p else [])
-    if isinstance(layer, Attention):
-        raise ValueError(f"export_keras: layer {index} {name!r} (Attention) has no Keras equivalent.")
-    raise ValueError(f"export_keras: layer {index} {name!r} ({type(layer).__name__}) is unknown.")
-
-
-def export_keras(spec: ModelSpec, params: Params) -> Any:
-    """Builds the Keras 3 Sequential equivalent to an rnnjax model and sets its weights.
-
-    The Keras layers are named as ``models.layer_names(spec)``. ``keras_model.predict(tokens)`` equals the
-    final activation of ``apply_model(spec, params, tokens)`` (called without ``lengths``; see
-    ``import_keras``), and ``import_keras(keras_model)`` gives ``spec`` and ``params`` back.
-
-    Args:
-        spec: the model.
-        params: its parameters, as from ``init_model`` or ``import_keras``.
-
-    Returns:
-        A built ``keras.Sequential`` whose input is ``[B, T]`` int32 token ids.
-
-    Raises:
-        ImportError: if Keras 3 is not installed.
-        ValueError: for layers Keras cannot express (Attention, peephole LSTM, go_backwards inside
-            Bidirectional) or params whose shapes do not fit the spec.
-    """
-    keras = _keras()
-    with _keras_context():
-        keras_layers, weights = [], []
-        for index, (name, layer) in enumerate(zip(layer_names(spec), spec.layers)):
-            keras_layer, layer_weights = _export_layer(keras, layer, name, index, params.get(name))
-            keras_layers.append(keras_layer)
-            weights.append(layer_weights)
-        model = keras.Sequential([keras.Input(shape=(None,), dtype="int32"), *keras_layers])
-        for keras_layer, layer_weights in zip(keras_layers, weights):
-            if layer_weights is None:
-                continue
-            try:
-                keras_layer.set_weights(layer_weights)
-            except ValueError as error:
-                raise ValueError(
-                    f"export_keras: layer {keras_layer.name!r}: params do not fit the spec ({error})."
-                ) from error
-    return model

@@ -10,85 +10,35 @@ Parameters are a dict keyed by Keras-style layer names (``embedding``, ``lstm``,
 pre-activation when its activation is sigmoid or softmax (the probability is ``sigmoid(logits)``), its output
 when it is linear.
 
-Cells and the time loop live in ``cells.py``/``scan.py``; this file wires layers together and counts them.
+Each layer's record, checks, init and apply live in ``layers.py`` (its records are importable from here too);
+cells and the time loop in ``cells.py``/``scan.py``. This file wires layers together, names them and counts them.
 """
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from rnnjax import attention, scan
-from rnnjax.cells import ACTIVATIONS, get_cell
 from rnnjax.dropout import dropout
-from rnnjax.kernels.fused import Gathered
+from rnnjax.layers import (
+    Attention,
+    Dense,
+    Dropout,
+    Embedding,
+    Layer,
+    Recurrent,
+    SpatialDropout1D,
+    apply_dense,
+    apply_recurrent,
+    check_layer,
+    init_layer,
+    keras_name,
+    output_size,
+)
 from rnnjax.types import Params, PRNGKey
-
-
-@dataclass(frozen=True)
-class Embedding:
-    """Token ids [B, T] -> vectors [B, T, E]; ``mask_zero`` masks id 0 as Keras does (for pre-padded input)."""
-
-    vocab_size: int  # V, ids in [0, V)
-    embed_dim: int  # E
-    mask_zero: bool = False
-
-
-@dataclass(frozen=True)
-class SpatialDropout1D:
-    """Drops whole embedding channels per sequence ([B, 1, E] mask) during training."""
-
-    rate: float
-
-
-@dataclass(frozen=True)
-class Dropout:
-    """Drops single features during training."""
-
-    rate: float
-
-
-@dataclass(frozen=True)
-class Recurrent:
-    """A SimpleRNN, LSTM or GRU layer, optionally wrapped in Bidirectional."""
-
-    cell: str  # simple_rnn | lstm | gru | min_gru | min_lstm
-    hidden_size: int  # H
-    return_sequences: bool = False  # outputs for every step (for a layer above) or the last one
-    bidirectional: bool = False
-    merge_mode: str = "concat"  # concat | sum | mul | ave (bidirectional only)
-    go_backwards: bool = False  # Keras' go_backwards: reverse the sequence; step outputs come out reversed
-    dropout: float = 0.0  # Keras' dropout on the inputs, one mask per sequence
-    recurrent_dropout: float = 0.0  # Keras' recurrent_dropout on h, one mask per sequence
-    activation: str = "tanh"  # simple_rnn's activation
-    reset_after: bool = True  # gru: Keras/cuDNN variant (True) or the original (False)
-    unit_forget_bias: bool = True  # lstm: forget-gate bias initialised to 1
-    peephole: bool = False  # lstm: peephole connections
-    use_bias: bool = True
-    unroll: int = 1  # time steps per scan iteration
-    parallel: bool = False  # min_gru/min_lstm: parallel-in-time associative scan instead of a sequential one
-
-
-@dataclass(frozen=True)
-class Attention:
-    """Additive attention pooling over the outputs of the recurrent layer below ([B, T, D] -> [B, D])."""
-
-    units: int  # A
-
-
-@dataclass(frozen=True)
-class Dense:
-    """A fully connected layer; the last one of a model gives the logits."""
-
-    units: int
-    activation: str = "linear"  # linear | relu | tanh | sigmoid | softmax
-    use_bias: bool = True
-
-
-Layer = Union[Embedding, SpatialDropout1D, Dropout, Recurrent, Attention, Dense]
 
 
 @dataclass(frozen=True)
@@ -101,28 +51,12 @@ class ModelSpec:
         _validate(self)
 
 
-_KERAS_NAMES = {
-    Embedding: "embedding",
-    SpatialDropout1D: "spatial_dropout1d",
-    Dropout: "dropout",
-    Attention: "attention",
-    Dense: "dense",
-}
-_DENSE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
-
-
-def _keras_name(layer: Layer) -> str:
-    if isinstance(layer, Recurrent):
-        return "bidirectional" if layer.bidirectional else layer.cell
-    return _KERAS_NAMES[type(layer)]
-
-
 def layer_names(spec: ModelSpec) -> list[str]:
     """Keras-style unique names of the layers: the type's name, then ``_1``, ``_2``... for repeats."""
     seen: dict[str, int] = {}
     names = []
     for layer in spec.layers:
-        base = _keras_name(layer)
+        base = keras_name(layer)
         names.append(base if base not in seen else f"{base}_{seen[base]}")
         seen[base] = seen.get(base, 0) + 1
     return names
@@ -140,59 +74,12 @@ def _validate(spec: ModelSpec) -> None:
         where = f"ModelSpec layer {index} ({type(layer).__name__})"
         if isinstance(layer, Embedding) and index > 0:
             raise ValueError(f"{where}: only the first layer may be an Embedding.")
-        if isinstance(layer, Embedding) and (layer.vocab_size <= 0 or layer.embed_dim <= 0):
-            raise ValueError(f"{where}: vocab_size and embed_dim must be positive, got {layer}.")
-        if isinstance(layer, (SpatialDropout1D, Dropout)) and not 0.0 <= layer.rate < 1.0:
-            raise ValueError(f"{where}: rate must be in [0, 1), got {layer.rate}.")
-        if isinstance(layer, SpatialDropout1D) and not has_time:
-            raise ValueError(f"{where}: needs a [B, T, E] input; put it before the last recurrent layer.")
-        if isinstance(layer, Recurrent):
-            get_cell(layer.cell)
-            if not has_time:
-                raise ValueError(f"{where}: the layer below returns no sequence; set return_sequences=True on it.")
-            if layer.hidden_size <= 0:
-                raise ValueError(f"{where}: hidden_size must be positive, got {layer.hidden_size}.")
-            if not (0.0 <= layer.dropout < 1.0 and 0.0 <= layer.recurrent_dropout < 1.0):
-                raise ValueError(f"{where}: dropout and recurrent_dropout must be in [0, 1), got {layer}.")
-            if layer.recurrent_dropout and layer.cell.startswith("min_"):
-                raise ValueError(f"{where}: {layer.cell} has no recurrent matmul; set recurrent_dropout=0.")
-            if layer.bidirectional and layer.go_backwards:
-                raise ValueError(f"{where}: go_backwards has no meaning inside Bidirectional; drop one of them.")
-            if layer.merge_mode not in ("concat", "sum", "mul", "ave"):
-                raise ValueError(f"{where}: merge_mode must be concat, sum, mul or ave, got {layer.merge_mode!r}.")
-            if layer.activation not in ACTIVATIONS:
-                raise ValueError(f"{where}: activation must be one of {sorted(ACTIVATIONS)}.")
-            if layer.unroll < 1:
-                raise ValueError(f"{where}: unroll must be >= 1, got {layer.unroll}.")
-            has_time = layer.return_sequences
-        if isinstance(layer, Attention):
-            if not has_time:
-                raise ValueError(f"{where}: needs the recurrent layer below to set return_sequences=True.")
-            if layer.units <= 0:
-                raise ValueError(f"{where}: units must be positive, got {layer.units}.")
-            has_time = False
-        if isinstance(layer, Dense) and (layer.units <= 0 or layer.activation not in _DENSE_ACTIVATIONS):
-            raise ValueError(f"{where}: units must be positive and activation one of {_DENSE_ACTIVATIONS}.")
+        has_time = check_layer(layer, where, has_time)
     if has_time:
         raise ValueError(
             "ModelSpec: the model still has a time axis at its output; set return_sequences=False on the last "
             "recurrent layer or add an Attention layer."
         )
-
-
-def _recurrent_output_size(layer: Recurrent) -> int:
-    if layer.bidirectional and layer.merge_mode == "concat":
-        return 2 * layer.hidden_size
-    return layer.hidden_size
-
-
-def _init_cell(layer: Recurrent, key: PRNGKey, input_size: int) -> Params:
-    options = {"use_bias": layer.use_bias}
-    if layer.cell == "lstm":
-        options.update(unit_forget_bias=layer.unit_forget_bias, peephole=layer.peephole)
-    if layer.cell == "gru":
-        options.update(reset_after=layer.reset_after)
-    return get_cell(layer.cell).init(key, input_size, layer.hidden_size, **options)
 
 
 def init_model(spec: ModelSpec, key: PRNGKey) -> Params:
@@ -208,26 +95,10 @@ def init_model(spec: ModelSpec, key: PRNGKey) -> Params:
     params: Params = {}
     features = 0
     for index, (name, layer) in enumerate(zip(layer_names(spec), spec.layers)):
-        layer_key = jax.random.fold_in(key, index)
-        if isinstance(layer, Embedding):
-            embeddings = jax.random.uniform(layer_key, (layer.vocab_size, layer.embed_dim), jnp.float32, -0.05, 0.05)
-            params[name] = {"embeddings": embeddings}
-            features = layer.embed_dim
-        elif isinstance(layer, Recurrent):
-            if layer.bidirectional:
-                k_fw, k_bw = jax.random.split(layer_key)
-                params[name] = {"forward": _init_cell(layer, k_fw, features), "backward": _init_cell(layer, k_bw, features)}
-            else:
-                params[name] = _init_cell(layer, layer_key, features)
-            features = _recurrent_output_size(layer)
-        elif isinstance(layer, Attention):
-            params[name] = attention.init_attention(layer_key, features, layer.units)
-        elif isinstance(layer, Dense):
-            kernel = jax.nn.initializers.glorot_uniform()(layer_key, (features, layer.units), jnp.float32)
-            params[name] = {"kernel": kernel}
-            if layer.use_bias:
-                params[name]["bias"] = jnp.zeros((layer.units,), jnp.float32)
-            features = layer.units
+        layer_params = init_layer(layer, jax.random.fold_in(key, index), features)
+        if layer_params is not None:
+            params[name] = layer_params
+        features = output_size(layer, features)
     return params
 
 
@@ -304,22 +175,18 @@ def apply_model(
         elif table is not None and isinstance(layer, (SpatialDropout1D, Dropout)):
             pass  # identity here: folding only happens when these layers do nothing
         elif isinstance(layer, Recurrent) and table is not None:
-            x = _apply_recurrent(layer, p, tokens, mask, layer_rng, table=table)
+            x = apply_recurrent(layer, p, tokens, mask, layer_rng, table=table)
             table = None
         elif isinstance(layer, SpatialDropout1D):
             x = dropout(layer_rng, x, layer.rate, shared_axes=(1,))
         elif isinstance(layer, Dropout):
             x = dropout(layer_rng, x, layer.rate)
         elif isinstance(layer, Recurrent):
-            x = _apply_recurrent(layer, p, x, mask, layer_rng)
+            x = apply_recurrent(layer, p, x, mask, layer_rng)
         elif isinstance(layer, Attention):
             x, weights = attention.attention_pool(p, x, mask)
         elif isinstance(layer, Dense):
-            x = x @ p["kernel"].astype(x.dtype)
-            if "bias" in p:
-                x = x + p["bias"].astype(x.dtype).reshape((1,) * (x.ndim - 1) + (-1,))
-            if index != last:
-                x = jax.nn.softmax(x, axis=-1) if layer.activation == "softmax" else ACTIVATIONS[layer.activation](x)
+            x = apply_dense(layer, p, x, activate=index != last)
     logits = x[..., 0] if x.shape[-1] == 1 else x
     return (logits, weights) if return_attention else logits
 
@@ -342,44 +209,6 @@ def _can_fold_embedding(spec: ModelSpec, n_tokens: int, train: bool) -> bool:
     return False
 
 
-def _apply_recurrent(
-    layer: Recurrent,
-    params: Params,
-    x: jax.Array,
-    mask: jax.Array | None,
-    rng: PRNGKey | None,
-    *,
-    table: jax.Array | None = None,
-) -> jax.Array:
-    """Runs one recurrent layer. With ``table`` (the [V, E] embeddings), ``x`` holds token ids and each
-    direction's input projection is gathered from ``project(table)``."""
-    options = dict(
-        return_sequences=layer.return_sequences,
-        unroll=layer.unroll,
-        dropout=layer.dropout,
-        recurrent_dropout=layer.recurrent_dropout,
-        rng=rng,
-    )
-    if layer.cell == "simple_rnn":
-        options["activation"] = layer.activation
-    if layer.cell == "gru":
-        options["reset_after"] = layer.reset_after
-    if layer.parallel:
-        options["parallel"] = True
-    if table is not None:
-        project = get_cell(layer.cell).project
-        gather = lambda p: Gathered(project(p, table), x)  # rows read in place by the native kernels
-        x = (gather(params["forward"]), gather(params["backward"])) if layer.bidirectional else gather(params)
-        options.update(inputs_projected=True, dropout=0.0)
-    if layer.bidirectional:
-        _, outputs = scan.bidirectional(layer.cell, params, x, mask, merge_mode=layer.merge_mode, **options)
-        return outputs
-    _, outputs = scan.run(layer.cell, params, x, mask, reverse=layer.go_backwards, **options)
-    if layer.go_backwards and layer.return_sequences:
-        outputs = jnp.flip(outputs, 1)  # Keras returns a go_backwards layer's outputs in processing order
-    return outputs
-
-
 def count_params(params: Params) -> int:
     """Total number of scalars in a parameter pytree."""
     return int(sum(np.prod(leaf.shape, dtype=np.int64) for leaf in jax.tree_util.tree_leaves(params)))
@@ -398,14 +227,11 @@ def summary(spec: ModelSpec, params: Params) -> str:
     rows = []
     features, has_time = 0, True
     for name, layer in zip(layer_names(spec), spec.layers):
-        if isinstance(layer, Embedding):
-            features = layer.embed_dim
-        elif isinstance(layer, Recurrent):
-            features, has_time = _recurrent_output_size(layer), layer.return_sequences
+        features = output_size(layer, features)
+        if isinstance(layer, Recurrent):
+            has_time = layer.return_sequences
         elif isinstance(layer, Attention):
             has_time = False
-        elif isinstance(layer, Dense):
-            features = layer.units
         kind = type(layer).__name__
         if isinstance(layer, Recurrent):
             cell_kind = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU", "min_gru": "MinGRU",
@@ -503,3 +329,29 @@ def replace_layer(spec: ModelSpec, index: int, **changes) -> ModelSpec:
     layers = list(spec.layers)
     layers[index] = dataclasses.replace(layers[index], **changes)
     return ModelSpec(tuple(layers))
+
+
+def spec_to_dict(spec: ModelSpec) -> dict:
+    """A JSON-serialisable description of a ModelSpec: its layers with their type names and fields."""
+    return {"layers": [{"type": type(layer).__name__, **dataclasses.asdict(layer)} for layer in spec.layers]}
+
+
+def spec_from_dict(payload: dict) -> ModelSpec:
+    """Rebuilds the ModelSpec that ``spec_to_dict`` described (JSON lists become tuples).
+
+    Raises:
+        ValueError: for an unknown layer type, fields a layer does not have, or a payload of another shape.
+    """
+    kinds = {cls.__name__: cls for cls in (Embedding, SpatialDropout1D, Dropout, Recurrent, Attention, Dense)}
+    layers = []
+    try:
+        for entry in payload["layers"]:
+            fields = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}
+            kind = fields.pop("type")
+            if kind not in kinds:
+                raise ValueError(f"unknown layer type {kind!r}; expected one of {sorted(kinds)}")
+            layers.append(kinds[kind](**fields))
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"not a model description ({type(error).__name__}: {error})") from None
+    return ModelSpec(tuple(layers))
+

@@ -10,22 +10,90 @@ A reversed layer flips the time axis, scans, and flips the outputs back: real st
 first, padding stays where it was, and outputs are aligned with the inputs. Without a mask every step is
 processed, as Keras does for ``mask_zero=False``.
 
-Cell equations live in ``cells.py``; embedding, dense layers and attention in ``models.py``/``attention.py``.
+Fast paths: ``FAST_PATHS`` maps a cell definition's ``recur`` function to a whole-sequence implementation of it
+(a ``FastPath``: hand-written backward passes, native kernels). ``rnnjax.kernels`` fills it for the stock
+SimpleRNN, LSTM and GRU when it is imported (``import rnnjax`` imports it). ``run`` and ``bidirectional`` use a
+fast path only for the ``recur`` it was attached to, so a cell replaced in ``cells.CELLS`` runs as written, and
+everything here works with ``FAST_PATHS`` empty.
+
+Cell equations live in ``cells.py``; embedding, dense layers and attention in ``layers.py``/``attention.py``; the
+fast paths themselves in ``rnnjax/kernels``.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from rnnjax.cells import get_cell
+from rnnjax.cells import Cell, get_cell
 from rnnjax.dropout import dropout_mask
-from rnnjax.kernels.fused import Gathered, materialize, run_fused, supports
-from rnnjax.minimal import MINIMAL_CELLS, run_parallel
+from rnnjax.minimal import MINIMAL_CELLS
+from rnnjax.minimal_scan import parallel_form, run_parallel
 from rnnjax.types import Carry, Params, PRNGKey
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
 _RUN_OPTIONS = ("fused", "parallel", "unroll", "dropout", "recurrent_dropout", "inputs_projected")  # run()'s own keywords
+
+
+class Gathered(NamedTuple):
+    """Projected inputs given as rows of a table: ``xw[t, b] = table[ids[t, b]]`` (an embedding folded into the
+    input projection, see ``models.apply_model``). A fast path may read the rows in place; every other path
+    gathers them first (``materialize``). Shapes: ``table [V, G*H]``, ``ids [T, B]`` int32; with a direction
+    axis, ``table [D, V, G*H]`` and ``ids [T, D, B]``.
+    """
+
+    table: jax.Array
+    ids: jax.Array
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the gathered array."""
+        return tuple(self.ids.shape) + tuple(self.table.shape[-1:])
+
+    @property
+    def dtype(self):
+        return self.table.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.ids.ndim + 1
+
+
+def materialize(xw: jax.Array | Gathered) -> jax.Array:
+    """The projected inputs as one array (gathering the rows of a ``Gathered``)."""
+    if not isinstance(xw, Gathered):
+        return xw
+    if xw.table.ndim == 2:
+        return jnp.take(xw.table, xw.ids, axis=0)
+    take = lambda table, ids: jnp.take(table, ids, axis=0)
+    return jax.vmap(take, in_axes=(0, 1), out_axes=1)(xw.table, xw.ids)
+
+
+class FastPath(NamedTuple):
+    """A whole-sequence implementation of one cell definition's recurrence: the same function as the masked
+    ``lax.scan`` over its ``recur``, computed (or differentiated) faster.
+
+    ``covers(params, cell_options) -> bool``: whether it implements this call (e.g. no recurrent dropout).
+    ``run(params, xw_tbg, mask_tb, carry, *, return_sequences, **cell_options) -> (ys_tbh or None, carry)``:
+    from projected, time-major inputs ``xw_tbg [T, B, G*H]`` (or a ``Gathered``), ``mask_tb [T, B]`` or None
+    and a carry of [B, H] arrays; outputs are zero at masked steps, and None without ``return_sequences``. Given
+    a list of params (one per direction), every other argument has a direction axis after time
+    (``[T, D, B, ...]``, carry ``[D, B, H]``) and the directions run in one loop.
+    """
+
+    covers: Callable[[Params, dict], bool]
+    run: Callable
+
+
+# A stock cell's ``recur`` function -> its fast path; filled by ``rnnjax.kernels`` when it is imported.
+FAST_PATHS: dict[Callable, FastPath] = {}
+
+
+def _fast_path(fns: Cell, params: Params, cell_options: dict) -> FastPath | None:
+    """The fast path attached to this cell definition's ``recur`` if it covers the call, else None."""
+    fast = FAST_PATHS.get(fns.recur)
+    return fast if fast is not None and fast.covers(params, cell_options) else None
 
 
 def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
@@ -97,10 +165,11 @@ def run(
         dropout: Keras' ``dropout``: fraction of input features dropped, one mask per sequence for all steps.
         recurrent_dropout: Keras' ``recurrent_dropout``: the same for h where it enters the recurrent matmul.
         rng: key for the dropout masks; dropout is applied only when it is given.
-        fused: use the hand-written backward pass of ``fused.py`` where it covers the cell (the same function,
-            differentiated faster); False forces the plain scan differentiated by autodiff.
-        parallel: for min_gru and min_lstm, solve the linear recurrence with ``lax.associative_scan`` in log
-            space (O(log T) depth; pays on accelerators) instead of a sequential scan. Same values.
+        fused: use the fast path attached to the cell's definition (``FAST_PATHS``: hand-written backward
+            passes, native kernels) where it covers the call (the same function, computed faster); False forces
+            the plain scan differentiated by autodiff.
+        parallel: for the stock min_gru and min_lstm, solve the linear recurrence with ``lax.associative_scan``
+            in log space (O(log T) depth; pays on accelerators) instead of a sequential scan. Same values.
         inputs_projected: ``xs`` are already ``x @ kernel + input bias`` ([B, T, G*H]), e.g. gathered from an
             embedding table multiplied by the kernel once (see ``models.apply_model``); ``dropout`` must be 0.
         **cell_options: static options of the cell's step (e.g. ``activation`` for simple_rnn).
@@ -116,14 +185,16 @@ def run(
         cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, recurrent_dropout, rng, inputs_projected,
         cell_options,
     )
-    if parallel and cell in MINIMAL_CELLS and unroll == 1 and not cell_options:
-        ys_tbh, carry = run_parallel(cell, materialize(xw_tbg), mask_tb, carry)
+    fns = get_cell(cell)
+    parallel_cell = parallel_form(fns.recur) if parallel else None  # only the stock definitions have one
+    if parallel_cell and unroll == 1 and not cell_options:
+        ys_tbh, carry = run_parallel(parallel_cell, materialize(xw_tbg), mask_tb, carry)
         return _finish(carry, ys_tbh, reverse, return_sequences)
-    if fused and unroll == 1 and supports(cell, params, cell_options):
-        ys_tbh, carry = run_fused(cell, params, xw_tbg, mask_tb, carry, return_sequences=return_sequences,
-                                  **cell_options)
+    fast = _fast_path(fns, params, cell_options) if fused and unroll == 1 else None
+    if fast is not None:
+        ys_tbh, carry = fast.run(params, xw_tbg, mask_tb, carry, return_sequences=return_sequences, **cell_options)
         return _finish(carry, ys_tbh, reverse, return_sequences)
-    recur = get_cell(cell).recur
+    recur = fns.recur
     xw_tbg = materialize(xw_tbg)
 
     def step(carry, inputs):
@@ -172,7 +243,7 @@ def _prepare(cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, rec
         if recurrent_dropout > 0:
             cell_options["recurrent_mask"] = dropout_mask(rec_key, recurrent_dropout, (batch, hidden), dtype)
     # Time-major once: transpose x (F wide) rather than the projection (G*H wide), then one matmul for all steps.
-    # Projected inputs given as table rows (fused.Gathered) stay so: only their ids move.
+    # Projected inputs given as table rows (Gathered) stay so: only their ids move.
     time_major = lambda a: jnp.flip(jnp.swapaxes(a, 0, 1), 0) if reverse else jnp.swapaxes(a, 0, 1)
     if isinstance(xs_btf, Gathered):
         xw_tbg = Gathered(xs_btf.table, time_major(xs_btf.ids))
@@ -263,14 +334,16 @@ def bidirectional(
 
         fw_xw, fw_mask, fw_init, fw_opts = prepare("forward", fw_xs, fw_carry, fw_rng)
         bw_xw, bw_mask, bw_init, bw_opts = prepare("backward", bw_xs, bw_carry, bw_rng)
-        if supports(cell, params["forward"], fw_opts) and supports(cell, params["backward"], bw_opts):
+        fns = get_cell(cell)
+        fast = _fast_path(fns, params["forward"], fw_opts)
+        if fast is not None and fast.covers(params["backward"], bw_opts):
             # Both directions in one scan: a direction axis after time, one batched recurrent matmul per step.
             if isinstance(fw_xw, Gathered):
                 xw_tdbg = Gathered(jnp.stack([fw_xw.table, bw_xw.table]), jnp.stack([fw_xw.ids, bw_xw.ids], 1))
             else:
                 xw_tdbg = jnp.stack([fw_xw, bw_xw], 1)
-            ys_tdbh, carry = run_fused(
-                cell, [params["forward"], params["backward"]], xw_tdbg,
+            ys_tdbh, carry = fast.run(
+                [params["forward"], params["backward"]], xw_tdbg,
                 None if fw_mask is None else jnp.stack([fw_mask, bw_mask], 1),
                 tuple(jnp.stack(pair) for pair in zip(fw_init, bw_init)), return_sequences=return_sequences, **fw_opts,
             )

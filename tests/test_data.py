@@ -1,4 +1,5 @@
-"""Tests for rnnjax.data.datasets: TFDS builders from every source, splits, batches, bad input, the stats script."""
+"""Tests for rnnjax.data.datasets and .sources: TFDS builders from every source, splits, batches, bad input, the
+stats script."""
 
 import gzip
 import io
@@ -15,6 +16,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from rnnjax.data import datasets as data
+from rnnjax.data import sources
 from rnnjax.data import text
 from rnnjax.configs import default
 
@@ -80,13 +82,13 @@ def _records(source) -> list[tuple[str, int]]:
 
 @pytest.mark.parametrize("layout", ["jsonl", "folder", "tar"])
 def test_prepare_imdb_from_each_local_layout(imdb_sources, tmp_path, layout):
-    sources = data.prepare_imdb(data_dir=tmp_path, source_dir=imdb_sources[layout])
-    assert set(sources) == {"train", "test", "unsupervised"}
+    prepared = data.prepare_imdb(data_dir=tmp_path, source_dir=imdb_sources[layout])
+    assert set(prepared) == {"train", "test", "unsupervised"}
     for split, name in (("train", "train"), ("test", "test"), ("unsupervised", "unsup")):
         expected = sorted((r["text"].strip(), r["label"]) for r in TINY_IMDB[name])
-        assert sorted(_records(sources[split])) == expected
+        assert sorted(_records(prepared[split])) == expected
     reference = data.prepare_imdb(data_dir=tmp_path / "ref", source_dir=imdb_sources["jsonl"])
-    assert _records(sources["train"]) == _records(reference["train"])  # same order from every source
+    assert _records(prepared["train"]) == _records(reference["train"])  # same order from every source
 
 
 def test_prepare_imdb_accepts_the_aclimdb_folder_a_folder_holding_the_tarball_and_a_jsonl_file(
@@ -111,7 +113,7 @@ def test_prepare_imdb_accepts_the_aclimdb_folder_a_folder_holding_the_tarball_an
 
 def test_prepared_imdb_is_reused_without_the_source(imdb_sources, tmp_path, monkeypatch):
     first = _records(data.prepare_imdb(data_dir=tmp_path, source_dir=imdb_sources["jsonl"])["test"])
-    monkeypatch.setattr(data, "_download_imdb", _no_download)
+    monkeypatch.setattr(sources, "_download_imdb", _no_download)
     assert _records(data.prepare_imdb(data_dir=tmp_path)["test"]) == first
     assert _records(data.prepare_imdb(data_dir=tmp_path, source_dir=tmp_path / "gone")["test"]) == first
 
@@ -138,12 +140,12 @@ def test_stock_imdb_reviews_prepared_as_array_record_is_read(tmp_path, monkeypat
                 yield i, {"text": f"stock {split} {i}", "label": -1 if split == "unsupervised" else i % 2}
 
     Stock(data_dir=tmp_path, file_format="array_record").download_and_prepare()
-    monkeypatch.setattr(data, "_download_imdb", _no_download)
+    monkeypatch.setattr(sources, "_download_imdb", _no_download)
     assert min(_records(data.prepare_imdb(data_dir=tmp_path)["test"])) == ("stock test 0", 0)
 
 
 def test_imdb_download_is_checksum_registered_and_fails_fast_offline(tmp_path, monkeypatch):
-    info = data.ImdbReviews.url_infos[data.IMDB_URL]
+    info = sources.ImdbReviews.url_infos[sources.IMDB_URL]
     assert (info.checksum, info.size) == (
         "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
         84125825,
@@ -152,7 +154,7 @@ def test_imdb_download_is_checksum_registered_and_fails_fast_offline(tmp_path, m
     def offline(*args, **kwargs):
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(data.socket, "create_connection", offline)
+    monkeypatch.setattr(sources.socket, "create_connection", offline)
     with pytest.raises(data.DataError, match="aclImdb_v1.tar.gz: cannot connect"):
         data.prepare_imdb(data_dir=tmp_path)
 
@@ -165,7 +167,7 @@ def test_imdb_download_uses_the_tfds_cache_and_reports_a_failed_download(tmp_pat
             self.results = [tmp_path / "archive", RuntimeError("wrong checksum")]
 
         def download(self, url):
-            assert url == data.IMDB_URL
+            assert url == sources.IMDB_URL
             result = self.results.pop(0)
             if isinstance(result, Exception):
                 raise result
@@ -174,14 +176,14 @@ def test_imdb_download_uses_the_tfds_cache_and_reports_a_failed_download(tmp_pat
     def offline(*args, **kwargs):
         raise OSError("offline")
 
-    monkeypatch.setattr(data.socket, "create_connection", offline)
-    (tmp_path / tfds.core.download.resource.get_dl_fname(data.IMDB_URL, data.IMDB_SHA256)).touch()
+    monkeypatch.setattr(sources.socket, "create_connection", offline)
+    (tmp_path / tfds.core.download.resource.get_dl_fname(sources.IMDB_URL, sources.IMDB_SHA256)).touch()
     downloads = Downloads()
     assert (
-        data._download_imdb(downloads) == tmp_path / "archive"
+        sources._download_imdb(downloads) == tmp_path / "archive"
     )  # cached under its checksum: no network needed
     with pytest.raises(data.DataError, match=r"download failed \(RuntimeError: wrong checksum\)"):
-        data._download_imdb(downloads)
+        sources._download_imdb(downloads)
 
 
 def _config(tmp_path, **overrides):
@@ -192,7 +194,7 @@ def _config(tmp_path, **overrides):
 
 
 def test_imdb_falls_back_to_synthetic_only_when_allowed(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_download_imdb", _no_download)
+    monkeypatch.setattr(sources, "_download_imdb", _no_download)
     splits = data.load_splits(_config(tmp_path, synthetic_examples=200), seed=0)
     assert splits["name"] == "synthetic" and len(splits["test"]["label"]) == 40
     with pytest.raises(data.DataError, match="no download"):
@@ -569,9 +571,9 @@ def real_imdb(tmp_path_factory) -> tuple[Path, dict]:
     if not (IMDB_DIR / "train.jsonl.gz").exists():
         pytest.skip(f"real IMDB not found at {IMDB_DIR}")
     data_dir = tmp_path_factory.mktemp("tfds_imdb")
-    sources = data.prepare_imdb(data_dir=data_dir, source_dir=IMDB_DIR)
-    assert len(sources["unsupervised"]) == 50000
-    return data_dir, {split: data._read_source(sources[split]) for split in ("train", "test")}
+    prepared = data.prepare_imdb(data_dir=data_dir, source_dir=IMDB_DIR)
+    assert len(prepared["unsupervised"]) == 50000
+    return data_dir, {split: sources.read_source(prepared[split]) for split in ("train", "test")}
 
 
 def test_real_imdb_counts_and_texts(real_imdb):

@@ -23,7 +23,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import rnnjax  # noqa: E402
-from rnnjax import keras_io, scan  # noqa: E402
+from rnnjax import keras_export, keras_io, scan  # noqa: E402
 from rnnjax.cells import CELLS  # noqa: E402
 
 L = keras.layers
@@ -370,7 +370,7 @@ def test_import_keras_model_round_trips(rng, tmp_path, name):
 
 def _check_export(label: str, spec, params, tokens) -> None:
     """export_keras gives Keras' predict = rnnjax's probabilities; import_keras gives spec and params back."""
-    exported = keras_io.export_keras(spec, params)
+    exported = keras_export.export_keras(spec, params)
     assert [layer.name for layer in exported.layers] == rnnjax.layer_names(spec)
     assert exported.count_params() == rnnjax.count_params(params)
     _check(label, _predict(exported, tokens), _probabilities(spec, params, tokens))
@@ -522,7 +522,7 @@ def test_export_attention_raises(rng):
     spec = rnnjax.make_classifier(cell="lstm", vocab_size=20, embed_dim=F, hidden_size=H, attention_units=3)
     params = _randomize(jax.eval_shape(lambda k: rnnjax.init_model(spec, k), jax.random.key(0)), rng)
     with pytest.raises(ValueError, match=r"'attention' \(Attention\)"):
-        keras_io.export_keras(spec, params)
+        keras_export.export_keras(spec, params)
 
 
 def test_missing_keras_raises_import_error(monkeypatch):
@@ -532,7 +532,7 @@ def test_missing_keras_raises_import_error(monkeypatch):
 
 
 def test_rnnjax_does_not_import_keras():
-    code = "import sys, rnnjax, rnnjax.keras_io; sys.exit('keras' in sys.modules)"
+    code = "import sys, rnnjax, rnnjax.keras_io, rnnjax.keras_export; sys.exit('keras' in sys.modules)"
     repo = pathlib.Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=repo, check=False).returncode == 0
 
@@ -557,9 +557,8 @@ def test_training_steps_match_keras_fit_step_by_step(cell):
     gradient through the masked recurrence (native kernels included) and Keras' RMSprop rule agree."""
     import optax
 
-    from rnnjax.training import optim
-    from rnnjax.training import train
     from rnnjax.configs import default
+    from rnnjax.training import classifier, loop, optim
 
     vocab, steps, batch, length = 40, 6, 16, 12
     rng = np.random.default_rng(0)
@@ -577,8 +576,9 @@ def test_training_steps_match_keras_fit_step_by_step(cell):
     opt = default.get_config().opt
     opt.learning_rate = 1e-2
     tx = optim.make_optimizer(opt, steps)
-    state = train.TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), jax.random.key(0))
-    train_step = train.make_train_step(train.ModelConfig(spec=spec, use_lengths=False), tx)
+    state = loop.TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), jax.random.key(0))
+    task = classifier.classifier_task(classifier.ModelConfig(spec=spec, use_lengths=False))
+    train_step, _, _ = loop.make_steps(task, tx)
     for _ in range(steps):
         lengths = rng.integers(1, length + 1, batch)
         tokens = np.where(np.arange(length) < lengths[:, None], rng.integers(1, vocab, (batch, length)), 0)

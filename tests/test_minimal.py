@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from rnnjax import minimal
+from rnnjax import minimal, minimal_scan
 
 B, T, F, H = 4, 6, 5, 3
 NAMES = ["min_gru", "min_lstm"]
@@ -16,7 +16,7 @@ GATES = {"min_gru": 2, "min_lstm": 3}
 INIT = {"min_gru": minimal.init_min_gru, "min_lstm": minimal.init_min_lstm}
 CARRY = {"min_gru": minimal.min_gru_carry, "min_lstm": minimal.min_lstm_carry}
 STEP = {"min_gru": minimal.min_gru, "min_lstm": minimal.min_lstm}
-SEQUENCE = {"min_gru": minimal.min_gru_sequence, "min_lstm": minimal.min_lstm_sequence}
+SEQUENCE = {"min_gru": minimal_scan.min_gru_sequence, "min_lstm": minimal_scan.min_lstm_sequence}
 
 
 # ------------------------------------------------------------------------ NumPy float64 reference (the paper)
@@ -319,4 +319,25 @@ def test_empty_time_axis_returns_the_initial_carry(key, name):
         assert ys.shape == (B, 0, H)
         np.testing.assert_array_equal(h, h0[0])
     with pytest.raises(ValueError, match="unknown cell 'gru'"):
-        minimal.run_parallel("gru", jnp.ones((T, B, 3 * H)), None, h0)
+        minimal_scan.run_parallel("gru", jnp.ones((T, B, 3 * H)), None, h0)
+
+
+def test_parallel_form_runs_only_for_the_stock_definitions(key, monkeypatch):
+    """``parallel=True`` solves the stock minGRU's recurrence; a minGRU replaced in CELLS runs as written."""
+    from rnnjax import cells, scan
+
+    params = _random_params(_rng(key), "min_gru")
+    xs = _normal(_rng(key), (B, T, F))
+    assert minimal_scan.parallel_form(minimal.min_gru_recur) == "min_gru"
+
+    def doubled_recur(params, carry, xw):  # the user's minGRU
+        (h,), _ = minimal.min_gru_recur(params, carry, xw)
+        return (2.0 * h,), 2.0 * h
+
+    assert minimal_scan.parallel_form(doubled_recur) is None
+    _, stock = scan.run("min_gru", params, xs, parallel=True)
+    monkeypatch.setitem(cells.CELLS, "min_gru", cells.CELLS["min_gru"]._replace(recur=doubled_recur))
+    _, parallel = scan.run("min_gru", params, xs, parallel=True)
+    _, sequential = scan.run("min_gru", params, xs, parallel=False)
+    np.testing.assert_array_equal(parallel, sequential)
+    assert not np.allclose(parallel, stock)

@@ -7,7 +7,8 @@ import pytest
 
 import rnnjax
 from rnnjax import models
-from rnnjax.models import Attention, Dense, Dropout, Embedding, ModelSpec, Recurrent, SpatialDropout1D
+from rnnjax.layers import Attention, Dense, Dropout, Embedding, Recurrent, SpatialDropout1D
+from rnnjax.models import ModelSpec
 from tests import reference
 
 CHAPTER = dict(vocab_size=8000, embed_dim=32, hidden_size=32, spatial_dropout=0.4, dropout=0.4)

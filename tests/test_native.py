@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from rnnjax import models, scan
-from rnnjax.kernels import fused
-from rnnjax.kernels import native
+from rnnjax.kernels import fused, native, native_calls
 
 pytestmark = pytest.mark.skipif(
     not native.available(), reason="native kernels unavailable (no C++ compiler, or disabled)"
@@ -121,8 +120,8 @@ def test_models_use_the_native_path_on_cpu_and_match_without_it(key, monkeypatch
     tokens = jax.random.randint(key, (B, T), 1, 50)
     lengths = jnp.arange(B) % (T + 1)
     calls = []
-    real = fused._run_native
-    monkeypatch.setattr(fused, "_run_native", lambda *a: calls.append(1) or real(*a))
+    real = native_calls.run_native
+    monkeypatch.setattr(native_calls, "run_native", lambda *a: calls.append(1) or real(*a))
     with_native = models.apply_model(spec, params, tokens, lengths)
     assert calls, f"the CPU float32 {cell} did not take the native path"
     native.configure(enabled=False)
@@ -144,24 +143,24 @@ def test_gathered_inputs_equal_the_gathered_array(key, monkeypatch, rule, direct
     k1, k2 = jax.random.split(jax.random.fold_in(key, 1))
     table = jax.random.normal(k1, (vocab, gates) if directions is None else (directions, vocab, gates))
     ids = jax.random.randint(k2, xw.shape[:-1], 0, vocab)
-    gathered = fused.Gathered(table, ids)
+    gathered = scan.Gathered(table, ids)
 
     def value_and_grads(use_native, inputs):
         loss = _scalar_loss(rule, True, True, use_native, monkeypatch)
-        with_table = lambda p, t, c: loss(p, inputs(fused.Gathered(t, ids)), mask, c)
+        with_table = lambda p, t, c: loss(p, inputs(scan.Gathered(t, ids)), mask, c)
         return jax.jit(jax.value_and_grad(with_table, (0, 1, 2)))(params, table, carry)
 
     value, grads = value_and_grads(True, lambda g: g)
-    ref_value, ref_grads = value_and_grads(False, fused.materialize)
+    ref_value, ref_grads = value_and_grads(False, scan.materialize)
     np.testing.assert_allclose(value, ref_value, rtol=1e-5)
     for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads), strict=True):
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
-    assert fused.materialize(gathered).shape == gathered.shape == xw.shape
+    assert scan.materialize(gathered).shape == gathered.shape == xw.shape
 
     monkeypatch.setattr(fused, "_use_native", lambda name, dtype: name in fused._NATIVE)
     cell, _, options = CELLS[rule]
     bad = ids.at[2, ..., 3].set(vocab)  # one row's third step reads past the table
-    ys, _ = fused.run_fused(cell, params, fused.Gathered(table, bad), None, carry, **options)
+    ys, _ = fused.run_fused(cell, params, scan.Gathered(table, bad), None, carry, **options)
     assert np.isnan(np.asarray(ys)[2:, ..., 3, :]).all() and np.isfinite(np.asarray(ys)[:2]).all()
 
 

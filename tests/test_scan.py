@@ -245,3 +245,47 @@ def test_bad_inputs_raise_value_error(key):
         scan.bidirectional("lstm", {"forward": params, "backward": params}, jnp.ones((B, T, F)), merge_mode="max")
     with pytest.raises(ValueError, match="dropout rate must be in"):
         scan.run("lstm", params, jnp.ones((B, T, F)), dropout=1.0, rng=key)
+
+
+def test_fast_paths_run_only_for_the_stock_definition(key, monkeypatch):
+    """A fast path is attached to a cell definition's ``recur``: the stock LSTM takes it, in ``run`` and in
+    ``bidirectional``; an LSTM replaced in CELLS (same name, its own recur) runs as written."""
+    params = _random_params(key, "lstm", {})
+    xs = jax.random.normal(jax.random.fold_in(key, 1), (B, T, F))
+    mask = scan.sequence_mask(jnp.array([T, 2, 0]), T)
+    stock = scan.FAST_PATHS[cells.lstm_recur]
+    calls = []
+    counted = scan.FastPath(stock.covers, lambda *a, **k: calls.append(1) or stock.run(*a, **k))
+    monkeypatch.setitem(scan.FAST_PATHS, cells.lstm_recur, counted)
+    scan.run("lstm", params, xs, mask)
+    scan.bidirectional("lstm", {"forward": params, "backward": params}, xs, mask)
+    assert len(calls) == 2
+
+    def damped_recur(params, carry, xw, **options):  # the user's LSTM: its output and state scaled by 0.5
+        (h, c), _ = cells.lstm_recur(params, carry, xw, **options)
+        return (0.5 * h, c), 0.5 * h
+
+    monkeypatch.setitem(cells.CELLS, "lstm", cells.CELLS["lstm"]._replace(recur=damped_recur))
+    (h, _), ys = scan.run("lstm", params, xs, mask)
+    _, ys_bi = scan.bidirectional("lstm", {"forward": params, "backward": params}, xs, mask, merge_mode="none")
+    assert len(calls) == 2
+    carry, xw = cells.lstm_carry(params, (B,)), cells.CELLS["lstm"].project(params, xs)
+    for t in range(T):
+        new, y = damped_recur(params, carry, xw[:, t])
+        m = mask[:, t, None]
+        carry = tuple(jnp.where(m, n, o) for n, o in zip(new, carry))
+        np.testing.assert_allclose(ys[:, t], jnp.where(m, y, 0.0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(h, carry[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ys_bi[0], ys, rtol=1e-6, atol=1e-7)
+
+
+def test_the_core_runs_without_fast_paths(key, monkeypatch):
+    """Nothing in the core depends on the kernels being attached: without them the plain scan runs."""
+    params = _random_params(key, "gru", {})
+    xs = jax.random.normal(jax.random.fold_in(key, 1), (B, T, F))
+    mask = scan.sequence_mask(jnp.array([T, 2, 0]), T)
+    with_fast = scan.bidirectional("gru", {"forward": params, "backward": params}, xs, mask)
+    monkeypatch.setattr(scan, "FAST_PATHS", {})
+    without = scan.bidirectional("gru", {"forward": params, "backward": params}, xs, mask)
+    for got, want in zip(jax.tree.leaves(without), jax.tree.leaves(with_fast), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -18,7 +18,7 @@ Result (one NVIDIA H100 shared with another run, LM as in lm_gru.py): test accur
 78 s of training (313 steps per epoch), plus 178 s for the language model. The same model from random
 weights (imdb_pretrained_scratch.py): 87.13%. With gradual unfreezing (imdb_pretrained_unfreeze.py): 91.94%.
 
-``config.init`` is read by ``rnnjax.training.transfer`` (prepare_workdir / make_optimizer / init_state).
+``config.init`` is read by ``rnnjax.training.classifier`` (init_block / make_optimizer / initial_params).
 """
 
 import ml_collections

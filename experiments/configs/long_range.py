@@ -1,7 +1,7 @@
 """Long-range memory: test accuracy of SimpleRNN, LSTM and GRU as the synthetic cue moves away from the end.
 
 Question: how far back can each cell carry the label cue of ``rnnjax.data.synthetic`` (and the gradient reach),
-with Keras' default initialisation and with chrono initialisation (``rnnjax.analysis.diagnostics.chrono_init``) of the
+with Keras' default initialisation and with chrono initialisation (``rnnjax.initializers.chrono_init``) of the
 LSTM forget-gate / GRU update-gate biases?
 
 Command (default distances 10, 50, 100; ``--full`` for 10, 50, 100, 200, 500, 1000):

@@ -1,0 +1,1 @@
+"""Configurations: ``default.get_config()``, the single source of hyperparameters."""

@@ -140,7 +140,18 @@ def _verify(folder: Path, run_id: str | None) -> None:
 
 
 def _abstract(tree: Any) -> Any:
-    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+    """Shapes, dtypes and shardings to restore into; a leaf without a sharding (``jax.eval_shape``) goes to this
+    process's first device, since the saved sharding may name devices that do not exist here (a checkpoint of a
+    data-parallel or multi-process run read by one process)."""
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+    def leaf(x: Any) -> jax.ShapeDtypeStruct:
+        struct = ocp.utils.to_shape_dtype_struct(x)
+        if getattr(struct, "sharding", None) is None:
+            struct = jax.ShapeDtypeStruct(struct.shape, struct.dtype, sharding=device)
+        return struct
+
+    return jax.tree.map(leaf, tree)
 
 
 def restore(folder: Path, step: int, params: Any, state: Any | None, run_id: str | None) -> tuple:
@@ -198,7 +209,8 @@ def restore_latest(run: Any, params: Any, state: Any) -> tuple | None:
             return restore(folder, step, params, state, run.run_id)
         except Damaged as error:
             damaged += 1
-            _move_aside(folder, step, error)
+            if jax.process_index() == 0:  # every process finds the same damage; one moves it
+                _move_aside(folder, step, error)
     if damaged:
         raise RunError(
             f"every checkpoint in {folder} is damaged ({damaged} moved to {folder}-damaged); the run cannot "

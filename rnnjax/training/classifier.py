@@ -237,9 +237,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     with runs.open_run(
         workdir, kind="classifier", config=config.to_dict(), mutable=settings.MUTABLE, keep_checkpoints=int(train_cfg.keep_checkpoints)
     ) as run:
-        if not (workdir / text.VOCABULARY_FILE).exists():
-            text.save_vocabulary(vocab, workdir)
-        runs.write_json(workdir / runs.KINDS["classifier"], {"use_lengths": model_cfg.use_lengths, **runs.model_to_dict(model_cfg.spec)})
+        if jax.process_index() == 0:  # in a multi-process run, process 0 writes the run's files
+            if not (workdir / text.VOCABULARY_FILE).exists():
+                text.save_vocabulary(vocab, workdir)
+            runs.write_json(workdir / runs.KINDS["classifier"], {"use_lengths": model_cfg.use_lengths, **models.spec_to_dict(model_cfg.spec)})
         task = classifier_task(model_cfg)
         state = loop.create_state(task, tx, int(config.seed), initial_params(config, model_cfg.spec, vocab) if not run.resumed else None)
         result = loop.fit(task, tx, state, run, train_data, val_data, options, optim.make_schedule(config.opt, total_steps))
@@ -285,4 +286,4 @@ def load_params(workdir: str | Path, which: str = "final") -> Params:
 
 def _model(run: runs.Run) -> tuple[models.ModelSpec, bool]:
     saved = runs.read_json(run.workdir / runs.KINDS["classifier"])
-    return runs.model_from_dict(saved), bool(saved.get("use_lengths", True))
+    return models.spec_from_dict(saved), bool(saved.get("use_lengths", True))

@@ -101,9 +101,10 @@ def train_lm(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[lo
         workdir, kind="language_model", config=config.to_dict(), mutable=settings.MUTABLE,
         keep_checkpoints=int(train_cfg.keep_checkpoints),
     ) as run:
-        if saved_vocab is None:
-            text.save_vocabulary(splits["vocabulary"], workdir)
-        runs.write_json(workdir / runs.KINDS["language_model"], lm.spec_to_dict(spec))
+        if jax.process_index() == 0:  # in a multi-process run, process 0 writes the run's files
+            if saved_vocab is None:
+                text.save_vocabulary(splits["vocabulary"], workdir)
+            runs.write_json(workdir / runs.KINDS["language_model"], lm.spec_to_dict(spec))
         task = lm_task(spec)
         state = loop.create_state(task, tx, int(config.seed))
         print(

@@ -220,7 +220,8 @@ def check_run(workdir: str | Path, *, kind: str, config: Mapping[str, Any], muta
     if exists:
         _check_config(workdir, config, mutable)
         _check_identity(workdir)
-        if (workdir / LOCK_FILE).exists():
+        # Process 0 of a multi-process run may already hold the lock for all of them; it alone probes it.
+        if (workdir / LOCK_FILE).exists() and jax.process_index() == 0:
             fd = os.open(workdir / LOCK_FILE, os.O_RDONLY)
             try:
                 with _lock_fd(workdir, fd):
@@ -283,6 +284,8 @@ def open_run(
     exists = _check_directory(workdir, kind)
     if exists:
         _check_config(workdir, config, mutable)  # refused before the lock is even taken
+    # Every process has looked before process 0 writes, so all agree on ``exists`` (a new run or a resume).
+    _sync("open_run: checked")
     if jax.process_index() != 0:  # another process of a multi-process run: process 0 holds the lock and writes
         _sync("open_run")
         yield Run(workdir, kind, read_json(workdir / RUN_FILE)["run_id"], exists, {}, keep_checkpoints)
@@ -318,32 +321,6 @@ def _sync(name: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------- load_run
-
-
-def model_to_dict(spec: models.ModelSpec) -> dict[str, Any]:
-    """A JSON-serialisable description of a classifier's ModelSpec: its layers with their type names and fields."""
-    return {"layers": [{"type": type(layer).__name__, **dataclasses.asdict(layer)} for layer in spec.layers]}
-
-
-def model_from_dict(payload: Mapping[str, Any], where: str = KINDS["classifier"]) -> models.ModelSpec:
-    """Rebuilds the ModelSpec that ``model_to_dict`` described.
-
-    Raises:
-        RunError: for an unknown layer type or fields the layer does not have.
-    """
-    layer_types = (models.Embedding, models.SpatialDropout1D, models.Dropout, models.Recurrent, models.Attention, models.Dense)
-    kinds = {cls.__name__: cls for cls in layer_types}
-    layers = []
-    try:
-        for entry in payload["layers"]:
-            fields = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}
-            kind = fields.pop("type")
-            if kind not in kinds:
-                raise RunError(f"{where}: unknown layer type {kind!r}; expected one of {sorted(kinds)}.")
-            layers.append(kinds[kind](**fields))
-    except (KeyError, TypeError, AttributeError) as error:
-        raise RunError(f"{where} does not describe a model ({type(error).__name__}: {error}); the file is damaged.") from None
-    return models.ModelSpec(tuple(layers))
 
 
 class LoadedRun(NamedTuple):
@@ -385,7 +362,11 @@ def load_run(workdir: str | Path, *, which: str = "final", kind: str | None = No
     config = read_json(workdir / CONFIG_FILE)
     description = read_json(workdir / KINDS[found])
     if found == "classifier":
-        spec, use_lengths = model_from_dict(description, str(workdir / KINDS[found])), bool(description.get("use_lengths", True))
+        try:
+            spec = models.spec_from_dict(description)
+        except ValueError as error:
+            raise RunError(f"{workdir / KINDS[found]}: {error}; the file is damaged.") from None
+        use_lengths = bool(description.get("use_lengths", True))
         template = jax.eval_shape(lambda: models.init_model(spec, jax.random.key(0)))
     else:
         try:

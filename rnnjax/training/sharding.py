@@ -9,12 +9,17 @@ equals the single-device one up to float summation order. This module imports no
 Multi-process (one process per host, or several on one machine): call ``initialize_distributed`` first in every
 process, then build the mesh (it spans every process's devices). Each process feeds only its own rows of every
 global batch (``pipeline.Loader(process_index=..., process_count=...)``) and ``shard_batch`` assembles the
-global batch from the processes' local parts. Commands:
+global batch from the processes' local parts. Process 0 alone holds the run directory's lock, prints and writes
+its JSON files; every process takes part in each Orbax save (``runs.py``). On the CPU the processes exchange
+gradients through Gloo, JAX's default CPU collectives (``jax_cpu_collectives_implementation="gloo"``), so no setting
+is needed; each process then has one CPU device. Commands:
 
 * One machine, two processes on the CPU (what ``tests/test_multiprocess.py`` runs), in two shells:
-  ``python -m experiments.train --config=experiments/configs/tiny.py --workdir=runs/dp
+  ``JAX_PLATFORMS=cpu python -m experiments.train --config=experiments/configs/tiny.py --workdir=runs/dp
   --config.train.data_parallel=True --multihost --coordinator_address=localhost:12355 --num_processes=2
-  --process_id=0`` and the same with ``--process_id=1``.
+  --process_id=0`` and the same with ``--process_id=1``. Both must be started (process 0 waits for the other),
+  and a resume is the same two commands again. The result equals the one-process run of the same config with
+  ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` (the same 2-device mesh; bit for bit in that test).
 * GPU cluster, one process per node (``jax.distributed.initialize()`` also detects SLURM by itself):
   ``srun --nodes=N --ntasks-per-node=1 python -m experiments.train --config=... --workdir=SHARED/run
   --config.train.data_parallel=True --multihost``. The workdir must be on storage every node sees.

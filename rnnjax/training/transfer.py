@@ -46,8 +46,8 @@ def check_vocabulary(vocab: text.Vocabulary, lm_vocab: text.Vocabulary) -> None:
     raise ValueError(
         "the classifier's vocabulary is not the language model's ("
         + "; ".join(differences)
-        + "); copy the LM "
-        "run's vocabulary.json into the new run directory before its data is loaded (transfer.prepare_workdir)."
+        + "); encode the classifier's data with the LM run's vocabulary.json (classifier.train_and_evaluate reads "
+        "it from config.init.from_lm_workdir when a new run directory has none)."
     )
 
 

@@ -1,9 +1,10 @@
-"""Native CPU kernels (XLA FFI) for the small recurrent steps that XLA:CPU compiles to scalar code.
+"""Native CPU kernels (XLA FFI) for the small recurrent steps that XLA:CPU compiles to scalar code: build and load.
 
 Inside a ``lax.scan`` body, XLA:CPU reads and writes each step's slices (``dynamic-slice`` and
 ``dynamic-update-slice`` fused into the elementwise kernels) with unvectorised loops: at 32 units an LSTM step
-spends most of its time there rather than in arithmetic. ``kernels.cc`` runs a whole LSTM or GRU sequence, forward and
-backward, as two FFI calls instead, with each batch row's sequence on one thread.
+spends most of its time there rather than in arithmetic. ``native.cc`` runs a whole LSTM or GRU sequence, forward
+and backward, as two FFI calls instead, with each batch row's sequence on one thread (``native_calls.py`` makes
+them JAX functions).
 
 The kernels are compiled on first use with the system's C++ compiler (g++, c++ or clang++) for this CPU and
 cached in ``~/.cache/rnnjax``. Without a compiler, or after ``configure(enabled=False)``, ``available()`` is
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import jax
 
-_SOURCE = Path(__file__).with_name("kernels.cc")
+_SOURCE = Path(__file__).with_name("native.cc")
 _TARGETS = {
     "rnnjax_lstm_forward": "RnnjaxLstmForward",
     "rnnjax_lstm_backward": "RnnjaxLstmBackward",

@@ -1,5 +1,5 @@
 // Whole-sequence LSTM and GRU recurrences on the CPU as XLA FFI kernels: forward (with the residuals the
-// gradient needs) and backward. They compute exactly the equations of rnnjax/fused.py's step pairs
+// gradient needs) and backward. They compute exactly the equations of rnnjax/kernels/rules.py's step pairs
 // (_lstm_*, _gru_*, _gru_v1_*), masking included, and run each batch row's whole sequence on one thread (rows
 // are independent), so a call uses every core without any synchronisation between time steps.
 //

@@ -1,0 +1,253 @@
+"""The native CPU kernels as JAX functions: XLA FFI calls of the LSTM and GRU sequences with their VJPs.
+
+``run_native`` runs what ``fused.py``'s rules compute, for the lstm, gru and gru_v1 rules in float32 on the CPU:
+one FFI call for the forward sequence and one for the backward, each batch row's sequence on one thread
+(``kernels/native.cc``, built and loaded by ``native.py``). The kernels take direction-major arrays
+``[D, T, B, ...]``, so both directions of a bidirectional layer run in one call, and they read the rows of a
+``scan.Gathered`` table in place. The recurrent weights' gradients reuse the rules' ``weight_grads``.
+
+Whether to use them (the backend, the dtype, ``native.available()``) is decided in ``fused.run_fused``.
+"""
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnnjax.kernels.rules import gru_v1_weight_grads, hidden_weight_grads
+from rnnjax.scan import Gathered
+
+
+def _scatter_rows(dxw_dtbg: jax.Array, ids_dtb: jax.Array, rows: int) -> jax.Array:
+    """The gradient of a gathered table per direction: dxw rows added into [D, V, G] at their ids."""
+    add = lambda dxw, ids: jnp.zeros((rows, dxw.shape[-1]), dxw.dtype).at[ids].add(dxw)
+    return jax.vmap(add)(dxw_dtbg, ids_dtb)
+
+
+def _native_threads() -> np.int32:
+    from rnnjax.kernels import native  # imported here: it builds the kernels on first use only
+
+    return np.int32(native.threads())
+
+
+def _f32(*shape: int) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(shape, jnp.float32)
+
+
+def _u8_mask(mask_dtb: jax.Array | None) -> jax.Array:
+    return jnp.zeros((1,), jnp.uint8) if mask_dtb is None else mask_dtb.astype(jnp.uint8)
+
+
+def _output_gradient(dys: jax.Array | None, with_outputs: bool) -> jax.Array:
+    """The per-step output cotangent the backward kernels read, or a 1-element stand-in without outputs."""
+    return dys if with_outputs else jnp.zeros((1,), jnp.float32)
+
+
+def _flags(mask_dtb: jax.Array | None, **flags: bool) -> dict[str, np.int32]:
+    """The kernels' int32 attributes: ``has_mask``, ``threads`` and the given switches."""
+    return {
+        "has_mask": np.int32(mask_dtb is not None),
+        "threads": _native_threads(),
+        **{name: np.int32(value) for name, value in flags.items()},
+    }
+
+
+def _native_inputs(xw_dtbg: jax.Array | Gathered) -> tuple[jax.Array, jax.Array, dict[str, np.int32]]:
+    """The forward kernels' first two operands (xw or the table, the ids) and their ``gathered`` attribute."""
+    if isinstance(xw_dtbg, Gathered):
+        return xw_dtbg.table, xw_dtbg.ids.astype(jnp.int32), {"gathered": np.int32(1)}
+    return xw_dtbg, jnp.zeros((1,), jnp.int32), {"gathered": np.int32(0)}
+
+
+def _input_gradient(kept: Gathered | None, dxw_dtbg: jax.Array):
+    """The cotangent of the inputs: dxw itself, or a gathered table's (rows added at their ids; ids get none)."""
+    if kept is None:
+        return dxw_dtbg
+    return Gathered(_scatter_rows(dxw_dtbg, kept.ids, kept.table.shape[1]), None)
+
+
+def _native_forward(with_outputs: bool, keep_residuals: bool, u_dhg, xw_dtbg, mask_dtb, h0, c0):
+    directions, steps, batch, gates = xw_dtbg.shape
+    hidden = gates // 4
+    per_step = (directions, steps, batch)
+    outputs = (
+        _f32(*per_step, hidden) if with_outputs else _f32(1),
+        _f32(directions, batch, hidden),
+        _f32(directions, batch, hidden),
+        *(
+            (
+                _f32(*per_step, hidden),
+                _f32(*per_step, hidden),
+                _f32(*per_step, gates),
+                _f32(*per_step, hidden),
+            )
+            if keep_residuals
+            else (_f32(1),) * 4
+        ),
+    )
+    xw, ids, gathered = _native_inputs(xw_dtbg)
+    ys, h, c, *res = jax.ffi.ffi_call("rnnjax_lstm_forward", outputs, vmap_method="sequential")(
+        xw,
+        ids,
+        u_dhg,
+        _u8_mask(mask_dtb),
+        h0,
+        c0,
+        **_flags(mask_dtb, with_outputs=with_outputs, keep_residuals=keep_residuals),
+        **gathered,
+    )
+    return (ys if with_outputs else None), h, c, res
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _native_lstm(with_outputs: bool, u_dhg, xw_dtbg, mask_dtb, h0, c0):
+    ys, h, c, _ = _native_forward(with_outputs, False, u_dhg, xw_dtbg, mask_dtb, h0, c0)
+    return ys, h, c
+
+
+def _native_lstm_fwd(with_outputs, u_dhg, xw_dtbg, mask_dtb, h0, c0):
+    ys, h, c, res = _native_forward(with_outputs, True, u_dhg, xw_dtbg, mask_dtb, h0, c0)
+    return (ys, h, c), (u_dhg, _kept_inputs(xw_dtbg), mask_dtb, res)
+
+
+def _kept_inputs(xw_dtbg):
+    """What the backward pass keeps of the inputs: a ``Gathered`` (for its ids and table size), not xw."""
+    return xw_dtbg if isinstance(xw_dtbg, Gathered) else None
+
+
+def _native_lstm_bwd(with_outputs, saved, cotangents):
+    u_dhg, gathered, mask_dtb, (h_res, c_res, a_res, tc_res) = saved
+    dys, dh, dc = cotangents
+    dz, dh0, dc0 = jax.ffi.ffi_call(
+        "rnnjax_lstm_backward",
+        (_f32(*a_res.shape), _f32(*dh.shape), _f32(*dc.shape)),
+        vmap_method="sequential",
+    )(
+        u_dhg,
+        c_res,
+        a_res,
+        tc_res,
+        _u8_mask(mask_dtb),
+        _output_gradient(dys, with_outputs),
+        dh,
+        dc,
+        **_flags(mask_dtb, with_outputs=with_outputs),
+    )
+    (du,) = _per_direction(hidden_weight_grads, (u_dhg,), (h_res,), dz)
+    return du, _input_gradient(gathered, dz), None, dh0, dc0
+
+
+_native_lstm.defvjp(_native_lstm_fwd, _native_lstm_bwd)
+
+
+def _native_gru_forward(
+    with_outputs: bool, keep_residuals: bool, reset_after: bool, u_dhg, b_dg, xw_dtbg, mask_dtb, h0
+):
+    directions, steps, batch, gates = xw_dtbg.shape
+    hidden = gates // 3
+    per_step = _f32(directions, steps, batch, hidden)
+    outputs = (
+        per_step if with_outputs else _f32(1),
+        _f32(directions, batch, hidden),
+        *((per_step,) * 4 if keep_residuals else (_f32(1),) * 4),
+        per_step if keep_residuals and reset_after else _f32(1),
+    )
+    xw, ids, gathered = _native_inputs(xw_dtbg)
+    ys, h, *res = jax.ffi.ffi_call("rnnjax_gru_forward", outputs, vmap_method="sequential")(
+        xw,
+        ids,
+        u_dhg,
+        b_dg.reshape(directions, gates),
+        _u8_mask(mask_dtb),
+        h0,
+        **_flags(mask_dtb, with_outputs=with_outputs, keep_residuals=keep_residuals, reset_after=reset_after),
+        **gathered,
+    )
+    return (ys if with_outputs else None), h, res
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _native_gru(with_outputs: bool, reset_after: bool, u_dhg, b_dg, xw_dtbg, mask_dtb, h0):
+    ys, h, _ = _native_gru_forward(with_outputs, False, reset_after, u_dhg, b_dg, xw_dtbg, mask_dtb, h0)
+    return ys, h
+
+
+def _native_gru_fwd(with_outputs, reset_after, u_dhg, b_dg, xw_dtbg, mask_dtb, h0):
+    ys, h, res = _native_gru_forward(with_outputs, True, reset_after, u_dhg, b_dg, xw_dtbg, mask_dtb, h0)
+    return (ys, h), (u_dhg, b_dg, _kept_inputs(xw_dtbg), mask_dtb, res)
+
+
+def _native_gru_bwd(with_outputs, reset_after, saved, cotangents):
+    u_dhg, b_dg, gathered, mask_dtb, res = saved
+    dys, dh = cotangents
+    per_step = res[0].shape[:-1] + (u_dhg.shape[-1],)
+    dxw, dhu, dh0 = jax.ffi.ffi_call(
+        "rnnjax_gru_backward",
+        (_f32(*per_step), _f32(*per_step) if reset_after else _f32(1), _f32(*dh.shape)),
+        vmap_method="sequential",
+    )(
+        u_dhg,
+        *res,
+        _u8_mask(mask_dtb),
+        _output_gradient(dys, with_outputs),
+        dh,
+        **_flags(mask_dtb, with_outputs=with_outputs, reset_after=reset_after),
+    )
+    h, z, r, n, _ = res
+    if reset_after:  # dU = sum h^T dhu and db_r = sum dhu, with dhu = [dz, dr, dn * r] from the kernel
+        (du,) = _per_direction(hidden_weight_grads, (u_dhg,), (h,), dhu)
+        grads = (du, jnp.sum(dhu, axis=(1, 2))[:, None, :])
+    else:
+        grads = _per_direction(gru_v1_weight_grads, (u_dhg,), (h, z, r, n), dxw) + (jnp.zeros_like(b_dg),)
+    return (*grads, _input_gradient(gathered, dxw), None, dh0)
+
+
+_native_gru.defvjp(_native_gru_fwd, _native_gru_bwd)
+
+
+def _per_direction(weight_grads, weights, res, dxw):
+    """A rule's weight gradients per direction from direction-major [D, T, B, ...] residuals and gradients."""
+    if dxw.shape[0] == 1:  # the plain 2-D matmuls
+        grads = weight_grads(tuple(w[0] for w in weights), tuple(x[0] for x in res), dxw[0])
+        return tuple(g[None] for g in grads)
+    return tuple(jax.vmap(weight_grads)(weights, res, dxw))
+
+
+def run_native(name: str, weights, xw, mask, carry, with_outputs: bool):
+    """Runs rule ``name`` (lstm, gru or gru_v1) over a whole sequence in the native kernels: what
+    ``fused._sequence`` computes, with the same arguments.
+
+    Args:
+        name: the rule.
+        weights: the rule's recurrent weights (a leading direction axis D when ``xw`` has one).
+        xw: [T, B, G*H] or [T, D, B, G*H] float32 projected inputs, or a ``scan.Gathered`` table and ids.
+        mask: [T, B] or [T, D, B] bool, or None.
+        carry: the initial carry, arrays [B, H] or [D, B, H].
+        with_outputs: return the per-step outputs (else None for them).
+
+    Returns:
+        ``(ys [T, B, H] or [T, D, B, H] or None, final carry)``.
+    """
+    single = xw.ndim == 3
+    if single:  # [T, B, G] -> [1, T, B, G]
+        weights, carry = tuple(w[None] for w in weights), tuple(c[None] for c in carry)
+        xw = Gathered(xw.table[None], xw.ids[None]) if isinstance(xw, Gathered) else xw[None]
+        mask = None if mask is None else mask[None]
+    else:  # [T, D, B, G] -> [D, T, B, G]
+        if isinstance(xw, Gathered):
+            xw = Gathered(xw.table, jnp.swapaxes(xw.ids, 0, 1))
+        else:
+            xw = jnp.swapaxes(xw, 0, 1)
+        mask = None if mask is None else jnp.swapaxes(mask, 0, 1)
+    if name == "lstm":
+        ys, h, c = _native_lstm(with_outputs, weights[0], xw, mask, *carry)
+        carry = (h, c)
+    else:
+        reset_after = name == "gru"
+        bias = weights[1] if reset_after else jnp.zeros((xw.shape[0], 1, xw.shape[-1]), xw.dtype)
+        ys, h = _native_gru(with_outputs, reset_after, weights[0], bias, xw, mask, carry[0])
+        carry = (h,)
+    if single:
+        return (None if ys is None else ys[0]), tuple(c[0] for c in carry)
+    return (None if ys is None else jnp.swapaxes(ys, 0, 1)), carry
