@@ -40,7 +40,8 @@ def main(argv: list[str]) -> None:
         sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     workdir = Path(_WORKDIR.value or Path("runs") / _cli.config_name(_CONFIG))
     config = _cli.with_data_location(_cli.resolve_config(_CONFIG, workdir))
-    print(f"Run directory: {workdir}; JAX devices: {jax.devices()}", flush=True)
+    if jax.process_index() == 0:
+        print(f"Run directory: {workdir}; JAX devices: {jax.devices()}", flush=True)
     _, results = classifier.train_and_evaluate(config, workdir)
     if results["history"] and jax.process_index() == 0:
         plots.plot_history(results["history"], workdir / "curves.png", title=workdir.name)

@@ -274,6 +274,8 @@ def _results(config, run: runs.Run, splits: dict, result: loop.FitResult, option
                 f"({counts['n_examples']} reviews)",
                 flush=True,
             )
+    if "test" in results:
+        loop.log_hparams(run.workdir, config.to_dict(), {f"test_{k}": results["test"][k] for k in ("loss", "accuracy")})
     if jax.process_index() == 0:
         runs.write_json(run.workdir / "results.json", results)
     return results

@@ -134,5 +134,6 @@ def train_lm(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[lo
                 f"{val['accuracy']:.4f} ({val['n_tokens']} tokens)",
                 flush=True,
             )
+            loop.log_hparams(workdir, config.to_dict(), {f"val_{k}": val[k] for k in ("loss", "perplexity", "accuracy")})
         runs.write_json(workdir / "results.json", results)
     return result.state, results

@@ -396,3 +396,15 @@ def steps_for(examples: int, batch_size: int, epochs: int, max_steps: int) -> tu
     steps_per_epoch = math.ceil(examples / batch_size)
     total = max_steps or epochs * steps_per_epoch
     return steps_per_epoch, total, min(epochs, math.ceil(total / steps_per_epoch))
+
+
+def log_hparams(workdir, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+    """Records a run's hyperparameters and final metrics for TensorBoard's HParams view (``tensorboard/hparams``)."""
+    if not _primary():
+        return
+    writer = tensorboard.open_writer(Path(workdir) / "tensorboard" / "hparams")
+    try:
+        tensorboard.write_hparams(writer, hparams, metrics)
+    finally:
+        tensorboard.close(writer)
+
