@@ -3,8 +3,8 @@
 The package namespace holds the model side (cells, scans, models, Keras exchange, the text pipeline); it imports
 only JAX and NumPy. Importing it also imports ``rnnjax.kernels``, which attaches the fast paths (hand-written
 backward passes, native CPU kernels) to the stock cells. Training, data loading and evaluation pull in Optax,
-Orbax and TFDS, so they are imported as modules: ``from rnnjax.training import train``,
-``from rnnjax.data import datasets``, ``from rnnjax.analysis import evaluate`` (``train.train_and_evaluate``,
+Orbax, grain and TFDS, so they are imported as modules: ``from rnnjax.training import classifier``,
+``from rnnjax.data import datasets``, ``from rnnjax.analysis import evaluate`` (``classifier.train_and_evaluate``,
 ``datasets.load_splits``, ``evaluate.load_run``, ``evaluate.predict_texts``).
 """
 

@@ -12,7 +12,7 @@ each recurrent layer's outputs (``dropout``); ``recurrent_dropout`` is Keras' an
 
 ``generate`` reads a prompt with the masked scan once, then runs one cell step per generated word with the
 state carried in a jitted ``lax.scan`` (no re-reading of the prefix). The fit loop and run directories live in
-``lm_train.py``; the time loop in ``scan.py``.
+``training/language_model.py``; the time loop in ``scan.py``.
 """
 
 import dataclasses

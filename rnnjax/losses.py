@@ -2,7 +2,7 @@
 
 A batch may end with padding rows (label -1, see ``types.Batch``); every function here weights examples by
 ``label >= 0``, returns sums and counts, and leaves the division to the host. Precision, recall and the
-confusion matrix built from these counts live in ``evaluate.py``; the training loop in ``train.py``.
+confusion matrix built from these counts live in ``evaluate.py``; the training loop in ``training/loop.py``.
 """
 
 import jax

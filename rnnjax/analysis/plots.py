@@ -1,7 +1,7 @@
 """Figures as PNG files: a run's training/validation curves and the comparison chart of several runs.
 
 Matplotlib runs on its file-only Agg backend, so plotting works without a display. The numbers come from
-``history.json`` / ``results.json`` written by ``train.py``; this file only draws them.
+``history.json`` / ``results.json`` written by the fit loop (``training/loop.py``); this file only draws them.
 """
 
 from collections.abc import Sequence

@@ -20,8 +20,9 @@ import optax
 from rnnjax import losses, models
 from rnnjax.data import datasets, embeddings, text
 from rnnjax.initializers import chrono_init
-from rnnjax.training import loop, optim, runs, settings, transfer
+from rnnjax.training import loop, optim, runs, settings, tensorboard, transfer
 from rnnjax.types import Batch, Params, PRNGKey
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -229,7 +230,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     model_cfg = make_model_config(config.model, vocab_size=vocab.size, padding=config.data.padding)
     validation = splits["validation"] if len(splits["validation"]["label"]) else None
     train_data, val_data = settings.loaders(splits["train"], int(train_cfg.batch_size), int(train_cfg.eval_batch_size), int(config.seed), validation)
-    steps_per_epoch, total_steps, epochs = loop.steps_for(
+    steps_per_epoch, total_steps, epochs = settings.steps_for(
         len(splits["train"]["label"]), int(train_cfg.batch_size), int(train_cfg.epochs), int(train_cfg.max_steps)
     )
     tx = make_optimizer(config, model_cfg.spec, total_steps, steps_per_epoch)
@@ -274,9 +275,10 @@ def _results(config, run: runs.Run, splits: dict, result: loop.FitResult, option
                 f"({counts['n_examples']} reviews)",
                 flush=True,
             )
-    if "test" in results:
-        loop.log_hparams(run.workdir, config.to_dict(), {f"test_{k}": results["test"][k] for k in ("loss", "accuracy")})
     if jax.process_index() == 0:
+        if "test" in results:
+            metrics = {f"test_{k}": results["test"][k] for k in ("loss", "accuracy")}
+            tensorboard.log_hparams(run.workdir / "tensorboard" / "hparams", config.to_dict(), metrics)
         runs.write_json(run.workdir / "results.json", results)
     return results
 

@@ -15,7 +15,7 @@ import ml_collections
 
 from rnnjax import lm
 from rnnjax.data import lm_rows, text
-from rnnjax.training import loop, optim, runs, settings
+from rnnjax.training import loop, optim, runs, settings, tensorboard
 from rnnjax.types import Batch, Params, PRNGKey
 
 
@@ -89,7 +89,7 @@ def train_lm(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[lo
     if not len(rows["label"]):
         raise ValueError("train_lm: no training rows; the corpus has no review with two or more ids.")
     spec = make_lm_spec(config.model, vocab_size=splits["vocabulary"].size)
-    steps_per_epoch, total_steps, epochs = loop.steps_for(
+    steps_per_epoch, total_steps, epochs = settings.steps_for(
         len(rows["label"]), int(train_cfg.batch_size), int(train_cfg.epochs), int(train_cfg.max_steps)
     )
     tx = optim.make_optimizer(config.opt, total_steps)
@@ -134,6 +134,8 @@ def train_lm(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[lo
                 f"{val['accuracy']:.4f} ({val['n_tokens']} tokens)",
                 flush=True,
             )
-            loop.log_hparams(workdir, config.to_dict(), {f"val_{k}": val[k] for k in ("loss", "perplexity", "accuracy")})
+            if jax.process_index() == 0:
+                metrics = {f"val_{k}": val[k] for k in ("loss", "perplexity", "accuracy")}
+                tensorboard.log_hparams(workdir / "tensorboard" / "hparams", config.to_dict(), metrics)
         runs.write_json(workdir / "results.json", results)
     return result.state, results

@@ -19,7 +19,6 @@ task:
 """
 
 import dataclasses
-import math
 import signal
 import sys
 import threading
@@ -45,7 +44,6 @@ from rnnjax.training.tasks import (  # noqa: F401 - the loop's vocabulary, re-ex
     train_step_fn,
 )
 from rnnjax.types import Batch
-
 
 
 class TrainingStopped(RuntimeError):
@@ -389,22 +387,3 @@ def fit(
         for writer in writers.values():
             tensorboard.close(writer)
     return _finish(loop, progress)
-
-
-def steps_for(examples: int, batch_size: int, epochs: int, max_steps: int) -> tuple[int, int, int]:
-    """``(steps_per_epoch, total_steps, epochs)`` of a run: ``max_steps`` (0: none) may end it early."""
-    steps_per_epoch = math.ceil(examples / batch_size)
-    total = max_steps or epochs * steps_per_epoch
-    return steps_per_epoch, total, min(epochs, math.ceil(total / steps_per_epoch))
-
-
-def log_hparams(workdir, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
-    """Records a run's hyperparameters and final metrics for TensorBoard's HParams view (``tensorboard/hparams``)."""
-    if not _primary():
-        return
-    writer = tensorboard.open_writer(Path(workdir) / "tensorboard" / "hparams")
-    try:
-        tensorboard.write_hparams(writer, hparams, metrics)
-    finally:
-        tensorboard.close(writer)
-

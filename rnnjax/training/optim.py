@@ -3,7 +3,7 @@
 This builder reads ``config.opt`` and nothing else reads it. Choices are Keras-compatible where the chapter
 depends on them: RMSprop with Keras' defaults (lr 1e-3, rho 0.9, epsilon 1e-7, epsilon inside the square
 root, zero-initialised accumulator), Adam and SGD; optional clipping by global norm and a learning-rate
-schedule. The training step that applies the transformation lives in ``train.py``.
+schedule. The training step that applies the transformation lives in ``tasks.py``.
 """
 
 import ml_collections

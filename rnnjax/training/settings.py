@@ -3,6 +3,8 @@
 Shared by the task builders (``classifier.py``, ``language_model.py``); the loop itself never sees a ConfigDict.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -81,3 +83,10 @@ def loaders(arrays: dict, batch_size: int, eval_batch_size: int, seed: int, vali
     if validation is not None and len(validation["label"]):
         val = pipeline.Loader(validation, eval_batch_size, seed=seed, shuffle=False, **shard)
     return train, val
+
+
+def steps_for(examples: int, batch_size: int, epochs: int, max_steps: int) -> tuple[int, int, int]:
+    """``(steps_per_epoch, total_steps, epochs)`` of a run: ``max_steps`` (0: none) may end it early."""
+    steps_per_epoch = math.ceil(examples / batch_size)
+    total = max_steps or epochs * steps_per_epoch
+    return steps_per_epoch, total, min(epochs, math.ceil(total / steps_per_epoch))

@@ -1,7 +1,7 @@
 """TensorBoard logs: a thin layer over tensorboardX's ``SummaryWriter``, plus a reader for tests.
 
 This file owns opening, writing (scalars; hyperparameters with final metrics) and reading back event files.
-The format is tensorboardX's; what to log and when is the fit loop's (``train.py``). tensorboardX writes from
+The format is tensorboardX's; what to log and when is the fit loop's (``loop.py``). tensorboardX writes from
 a background thread, so an event reaches the disk within about ``flush_secs`` (1 s here), all at ``close``.
 """
 
@@ -137,3 +137,12 @@ def read_hparams(path: str | Path) -> dict[str, bool | float | str]:
                 for name, hparam in data.session_start_info.hparams.items():
                     found[name] = getattr(hparam, hparam.WhichOneof("kind"))
     return found
+
+
+def log_hparams(logdir: str | Path, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+    """Writes a run's hyperparameters and final metrics in their own folder (e.g. ``workdir/tensorboard/hparams``)."""
+    writer = open_writer(logdir)
+    try:
+        write_hparams(writer, hparams, metrics)
+    finally:
+        close(writer)
