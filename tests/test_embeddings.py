@@ -9,10 +9,8 @@ import optax
 import pytest
 
 from rnnjax import models
-from rnnjax.data import embeddings
-from rnnjax.data import text
-from rnnjax.training import train
-from rnnjax.training import transfer
+from rnnjax.data import embeddings, text
+from rnnjax.training import classifier, loop, transfer
 
 
 @pytest.fixture
@@ -86,8 +84,9 @@ def test_frozen_embedding_stays_bit_identical(tmp_path, vocab, key, frozen):
         optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2)),
         trainable_from={"embedding": None} if frozen else {},
     )
-    state = train.TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), jax.random.key(0))
-    step = train.make_train_step(train.ModelConfig(spec), tx)
+    state = loop.TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), jax.random.key(0))
+    task = classifier.classifier_task(classifier.ModelConfig(spec))
+    step = jax.jit(loop.train_step_fn(task, tx), donate_argnums=0)
     batch = {
         "tokens": np.array([[2, 3, 4, 0], [5, 6, 2, 3]], np.int32),
         "lengths": np.array([3, 4], np.int32),

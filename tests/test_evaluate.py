@@ -4,9 +4,9 @@ import jax
 import numpy as np
 import pytest
 
-from rnnjax.data import datasets as data
 from rnnjax.analysis import evaluate
-from rnnjax.training import train
+from rnnjax.data import datasets as data
+from rnnjax.training import classifier
 
 
 def test_classification_metrics_from_counts():
@@ -34,7 +34,7 @@ def tiny_run(tmp_path_factory):
 
     config = tiny.get_config()
     workdir = tmp_path_factory.mktemp("run")
-    state, results = train.train_and_evaluate(config, workdir)
+    state, results = classifier.train_and_evaluate(config, workdir)
     return config, workdir, jax.device_get(state.params), results
 
 
@@ -57,8 +57,8 @@ def test_evaluate_split_matches_training_results(tiny_run):
 
 
 def test_encode_texts_applies_the_training_preprocessing(tmp_path):
-    from rnnjax.data import text
     from rnnjax.configs import default
+    from rnnjax.data import text
 
     texts = [
         f"Review {i}: the <br /> movie was {'great' if i % 2 else 'dull'}, scene {i % 7} and {i}"

@@ -11,7 +11,8 @@ import pytest
 
 from experiments.configs import lm_gru
 from rnnjax import lm
-from rnnjax.training import lm_train
+from rnnjax.data import lm_rows
+from rnnjax.training import language_model, runs
 
 
 def _tiny_spec(**changes) -> lm.LMSpec:
@@ -164,13 +165,13 @@ def test_tied_model_shares_the_embedding_table(key):
 
 
 def test_rows_overlap_by_one_id_so_every_target_is_predicted_once():
-    rows = lm_train.make_rows([[1, 2, 3, 4, 5, 6, 7], [1, 8], [1]], maxlen=4)
+    rows = lm_rows.make_rows([[1, 2, 3, 4, 5, 6, 7], [1, 8], [1]], maxlen=4)
     np.testing.assert_array_equal(rows["tokens"], [[1, 2, 3, 4], [4, 5, 6, 7], [1, 8, 0, 0]])
     np.testing.assert_array_equal(rows["lengths"], [4, 4, 2])
     targets = sum(int(n) - 1 for n in rows["lengths"])
     assert targets == 6 + 1  # a single-id sequence has no target and gives no row
     with pytest.raises(ValueError, match="maxlen"):
-        lm_train.make_rows([[1, 2]], maxlen=1)
+        lm_rows.make_rows([[1, 2]], maxlen=1)
 
 
 def _tiny_config(max_steps: int):
@@ -204,7 +205,7 @@ def test_train_lm_resumes_exactly_and_loads_back(tmp_path):
     config = _tiny_config(10)
     config.train.checkpoint_every_steps = 4  # inside the first epoch (9 steps)
     config.train.keep_checkpoints = 5
-    straight, results = lm_train.train_lm(config, tmp_path / "straight")
+    straight, results = language_model.train_lm(config, tmp_path / "straight")
     assert int(straight.step) == 10
     # Cut the run short at step 4, inside the first epoch: keep only that checkpoint, as if killed there.
     shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
@@ -213,17 +214,20 @@ def test_train_lm_resumes_exactly_and_loads_back(tmp_path):
     assert steps[0] == 4, steps
     for step in steps[1:]:
         shutil.rmtree(tmp_path / "resumed" / "checkpoints" / str(step))
-    resumed, _ = lm_train.train_lm(config, tmp_path / "resumed")
+    resumed, _ = language_model.train_lm(config, tmp_path / "resumed")
     assert int(resumed.step) == 10
     for a, b in zip(jax.tree.leaves(straight.params), jax.tree.leaves(resumed.params)):
         np.testing.assert_array_equal(a, b)
-    for name in ("config.json", "lm.json", "vocabulary.json", "history.json", "results.json", "curves.png"):
+    for name in ("run.json", "config.json", "lm.json", "vocabulary.json", "history.json", "results.json"):
         assert (tmp_path / "resumed" / name).exists(), name
     val = results["validation"]
     assert val["perplexity"] == pytest.approx(math.exp(val["loss_sum"] / val["n_tokens"]))
-    spec, params, vocab, _ = lm_train.load_lm_run(tmp_path / "resumed", which="latest")
-    assert spec.vocab_size == vocab.size and vocab.start_id == 1
-    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(resumed.params)):
+    loaded = runs.load_run(tmp_path / "resumed", which="latest", kind="language_model")
+    assert loaded.spec.vocab_size == loaded.vocabulary.size and loaded.vocabulary.start_id == 1
+    assert loaded.step == 10
+    for a, b in zip(jax.tree.leaves(loaded.params), jax.tree.leaves(resumed.params)):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="lm.json"):
-        lm_train.load_lm_run(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="does not exist"):
+        runs.load_run(tmp_path / "nothing", kind="language_model")
+    with pytest.raises(ValueError, match="holds a language model run, not a classifier run"):
+        runs.load_run(tmp_path / "resumed", kind="classifier")

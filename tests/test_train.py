@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from rnnjax import models
-from rnnjax.training import optim
-from rnnjax.training import train
 from rnnjax.configs import default
+from rnnjax.training import classifier, loop, optim
 
 B, T, V = 4, 6, 11
 
@@ -25,7 +24,7 @@ def _model_config(**changes):
         "dropout": 0.2,
     }
     options.update(changes)
-    return train.ModelConfig(spec=models.make_classifier(**options), use_lengths=True)
+    return classifier.ModelConfig(spec=models.make_classifier(**options), use_lengths=True)
 
 
 def _batch(seed=0, batch_size=B):
@@ -45,9 +44,10 @@ def _setup(model_cfg=None, learning_rate=1e-2, seed=0):
     opt_cfg = default.get_config().opt
     opt_cfg.learning_rate = learning_rate
     tx = optim.make_optimizer(opt_cfg, total_steps=100)
+    task = classifier.classifier_task(model_cfg)
     if (model_cfg, learning_rate) not in _STEPS:
-        _STEPS[model_cfg, learning_rate] = train.make_train_step(model_cfg, tx)
-    return train.create_train_state(model_cfg.spec, tx, seed), _STEPS[model_cfg, learning_rate]
+        _STEPS[model_cfg, learning_rate] = jax.jit(loop.train_step_fn(task, tx), donate_argnums=0)
+    return loop.create_state(task, tx, seed), _STEPS[model_cfg, learning_rate]
 
 
 @pytest.mark.parametrize(
@@ -138,13 +138,13 @@ def test_golden_metrics_after_three_steps():
 def test_eval_step_counts_real_examples_only():
     model_cfg = _model_config()
     state, _ = _setup(model_cfg)
-    eval_step = train.make_eval_step(model_cfg)
+    eval_step = jax.jit(loop.eval_step_fn(classifier.classifier_task(model_cfg)))
     batch = _batch(3)
     batch["label"][-1] = -1
-    counts = train.evaluate_counts(eval_step, state.params, [batch, _batch(4)])
+    counts = loop.evaluate(eval_step, state.params, [batch, _batch(4)])
     assert counts["n_examples"] == 2 * B - 1
     assert counts["true_pos"] + counts["false_pos"] + counts["true_neg"] + counts["false_neg"] == 2 * B - 1
-    assert 0.0 <= counts["accuracy"] <= 1.0
+    assert 0.0 <= classifier.classification_metrics(counts)["accuracy"] <= 1.0
 
 
 def test_bad_batch_raises_value_error():
@@ -164,7 +164,7 @@ def test_bad_batch_raises_value_error():
     ],
 )
 def test_early_stopping_status(values, monitor, expected):
-    assert train.early_stopping_status({monitor: values}, monitor, 0.0) == expected
+    assert loop.early_stopping_status({monitor: values}, monitor, 0.0) == expected
 
 
 def _tiny_config(**train_changes):
@@ -179,7 +179,7 @@ def _tiny_config(**train_changes):
 def straight_run(tmp_path_factory):
     """The tiny config trained without interruption: 2 epochs of 8 steps."""
     workdir = tmp_path_factory.mktemp("straight")
-    state, results = train.train_and_evaluate(_tiny_config(), workdir)
+    state, results = classifier.train_and_evaluate(_tiny_config(), workdir)
     return workdir, jax.device_get(state.params), results
 
 
@@ -187,10 +187,10 @@ def test_train_and_evaluate_resumes_exactly(tmp_path, capsys, straight_run):
     """6 steps, then a rerun to the full 16, resumes at step 6 (mid-epoch) and ends bitwise equal to the
     uninterrupted run: same parameters, same history."""
     straight_dir, straight_params, _ = straight_run
-    first, _ = train.train_and_evaluate(_tiny_config(max_steps=6), tmp_path)
+    first, _ = classifier.train_and_evaluate(_tiny_config(max_steps=6), tmp_path)
     assert int(first.step) == 6
     capsys.readouterr()
-    resumed, results = train.train_and_evaluate(_tiny_config(), tmp_path)
+    resumed, results = classifier.train_and_evaluate(_tiny_config(), tmp_path)
     assert "at step 6" in capsys.readouterr().out
     assert int(resumed.step) == 16 and results["step"] == 16
     jax.tree.map(np.testing.assert_array_equal, straight_params, jax.device_get(resumed.params))
@@ -209,7 +209,7 @@ def test_run_directory_contents(straight_run):
         "vocabulary.json",
         "history.json",
         "results.json",
-        "curves.png",
+        "run.json",
     ):
         assert (workdir / name).exists(), name
     assert results["epochs_run"] == 2 and set(results["test"]) >= {"loss", "accuracy", "n_examples"}
@@ -228,7 +228,7 @@ def test_run_directory_contents(straight_run):
 
 def test_rerunning_a_finished_run_trains_no_more(straight_run, capsys):
     workdir, params, _ = straight_run
-    state, results = train.train_and_evaluate(_tiny_config(), workdir)
+    state, results = classifier.train_and_evaluate(_tiny_config(), workdir)
     assert int(state.step) == 16 and results["epochs_run"] == 2
     jax.tree.map(np.testing.assert_array_equal, params, jax.device_get(state.params))
 
@@ -236,6 +236,6 @@ def test_rerunning_a_finished_run_trains_no_more(straight_run, capsys):
 def test_early_stopping_restores_the_best_epoch(tmp_path):
     """With min_delta too large to ever improve, the first epoch stays best: stop after patience, restore it."""
     config = _tiny_config(epochs=4, patience=1, min_delta=10.0, restore_best=True)
-    state, results = train.train_and_evaluate(config, tmp_path)
+    state, results = classifier.train_and_evaluate(config, tmp_path)
     assert results["epochs_run"] == 2 and results["best_epoch"] == 1
     assert results["checkpoint"] == "best" and int(state.step) == 8

@@ -1,5 +1,5 @@
-"""Transfer from a language model's run directory: arrays by value, clear mismatch errors, the fine-tuning optimizer
-and the train.py hook functions."""
+"""Transfer from a language model's run directory: arrays by value, clear mismatch errors, the fine-tuning
+optimizer and the classifier builder's ``config.init`` functions (``make_optimizer``, ``initial_params``)."""
 
 import jax
 import jax.numpy as jnp
@@ -10,12 +10,8 @@ import pytest
 
 from experiments.configs import imdb_pretrained, lm_gru
 from rnnjax import lm, models
-from rnnjax.training import runs as checkpoint
-from rnnjax.training import lm_train
-from rnnjax.training import optim
 from rnnjax.data import text
-from rnnjax.training import transfer
-from rnnjax.training.train import TrainState
+from rnnjax.training import classifier, language_model, loop, optim, runs, transfer
 
 E, H, LAYERS = 4, 6, 2
 
@@ -32,17 +28,17 @@ def lm_run(tmp_path_factory, vocab):
     workdir = tmp_path_factory.mktemp("lm_run") / "lm"
     config = lm_gru.get_config()
     config.model.embed_dim, config.model.hidden_size, config.model.num_layers = E, H, LAYERS
-    spec = lm_train.make_lm_spec(config.model, vocab_size=vocab.size)
+    spec = language_model.make_lm_spec(config.model, vocab_size=vocab.size)
     tx = optim.make_optimizer(config.opt, 10)
-    state = lm_train.create_lm_state(spec, tx, 0)
+    state = loop.create_state(language_model.lm_task(spec), tx, 0)
     params = jax.tree.map(lambda a: a + jax.random.normal(jax.random.key(a.size), a.shape), state.params)
-    state = state._replace(params=params)
-    checkpoint.write_config(workdir, config)
-    checkpoint.write_json(workdir / lm_train.LM_FILE, lm.spec_to_dict(spec))
-    text.save_vocabulary(vocab, workdir)
-    checkpoint.save(
-        checkpoint.make_manager(workdir / checkpoint.BEST, max_to_keep=1), 3, state, {"history": {}}
-    )
+    rest = {"step": state.step, "opt_state": state.opt_state, "key": state.key}
+    with runs.open_run(
+        workdir, kind="language_model", config=config.to_dict(), mutable=frozenset(), keep_checkpoints=1
+    ) as run:
+        runs.write_json(workdir / runs.KINDS["language_model"], lm.spec_to_dict(spec))
+        text.save_vocabulary(vocab, workdir)
+        runs.save(run, "best", 3, params, rest, {"history": {}})
     return workdir, jax.device_get(params)
 
 
@@ -83,9 +79,10 @@ def test_mismatches_are_clear_errors(lm_run, vocab, key):
     spec = _classifier(other.size, num_layers=1, attention_units=0)
     with pytest.raises(ValueError, match="vocabulary is not the language model's"):
         transfer.init_from_lm(models.init_model(spec, key), spec, workdir, other)
-    with pytest.raises(ValueError, match="lm.json"):
+    with pytest.raises(ValueError, match="does not exist"):
         transfer.init_from_lm({}, spec, workdir / "missing", vocab)
-    lm_spec, lm_params, _, _ = lm_train.load_lm_run(workdir)
+    loaded = runs.load_run(workdir, which="best", kind="language_model")
+    lm_spec, lm_params = loaded.spec, loaded.params
     cases = {
         "embed_dim": _classifier(vocab.size, embed_dim=E + 1),
         "num_layers": _classifier(vocab.size, num_layers=3),
@@ -129,34 +126,33 @@ def _finetune_config(lm_workdir) -> ml_collections.ConfigDict:
     return config
 
 
-def test_hook_prepares_the_vocabulary_initialises_and_wraps_the_optimizer(lm_run, vocab, tmp_path, key):
+def test_init_block_initialises_and_wraps_the_optimizer(lm_run, vocab):
     workdir, lm_params = lm_run
     config = _finetune_config(workdir)
-    run = tmp_path / "classifier"
-    transfer.prepare_workdir(config, run)
-    assert text.load_vocabulary(run) == vocab
     spec = _classifier(vocab.size, attention_units=config.model.attention_units)
     config.init.gradual_unfreezing = True
     config.opt.warmup_steps = 0  # a non-zero first learning rate, so that the trained layers move at step 0
-    tx = transfer.make_optimizer(config, spec, total_steps=20, steps_per_epoch=10)
-    params = models.init_model(spec, key)
-    state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), jax.random.key(0))
-    state = transfer.init_state(config, state, spec, vocab)
-    np.testing.assert_array_equal(state.params["gru_1"]["kernel"], lm_params["gru_1"]["kernel"])
+    tx = classifier.make_optimizer(config, spec, total_steps=20, steps_per_epoch=10)
+    params = classifier.initial_params(config, spec, vocab)
+    np.testing.assert_array_equal(params["gru_1"]["kernel"], lm_params["gru_1"]["kernel"])
+    state = loop.create_state(classifier.classifier_task(classifier.ModelConfig(spec)), tx, 0, params)
     grads = jax.tree.map(jnp.ones_like, state.params)
     updates, _ = jax.jit(tx.update)(grads, state.opt_state, state.params)
     assert not np.any(updates["gru"]["kernel"]) and not np.any(updates["embedding"]["embeddings"])
     assert np.all(updates["dense"]["kernel"] != 0)
 
 
-def test_hook_without_an_init_block_changes_nothing(key):
+def test_without_an_init_block_nothing_changes():
     config = imdb_pretrained.get_config()
     config.init.from_lm_workdir = ""
     spec = _classifier(20)
-    params = models.init_model(spec, key)
-    state = TrainState(jnp.zeros((), jnp.int32), params, None, jax.random.key(0))
-    assert transfer.init_state(config, state, spec, None) is state
-    plain, wrapped = optim.make_optimizer(config.opt, 10), transfer.make_optimizer(config, spec, 10, 5)
+    assert classifier.init_block(config) is None
+    plain, wrapped = optim.make_optimizer(config.opt, 10), classifier.make_optimizer(config, spec, 10, 5)
+    # The initial params are the task's own initialisation (as a fresh, non-fine-tuned run starts).
+    params = classifier.initial_params(config, spec, None)
+    task = classifier.classifier_task(classifier.ModelConfig(spec))
+    task_params = loop.create_state(task, plain, int(config.seed)).params
+    jax.tree.map(np.testing.assert_array_equal, params, task_params)
     grads = jax.tree.map(jnp.ones_like, params)
     a, _ = jax.jit(plain.update)(grads, plain.init(params), params)
     b, _ = jax.jit(wrapped.update)(grads, wrapped.init(params), params)
@@ -165,4 +161,4 @@ def test_hook_without_an_init_block_changes_nothing(key):
     config.init.embeddings_file = "vectors.txt"
     config.init.from_lm_workdir = "runs/lm"
     with pytest.raises(ValueError, match="not both"):
-        transfer.make_optimizer(config, spec, 10, 5)
+        classifier.make_optimizer(config, spec, 10, 5)

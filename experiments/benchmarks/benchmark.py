@@ -18,8 +18,8 @@ from pathlib import Path
 from absl import app, flags
 
 from experiments import _cli
-from experiments.benchmarks import bench_peers
 from experiments._allocator import TCMALLOC_PATHS
+from experiments.benchmarks import bench_peers
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", list(bench_peers.MODELS), "Models to measure.")

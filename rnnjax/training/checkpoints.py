@@ -154,6 +154,29 @@ def _abstract(tree: Any) -> Any:
     return jax.tree.map(leaf, tree)
 
 
+def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(key): tuple(leaf.shape) for key, leaf in leaves}
+
+
+def _check_shapes(path: Path, params: Any) -> None:
+    """Refuses a checkpoint whose saved parameter shapes (Orbax's metadata) are not the model's, before any array
+    is read: a read into the wrong shapes fails inside Orbax's background tasks, which print tracebacks at exit.
+    Metadata that cannot be read is left to the restore itself to judge."""
+    try:
+        metadata = ocp.StandardCheckpointHandler().metadata(path.absolute() / "params")
+        saved = _shapes(getattr(metadata, "tree", metadata))
+    except Exception:  # noqa: BLE001 - unreadable metadata: the restore reports the damage
+        return
+    wanted = _shapes(params)
+    if saved != wanted:
+        name = next((k for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k)), "")
+        raise RunError(
+            f"checkpoint {path} does not fit this model: params{name} is {saved.get(name, 'absent')} there and "
+            f"{wanted.get(name, 'absent')} in the model; restore it with the model it was trained with."
+        )
+
+
 def restore(folder: Path, step: int, params: Any, state: Any | None, run_id: str | None) -> tuple:
     """Restores checkpoint ``step`` of ``folder`` into the shapes of ``params`` (and ``state`` unless None).
 
@@ -169,6 +192,7 @@ def restore(folder: Path, step: int, params: Any, state: Any | None, run_id: str
     meta = read_json(path / "meta" / "metadata") if (path / "meta" / "metadata").exists() else None
     if run_id is not None and isinstance(meta, dict) and meta.get("run_id") not in (None, run_id):
         raise RunError(f"checkpoint {path} belongs to another run; move it out of {folder} to resume.")
+    _check_shapes(path, params)
     items = {"params": ocp.args.StandardRestore(_abstract(params)), "meta": ocp.args.JsonRestore()}
     if state is not None:
         items["state"] = ocp.args.StandardRestore(_abstract(state))

@@ -1,4 +1,5 @@
-"""Data-parallel training on 4 host devices equals single-device training; bf16 compute keeps f32 state."""
+"""Data parallelism (``sharding.py``): training on 4 host devices equals single-device training; bf16 compute
+keeps f32 state."""
 
 import json
 import os
@@ -14,15 +15,14 @@ import optax
 import pytest
 
 from rnnjax import models
-from rnnjax.training import sharding as distributed
-from rnnjax.training import train
+from rnnjax.training import classifier, loop, sharding
 
 _SHARDED_VS_SINGLE = textwrap.dedent(
     """
     import contextlib, io, json, sys
     import jax, jax.numpy as jnp, numpy as np
     from experiments.configs import tiny
-    from rnnjax.training import train
+    from rnnjax.training import classifier
 
     assert len(jax.devices()) == 4, jax.devices()
     root = sys.argv[1]
@@ -37,7 +37,7 @@ _SHARDED_VS_SINGLE = textwrap.dedent(
 
     def run(name, **changes):
         with contextlib.redirect_stdout(io.StringIO()):
-            return train.train_and_evaluate(config(**changes), f"{root}/{name}")
+            return classifier.train_and_evaluate(config(**changes), f"{root}/{name}")
 
     single, single_results = run("single")
     parallel, parallel_results = run("parallel", data_parallel=True)
@@ -98,32 +98,32 @@ def test_data_parallel_settings_are_checked_before_training(tmp_path):
     config.train.data_parallel = True
     config.train.num_devices = len(jax.devices()) + 1
     with pytest.raises(ValueError, match="train.num_devices"):
-        train.train_and_evaluate(config, tmp_path / "a")
+        classifier.train_and_evaluate(config, tmp_path / "a")
     config.train.num_devices = 0
     config.train.compute_dtype = "float8"
     with pytest.raises(ValueError, match="train.compute_dtype"):
-        train.train_and_evaluate(config, tmp_path / "b")
+        classifier.train_and_evaluate(config, tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_shard_batch_rejects_an_indivisible_batch():
-    mesh = distributed.make_mesh(1)
-    out = distributed.shard_batch({"label": np.zeros(3, np.int32)}, mesh)
+    mesh = sharding.make_mesh(1)
+    out = sharding.shard_batch({"label": np.zeros(3, np.int32)}, mesh)
     assert out["label"].shape == (3,)
     with pytest.raises(ValueError, match="num_devices"):
-        distributed.make_mesh(len(jax.devices()) + 1)
+        sharding.make_mesh(len(jax.devices()) + 1)
 
 
 def test_cast_for_compute_casts_only_floating_leaves():
     tree = {"w": jnp.ones((2,), jnp.float32), "n": jnp.ones((2,), jnp.int32)}
-    out = train.cast_for_compute(tree, jnp.bfloat16)
+    out = loop.cast_for_compute(tree, jnp.bfloat16)
     assert out["w"].dtype == jnp.bfloat16 and out["n"].dtype == jnp.int32
 
 
 @pytest.mark.slow  # compiles three train steps
 def test_mixed_precision_step_keeps_float32_state_and_tracks_the_float32_step(key):
     spec = models.make_classifier(cell="simple_rnn", vocab_size=11, embed_dim=3, hidden_size=4)
-    model_cfg = train.ModelConfig(spec=spec)
+    task = classifier.classifier_task(classifier.ModelConfig(spec=spec))
     tx = optax.adam(1e-2)
     rng = np.random.default_rng(1)
     lengths = rng.integers(1, 6, size=4).astype(np.int32)
@@ -132,15 +132,16 @@ def test_mixed_precision_step_keeps_float32_state_and_tracks_the_float32_step(ke
         "lengths": lengths,
         "label": np.asarray([0, 1, 1, 0], np.int32),
     }
-    bf16_state, bf16_metrics = train.make_train_step(model_cfg, tx, jnp.bfloat16)(
-        train.create_train_state(spec, tx, 0), batch
-    )
-    f32_state, f32_metrics = train.make_train_step(model_cfg, tx)(
-        train.create_train_state(spec, tx, 0), batch
-    )
+
+    def one_step(dtype=None):
+        step = jax.jit(loop.train_step_fn(task, tx, dtype), donate_argnums=0)
+        return step(loop.create_state(task, tx, 0), batch)
+
+    bf16_state, bf16_metrics = one_step(jnp.bfloat16)
+    f32_state, f32_metrics = one_step()
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(bf16_state.params))
     assert all(leaf.dtype in (jnp.float32, jnp.int32) for leaf in jax.tree.leaves(bf16_state.opt_state))
     np.testing.assert_allclose(bf16_metrics["loss_sum"], f32_metrics["loss_sum"], rtol=2e-2)
-    same = train.make_train_step(model_cfg, tx, jnp.float32)(train.create_train_state(spec, tx, 0), batch)[0]
+    same = one_step(jnp.float32)[0]
     for a, b in zip(jax.tree.leaves(same.params), jax.tree.leaves(f32_state.params)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
