@@ -220,11 +220,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         loop.TrainingStopped: SIGINT/SIGTERM (after a save) or a non-finite step.
     """
     workdir, train_cfg = Path(workdir), config.train
+    # The run directory first (its kind, its config), then every setting: all before anything is written.
+    runs.check_run(workdir, kind="classifier", config=config.to_dict(), mutable=settings.MUTABLE)
     make_model_config(config.model, vocab_size=2, padding=config.data.padding)  # every check before any write
     optim.make_optimizer(config.opt, 1)
     settings.check_train_settings(train_cfg)
     init_block(config)
-    runs.check_run(workdir, kind="classifier", config=config.to_dict(), mutable=settings.MUTABLE)
     splits = _load_data(config, workdir)
     vocab = splits["vocabulary"]
     model_cfg = make_model_config(config.model, vocab_size=vocab.size, padding=config.data.padding)

@@ -79,10 +79,11 @@ def train_lm(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[lo
         ``loop.TrainingStopped``: SIGINT/SIGTERM (after a save) or a non-finite step.
     """
     workdir, train_cfg = Path(workdir), config.train
+    # The run directory first (its kind, its config), then every setting: all before anything is written.
+    runs.check_run(workdir, kind="language_model", config=config.to_dict(), mutable=settings.MUTABLE)
     make_lm_spec(config.model, vocab_size=2)
     optim.make_optimizer(config.opt, 1)
     settings.check_train_settings(train_cfg)
-    runs.check_run(workdir, kind="language_model", config=config.to_dict(), mutable=settings.MUTABLE)
     saved_vocab = workdir if (workdir / text.VOCABULARY_FILE).exists() else None
     splits = lm_rows.load_lm_splits(config.data, seed=int(config.seed), workdir=saved_vocab)
     rows, validation = splits["train"], splits["validation"]
