@@ -122,8 +122,7 @@ def test_process_shards_reassemble_the_global_batch(drop_remainder):
     arrays, kwargs = _arrays(), dict(seed=2, shuffle=True, drop_remainder=drop_remainder)
     whole = list(pipeline.Loader(arrays, B, **kwargs).epoch(3))
     shards = [
-        list(pipeline.Loader(arrays, B, process_index=i, process_count=2, **kwargs).epoch(3))
-        for i in (0, 1)
+        list(pipeline.Loader(arrays, B, process_index=i, process_count=2, **kwargs).epoch(3)) for i in (0, 1)
     ]
     assert all(len(s) == len(whole) for s in shards)
     for step, expected in enumerate(whole):

@@ -1,5 +1,6 @@
-"""The run directory survives ordinary mistakes: refused commands change nothing, one writer at a time, foreign and
-damaged checkpoints, keep_checkpoints, and every run kind loads for inference (``rnnjax/training/runs.py``)."""
+"""The run directory survives ordinary mistakes: refused commands change nothing, one writer at a time,
+foreign and damaged checkpoints, keep_checkpoints, and every run kind loads for inference
+(``rnnjax/training/runs.py``)."""
 
 import hashlib
 import json
@@ -25,7 +26,9 @@ ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
 def _snapshot(workdir: Path) -> dict[str, str]:
     """Every file and folder of the directory with its content digest (folders: "dir")."""
     return {
-        str(path.relative_to(workdir)): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+        str(path.relative_to(workdir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        if path.is_file()
+        else "dir"
         for path in sorted(workdir.rglob("*"))
     }
 
@@ -68,13 +71,18 @@ def _copy(run: Path, tmp_path: Path) -> Path:
     [
         ({"opt.name": "adam"}, ["opt.name"]),
         ({"train.batch_size": 8}, ["train.batch_size"]),
-        ({"data.synthetic_examples": 300, "data.num_words": 50}, ["data.num_words", "data.synthetic_examples"]),
+        (
+            {"data.synthetic_examples": 300, "data.num_words": 50},
+            ["data.num_words", "data.synthetic_examples"],
+        ),
         ({"seed": 3}, ["seed"]),
         ({"data.validation_split": 0.5}, ["data.validation_split"]),
         ({"model.hidden_size": 5}, ["model.hidden_size"]),
     ],
 )
-def test_a_changed_fixed_field_is_refused_and_nothing_changes_on_disk(classifier_run, tmp_path, changes, fields):
+def test_a_changed_fixed_field_is_refused_and_nothing_changes_on_disk(
+    classifier_run, tmp_path, changes, fields
+):
     workdir = _copy(classifier_run, tmp_path)
     before = _snapshot(workdir)
     config = tiny.get_config()
@@ -127,9 +135,14 @@ def test_a_second_writer_is_refused_while_readers_go_on(classifier_run, tmp_path
 def test_a_lock_left_by_a_killed_process_is_taken_over(classifier_run, tmp_path):
     workdir = _copy(classifier_run, tmp_path)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'process 1 on elsewhere'); print('locked', flush=True); "
-         "time.sleep(60)", str(workdir / runs.LOCK_FILE)],
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'process 1 on elsewhere'); print('locked', flush=True); "
+            "time.sleep(60)",
+            str(workdir / runs.LOCK_FILE),
+        ],
         stdout=subprocess.PIPE,
     )
     assert holder.stdout.readline().strip() == b"locked"
@@ -167,7 +180,11 @@ def test_a_checkpoint_copied_from_another_run_is_refused_not_adopted(classifier_
 def test_a_damaged_checkpoint_is_moved_aside_never_deleted(classifier_run, tmp_path, capsys):
     workdir = _copy(classifier_run, tmp_path)
     (workdir / "results.json").unlink()
-    damaged = next(p for p in (workdir / "checkpoints" / "16" / "params").rglob("*") if p.is_file() and p.stat().st_size > 8)
+    damaged = next(
+        p
+        for p in (workdir / "checkpoints" / "16" / "params").rglob("*")
+        if p.is_file() and p.stat().st_size > 8
+    )
     damaged.write_bytes(damaged.read_bytes()[:-4])
     content = _snapshot(workdir / "checkpoints" / "16")
     classifier.train_and_evaluate(tiny.get_config(), workdir)
@@ -195,7 +212,9 @@ def test_every_run_kind_loads_for_inference(classifier_run, lm_run):
 )
 def test_runs_with_word_vectors_evaluate_and_predict(tmp_path, init):
     vectors = tmp_path / "vectors.txt"
-    vectors.write_text("".join(f"w{i} " + " ".join(str(0.1 * i + j) for j in range(4)) + "\n" for i in range(30)))
+    vectors.write_text(
+        "".join(f"w{i} " + " ".join(str(0.1 * i + j) for j in range(4)) + "\n" for i in range(30))
+    )
     config = tiny.get_config()
     config.init = {"embeddings_file": str(vectors), **init}
     classifier.train_and_evaluate(config, tmp_path / "run")
@@ -211,7 +230,11 @@ def test_a_run_started_from_a_language_model_evaluates(lm_run, tmp_path):
     config = tiny.get_config()
     config.model.cell, config.model.embed_dim, config.model.hidden_size = "gru", 4, 4
     config.model.reset_after = True
-    config.init = {"from_lm_workdir": str(lm_run), "gradual_unfreezing": True, "pretrained_lr_multiplier": 0.5}
+    config.init = {
+        "from_lm_workdir": str(lm_run),
+        "gradual_unfreezing": True,
+        "pretrained_lr_multiplier": 0.5,
+    }
     classifier.train_and_evaluate(config, tmp_path / "run")
     run = evaluate.load_run(tmp_path / "run")
     assert run.vocabulary == runs.load_run(lm_run).vocabulary
@@ -224,15 +247,30 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_two_trainers_at_once_through_the_command_line(tmp_path):
     workdir = tmp_path / "run"
-    args = ["experiments.train", f"--config={REPO / 'experiments/configs/tiny.py'}", f"--workdir={workdir}",
-            "--config.data.synthetic_examples=2000", "--config.train.batch_size=4", "--config.train.epochs=200"]
-    first = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    args = [
+        "experiments.train",
+        f"--config={REPO / 'experiments/configs/tiny.py'}",
+        f"--workdir={workdir}",
+        "--config.data.synthetic_examples=2000",
+        "--config.train.batch_size=4",
+        "--config.train.epochs=200",
+    ]
+    first = subprocess.Popen(
+        [sys.executable, "-m", *args], cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 120
-    while not ((workdir / runs.LOCK_FILE).exists() and (workdir / runs.LOCK_FILE).read_text()) and time.time() < deadline:
+    while (
+        not ((workdir / runs.LOCK_FILE).exists() and (workdir / runs.LOCK_FILE).read_text())
+        and time.time() < deadline
+    ):
         time.sleep(0.1)
     second = _cli(*args)
     stderr = second.stderr.decode()
-    assert second.returncode == 2 and len(stderr.strip().splitlines()) == 1 and "being written by process" in stderr, stderr
+    assert (
+        second.returncode == 2
+        and len(stderr.strip().splitlines()) == 1
+        and "being written by process" in stderr
+    ), stderr
     first.send_signal(2)
     first.communicate(timeout=120)
     assert first.returncode in (0, 130)
@@ -278,7 +316,9 @@ def lm_reference(tmp_path_factory) -> tuple[Path, list]:
 def test_language_model_training_resumes_bit_exact_after_a_signal(lm_reference, tmp_path, signum):
     config, reference = lm_reference
     args = ["experiments.train_lm", f"--config={config}", f"--workdir={tmp_path / 'run'}"]
-    process = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", *args], cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     for line in process.stdout:
         if line.startswith(b"Epoch 1/"):
             break

@@ -1,9 +1,9 @@
 """Using a finished run: load it from its directory, measure it on a split, predict on raw texts.
 
-``load_run(workdir)`` restores a classifier's parameters through ``runs.load_run`` (the one loader of every run
-kind); ``evaluate_split`` gives accuracy, loss, the confusion matrix and precision/recall/F1; ``predict_texts``
-applies the run's own text preprocessing (its saved vocabulary, ``maxlen``, padding) before the model. The counts
-come from the classifier task's eval step; reading and encoding data is ``data/``'s job.
+``load_run(workdir)`` restores a classifier's parameters through ``runs.load_run`` (the one loader of every
+run kind); ``evaluate_split`` gives accuracy, loss, the confusion matrix and precision/recall/F1;
+``predict_texts`` applies the run's own text preprocessing (its saved vocabulary, ``maxlen``, padding) before
+the model. The counts come from the classifier task's eval step; reading and encoding data is ``data/``'s job.
 """
 
 from collections.abc import Sequence
@@ -36,7 +36,7 @@ class Run(runs.LoadedRun):
 
 
 def load_run(workdir, *, which: str = "final") -> Run:
-    """Restores a classifier run's parameters (any classifier this project trains, with or without ``config.init``).
+    """Restores a classifier run's parameters (any classifier this project trains, ``config.init`` or not).
 
     Args:
         workdir: a run directory written by ``classifier.train_and_evaluate``.

@@ -1,9 +1,10 @@
-"""A language model's data: reviews read, tokenized and cut into next-word rows, with a held-out validation part.
+"""A language model's data: reviews tokenized and cut into next-word rows, with held-out validation rows.
 
-Each review is tokenized as for the classifier (``text.py``), encoded with the start id first and cut into rows of
-at most ``data.maxlen`` ids that overlap by one id, so every next-word target is predicted exactly once.
-Validation rows come from held-out reviews. The vocabulary (with the start id) is fitted on the training reviews,
-or read from a run directory when resuming. Training on the rows is ``training/language_model.py``'s job.
+Each review is tokenized as for the classifier (``text.py``), encoded with the start id first and cut into
+rows of at most ``data.maxlen`` ids that overlap by one id, so every next-word target is predicted exactly
+once. Validation rows come from held-out reviews. The vocabulary (with the start id) is fitted on the training
+reviews, or read from a run directory when resuming. Training on the rows is ``training/language_model.py``'s
+job.
 """
 
 import sys
@@ -23,7 +24,9 @@ def _read_texts(data_cfg: ml_collections.ConfigDict, *, seed: int) -> tuple[str,
     """Returns (dataset name, review texts) for the language model: IMDB's configured splits or synthetic."""
     if data_cfg.name == "imdb_reviews":
         try:
-            sources = datasets.prepare_imdb(data_dir=data_cfg.data_dir, source_dir=data_cfg.source_dir or None)
+            sources = datasets.prepare_imdb(
+                data_dir=data_cfg.data_dir, source_dir=data_cfg.source_dir or None
+            )
             texts = []
             for split in data_cfg.splits:
                 if split not in sources:
@@ -53,9 +56,9 @@ def _read_texts(data_cfg: ml_collections.ConfigDict, *, seed: int) -> tuple[str,
 def make_rows(sequences: Iterable[list[int]], maxlen: int) -> dict[str, np.ndarray]:
     """Cuts id sequences into right-padded rows of at most ``maxlen`` ids that overlap by one id.
 
-    Row k of a sequence holds ids ``k * (maxlen - 1)`` to ``k * (maxlen - 1) + maxlen``, so the last id of a row
-    is the first of the next and every next-word target of the sequence is in exactly one row. Sequences of
-    fewer than two ids give no row.
+    Row k of a sequence holds ids ``k * (maxlen - 1)`` to ``k * (maxlen - 1) + maxlen``, so the last id of a
+    row is the first of the next and every next-word target of the sequence is in exactly one row. Sequences
+    of fewer than two ids give no row.
 
     Args:
         sequences: id lists.
@@ -90,7 +93,8 @@ def load_lm_splits(
     Args:
         data_cfg: ``config.data``.
         seed: ``config.seed``; it fixes the held-out reviews (and the synthetic texts).
-        workdir: a directory whose ``vocabulary.json`` is used when present (a resumed run); nothing is written.
+        workdir: a directory whose ``vocabulary.json`` is used when present (a resumed run); nothing is
+        written.
 
     Returns:
         ``{"train", "validation"}`` rows (see ``make_rows``), ``"vocabulary"``, ``"name"`` and

@@ -10,7 +10,8 @@ Public API:
 Batches keep the contract of ``datasets.batches``: ``{"tokens": [B, T], "lengths": [B], "label": [B]}`` with
 the final partial batch padded by rows of tokens 0, lengths 0 and label -1 (or dropped with
 ``drop_remainder``). The shuffled order is a pure function of ``(seed, epoch)`` (a NumPy permutation of the
-examples per epoch, batched by index), but a different permutation from ``datasets.batches``. With ``process_count`` P each process yields its B/P rows of every global batch.
+examples per epoch, batched by index), but a different permutation from ``datasets.batches``. With
+``process_count`` P each process yields its B/P rows of every global batch.
 
 Loading and encoding the arrays is ``datasets.py``'s; placing the local batches on devices is the fit loop's.
 """
@@ -28,9 +29,9 @@ from rnnjax.data.datasets import BATCH_KEYS
 from rnnjax.types import Batch
 
 _SHUFFLE_STREAM = 4  # keeps these permutations apart from datasets.py's seeded streams (1-3)
-# Batches are read in the calling thread: a batch is one vectorised gather (about 0.05 ms for 128 x 200 ids), the
-# jitted step runs asynchronously meanwhile, and a prefetch thread would compete with the step's own threads
-# (training on 2 cores was 25 % slower with one).
+# Batches are read in the calling thread: a batch is one vectorised gather (about 0.05 ms for 128 x 200 ids),
+# the jitted step runs asynchronously meanwhile, and a prefetch thread would compete with the step's own
+# threads (training on 2 cores was 25 % slower with one).
 _READ_OPTIONS = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
 
 

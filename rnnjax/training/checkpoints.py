@@ -1,9 +1,9 @@
 """Orbax checkpoints of a run: save with digests and the run's id, verify, restore, move damaged ones aside.
 
 Each step folder holds the items ``params``, ``state`` (step, optimizer state, key) and ``meta`` (JSON), and
-``sha256.json`` with the digests of every file and the run id. Orbax writes into a temporary folder and renames it
-when complete, so a step cut short is never listed. ``runs.py`` owns the directory around them (lock, config,
-identity) and is the module the rest of the code goes through.
+``sha256.json`` with the digests of every file and the run id. Orbax writes into a temporary folder and
+renames it when complete, so a step cut short is never listed. ``runs.py`` owns the directory around them
+(lock, config, identity) and is the module the rest of the code goes through.
 """
 
 import hashlib
@@ -51,7 +51,9 @@ def read_json(path: str | Path, *, expect: type = dict) -> Any:
     except (ValueError, UnicodeDecodeError) as error:
         raise RunError(f"{path} is not valid JSON ({error}); the file is damaged.") from None
     if not isinstance(payload, expect):
-        raise RunError(f"{path} holds a {type(payload).__name__}, expected a JSON {expect.__name__}; the file is damaged.")
+        raise RunError(
+            f"{path} holds a {type(payload).__name__}, expected a JSON {expect.__name__}; the file is damaged."
+        )
     return payload
 
 
@@ -59,7 +61,9 @@ def read_json(path: str | Path, *, expect: type = dict) -> Any:
 
 
 def _manager(folder: Path, max_to_keep: int | None = None) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+    )
     return ocp.CheckpointManager(folder.absolute(), options=options)
 
 
@@ -88,8 +92,8 @@ def _digests(folder: Path) -> dict[str, str]:
 def save(run: Any, which: str, step: int, params: Any, state: Any, meta: dict[str, Any]) -> bool:
     """Saves checkpoint ``step`` of ``run`` in ``checkpoints/`` (``which="latest"``) or ``best/``.
 
-    ``params`` and ``state`` (the rest of the training state) are pytrees of arrays; ``meta`` is JSON. The run id
-    and the files' digests are recorded with it. The newest ``keep_checkpoints`` (best: 1) are kept.
+    ``params`` and ``state`` (the rest of the training state) are pytrees of arrays; ``meta`` is JSON. The run
+    id and the files' digests are recorded with it. The newest ``keep_checkpoints`` (best: 1) are kept.
 
     Returns:
         True if written, False if that step was already saved (the saved one is kept).
@@ -110,7 +114,9 @@ def save(run: Any, which: str, step: int, params: Any, state: Any, meta: dict[st
     manager.wait_until_finished()
     manager.close()
     if jax.process_index() == 0:
-        write_json(folder / str(step) / DIGESTS, {"sha256": _digests(folder / str(step)), "run_id": run.run_id})
+        write_json(
+            folder / str(step) / DIGESTS, {"sha256": _digests(folder / str(step)), "run_id": run.run_id}
+        )
     return True
 
 
@@ -136,13 +142,15 @@ def _verify(folder: Path, run_id: str | None) -> None:
     found = _digests(folder)
     bad = sorted(name for name in expected if found.get(name) != expected[name])
     if bad:
-        raise Damaged(f"checkpoint {folder}: {len(bad)} file(s) changed or missing since the save, e.g. {bad[0]}")
+        raise Damaged(
+            f"checkpoint {folder}: {len(bad)} file(s) changed or missing since the save, e.g. {bad[0]}"
+        )
 
 
 def _abstract(tree: Any) -> Any:
-    """Shapes, dtypes and shardings to restore into; a leaf without a sharding (``jax.eval_shape``) goes to this
-    process's first device, since the saved sharding may name devices that do not exist here (a checkpoint of a
-    data-parallel or multi-process run read by one process)."""
+    """Shapes, dtypes and shardings to restore into; a leaf without a sharding (``jax.eval_shape``) goes to
+    this process's first device, since the saved sharding may name devices that do not exist here (a
+    checkpoint of a data-parallel or multi-process run read by one process)."""
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
     def leaf(x: Any) -> jax.ShapeDtypeStruct:
@@ -160,9 +168,9 @@ def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
 
 
 def _check_shapes(path: Path, params: Any) -> None:
-    """Refuses a checkpoint whose saved parameter shapes (Orbax's metadata) are not the model's, before any array
-    is read: a read into the wrong shapes fails inside Orbax's background tasks, which print tracebacks at exit.
-    Metadata that cannot be read is left to the restore itself to judge."""
+    """Refuses a checkpoint whose saved parameter shapes (Orbax's metadata) are not the model's, before any
+    array is read: a read into the wrong shapes fails inside Orbax's background tasks, which print tracebacks
+    at exit. Metadata that cannot be read is left to the restore itself to judge."""
     try:
         metadata = ocp.StandardCheckpointHandler().metadata(path.absolute() / "params")
         saved = _shapes(getattr(metadata, "tree", metadata))
@@ -217,11 +225,13 @@ def _move_aside(folder: Path, step: int, error: Exception) -> None:
     while target.exists():
         target, suffix = aside / f"{step}-{suffix}", suffix + 1
     (folder / str(step)).replace(target)
-    print(f"warning: {error}; moved it to {target} and trying an older checkpoint.", file=sys.stderr, flush=True)
+    print(
+        f"warning: {error}; moved it to {target} and trying an older checkpoint.", file=sys.stderr, flush=True
+    )
 
 
 def restore_latest(run: Any, params: Any, state: Any) -> tuple | None:
-    """Restores the newest intact checkpoint of ``run`` (moving damaged ones aside), or None when there is none.
+    """Restores the newest intact checkpoint of ``run`` (damaged ones moved aside); None when there is none.
 
     Raises:
         RunError: a checkpoint of another run or model (nothing is moved), or only damaged checkpoints.
@@ -275,7 +285,9 @@ def pick_checkpoint(workdir: str | Path, which: str = "final") -> tuple[Path, in
     return folder, found[-1], which
 
 
-def restore_params(workdir: str | Path, params: Any, which: str = "final", run_id: str | None = None) -> tuple[Any, int, str]:
+def restore_params(
+    workdir: str | Path, params: Any, which: str = "final", run_id: str | None = None
+) -> tuple[Any, int, str]:
     """Restores only the parameters of a run's checkpoint (the optimizer plays no part), for inference.
 
     Falls back to older checkpoints of the same folder when the newest is damaged.
@@ -296,5 +308,3 @@ def restore_params(workdir: str | Path, params: Any, which: str = "final", run_i
         except Damaged as error:
             errors.append(str(error))
     raise RunError(f"no checkpoint in {folder} can be read: {errors[0]}. Resume training to write a new one.")
-
-

@@ -1,4 +1,4 @@
-"""The text classifier as a task of the fit loop, and ``train_and_evaluate(config, workdir)``, its config builder.
+"""The text classifier as a task of the fit loop, and ``train_and_evaluate``, its config builder.
 
 ``classifier_task`` turns a ``ModelSpec`` into a ``loop.Task`` (mean binary cross-entropy over the real
 examples; confusion counts as sums). ``train_and_evaluate`` is the one place that reads a classifier's
@@ -29,7 +29,8 @@ class ModelConfig:
     """What the steps need to know about the model: its spec and how batches are masked."""
 
     spec: models.ModelSpec
-    use_lengths: bool = True  # mask by batch["lengths"] (right-padded data); False for Keras-style pre-padding
+    # Mask by batch["lengths"] (right-padded data); False for Keras-style pre-padding.
+    use_lengths: bool = True
 
 
 def make_model_config(model_cfg: ml_collections.ConfigDict, *, vocab_size: int, padding: str) -> ModelConfig:
@@ -64,7 +65,9 @@ def make_model_config(model_cfg: ml_collections.ConfigDict, *, vocab_size: int, 
 def _check_batch(batch: Batch) -> None:
     missing = {"tokens", "lengths", "label"} - set(batch)
     if missing:
-        raise ValueError(f"batch is missing {sorted(missing)}; batches are {{tokens [B, T], lengths [B], label [B]}}.")
+        raise ValueError(
+            f"batch is missing {sorted(missing)}; batches are {{tokens [B, T], lengths [B], label [B]}}."
+        )
     size = batch["tokens"].shape[0]
     if batch["label"].shape != (size,):
         raise ValueError(
@@ -73,7 +76,9 @@ def _check_batch(batch: Batch) -> None:
         )
 
 
-def logits(model_cfg: ModelConfig, params: Params, batch: Batch, *, train: bool = False, rng: PRNGKey | None = None):
+def logits(
+    model_cfg: ModelConfig, params: Params, batch: Batch, *, train: bool = False, rng: PRNGKey | None = None
+):
     """[B] float32 logits of a batch (masked by its lengths when the model uses them)."""
     _check_batch(batch)
     lengths = batch["lengths"] if model_cfg.use_lengths else None
@@ -133,14 +138,18 @@ def init_block(config: ml_collections.ConfigDict) -> InitSpec | None:
     fields = {f.name for f in dataclasses.fields(InitSpec)}
     unknown = sorted(set(block.keys()) - fields)
     if unknown:
-        raise ValueError(f"config.init has no field {unknown[0]!r}; its fields are {', '.join(sorted(fields))}.")
+        raise ValueError(
+            f"config.init has no field {unknown[0]!r}; its fields are {', '.join(sorted(fields))}."
+        )
     init = InitSpec(**{name: block[name] for name in block.keys()})
     if init.from_lm_workdir and init.embeddings_file:
         raise ValueError("config.init: set from_lm_workdir or embeddings_file, not both.")
     if init.lm_checkpoint not in ("best", "latest"):
         raise ValueError(f"config.init.lm_checkpoint must be 'best' or 'latest', got {init.lm_checkpoint!r}.")
     if not float(init.pretrained_lr_multiplier) >= 0:
-        raise ValueError(f"config.init.pretrained_lr_multiplier={init.pretrained_lr_multiplier} must be >= 0.")
+        raise ValueError(
+            f"config.init.pretrained_lr_multiplier={init.pretrained_lr_multiplier} must be >= 0."
+        )
     return init
 
 
@@ -163,7 +172,9 @@ def make_optimizer(
     return transfer.finetune_optimizer(tx, lr_multipliers=multipliers, trainable_from=trainable_from)
 
 
-def initial_params(config: ml_collections.ConfigDict, spec: models.ModelSpec, vocab: text.Vocabulary) -> Params:
+def initial_params(
+    config: ml_collections.ConfigDict, spec: models.ModelSpec, vocab: text.Vocabulary
+) -> Params:
     """The initial params: Keras' initialisation, chrono gate biases, then ``config.init``'s pretrained layers."""
     params = models.init_model(spec, jax.random.split(jax.random.key(int(config.seed)))[0])
     if int(config.model.get("chrono", 0)):
@@ -172,8 +183,12 @@ def initial_params(config: ml_collections.ConfigDict, spec: models.ModelSpec, vo
     if init_cfg is None:
         return params
     if init_cfg.from_lm_workdir:
-        params, copied = transfer.init_from_lm(params, spec, init_cfg.from_lm_workdir, vocab, which=init_cfg.lm_checkpoint)
-        print(f"Initialised {sorted(copied)} from the language model in {init_cfg.from_lm_workdir}.", flush=True)
+        params, copied = transfer.init_from_lm(
+            params, spec, init_cfg.from_lm_workdir, vocab, which=init_cfg.lm_checkpoint
+        )
+        print(
+            f"Initialised {sorted(copied)} from the language model in {init_cfg.from_lm_workdir}.", flush=True
+        )
         return params
     key = jax.random.fold_in(jax.random.key(int(config.seed)), 7)
     params, coverage = embeddings.init_embedding(params, vocab, init_cfg.embeddings_file, key=key)
@@ -191,13 +206,17 @@ def _load_data(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, An
     vocab_dir = None
     if (workdir / text.VOCABULARY_FILE).exists():
         vocab_dir = workdir
-    elif init is not None and init.from_lm_workdir:  # a classifier started from a language model uses its words
+    elif init is not None and init.from_lm_workdir:  # started from a language model: its words
         vocab_dir = Path(init.from_lm_workdir)
         if not (vocab_dir / text.VOCABULARY_FILE).exists():
-            raise ValueError(f"config.init.from_lm_workdir: {vocab_dir / text.VOCABULARY_FILE} not found; train the language model first.")
+            raise ValueError(
+                f"config.init.from_lm_workdir: {vocab_dir / text.VOCABULARY_FILE} not found; train the language model first."
+            )
     splits = datasets.load_splits(config.data, seed=int(config.seed), workdir=vocab_dir)
     if not len(splits["train"]["label"]):
-        raise ValueError("the training split is empty; check config.data (validation_split, test_split, the data file).")
+        raise ValueError(
+            "the training split is empty; check config.data (validation_split, test_split, the data file)."
+        )
     if int(config.train.batch_size) > len(splits["train"]["label"]):
         raise ValueError(
             f"train.batch_size={int(config.train.batch_size)} is larger than the {len(splits['train']['label'])} "
@@ -206,18 +225,21 @@ def _load_data(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, An
     return splits
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[loop.TrainState, dict[str, Any]]:
-    """Trains (or resumes) the classifier described by ``config`` in ``workdir``, then evaluates it on the test split.
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str | Path
+) -> tuple[loop.TrainState, dict[str, Any]]:
+    """Trains (or resumes) the classifier of ``config`` in ``workdir``, then evaluates it on the test split.
 
     Writes ``run.json``, ``config.json``, ``model.json``, ``vocabulary.json``, ``checkpoints/``, ``best/``,
     ``history.json``, ``tensorboard/`` and ``results.json``.
 
     Returns:
-        ``(state, results)``: the final TrainState (the best one with ``train.restore_best``) and results.json.
+        ``(state, results)``: the final TrainState (the best one with ``train.restore_best``) and
+        results.json.
 
     Raises:
-        ValueError: invalid settings or data; ``runs.RunError``: a run directory that cannot take this command.
-        loop.TrainingStopped: SIGINT/SIGTERM (after a save) or a non-finite step.
+        ValueError: invalid settings or data; ``runs.RunError``: a run directory that cannot take this
+        command. loop.TrainingStopped: SIGINT/SIGTERM (after a save) or a non-finite step.
     """
     workdir, train_cfg = Path(workdir), config.train
     # The run directory first (its kind, its config), then every setting: all before anything is written.
@@ -230,27 +252,52 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     vocab = splits["vocabulary"]
     model_cfg = make_model_config(config.model, vocab_size=vocab.size, padding=config.data.padding)
     validation = splits["validation"] if len(splits["validation"]["label"]) else None
-    train_data, val_data = settings.loaders(splits["train"], int(train_cfg.batch_size), int(train_cfg.eval_batch_size), int(config.seed), validation)
+    train_data, val_data = settings.loaders(
+        splits["train"],
+        int(train_cfg.batch_size),
+        int(train_cfg.eval_batch_size),
+        int(config.seed),
+        validation,
+    )
     steps_per_epoch, total_steps, epochs = settings.steps_for(
-        len(splits["train"]["label"]), int(train_cfg.batch_size), int(train_cfg.epochs), int(train_cfg.max_steps)
+        len(splits["train"]["label"]),
+        int(train_cfg.batch_size),
+        int(train_cfg.epochs),
+        int(train_cfg.max_steps),
     )
     tx = make_optimizer(config, model_cfg.spec, total_steps, steps_per_epoch)
     options = settings.fit_options(train_cfg, epochs=epochs, total_steps=total_steps)
     with runs.open_run(
-        workdir, kind="classifier", config=config.to_dict(), mutable=settings.MUTABLE, keep_checkpoints=int(train_cfg.keep_checkpoints)
+        workdir,
+        kind="classifier",
+        config=config.to_dict(),
+        mutable=settings.MUTABLE,
+        keep_checkpoints=int(train_cfg.keep_checkpoints),
     ) as run:
         if jax.process_index() == 0:  # in a multi-process run, process 0 writes the run's files
             if not (workdir / text.VOCABULARY_FILE).exists():
                 text.save_vocabulary(vocab, workdir)
-            runs.write_json(workdir / runs.KINDS["classifier"], {"use_lengths": model_cfg.use_lengths, **models.spec_to_dict(model_cfg.spec)})
+            runs.write_json(
+                workdir / runs.KINDS["classifier"],
+                {"use_lengths": model_cfg.use_lengths, **models.spec_to_dict(model_cfg.spec)},
+            )
         task = classifier_task(model_cfg)
-        state = loop.create_state(task, tx, int(config.seed), initial_params(config, model_cfg.spec, vocab) if not run.resumed else None)
-        result = loop.fit(task, tx, state, run, train_data, val_data, options, optim.make_schedule(config.opt, total_steps))
+        state = loop.create_state(
+            task,
+            tx,
+            int(config.seed),
+            initial_params(config, model_cfg.spec, vocab) if not run.resumed else None,
+        )
+        result = loop.fit(
+            task, tx, state, run, train_data, val_data, options, optim.make_schedule(config.opt, total_steps)
+        )
         results = _results(config, run, splits, result, options)
     return result.state, results
 
 
-def _results(config, run: runs.Run, splits: dict, result: loop.FitResult, options: loop.FitOptions) -> dict[str, Any]:
+def _results(
+    config, run: runs.Run, splits: dict, result: loop.FitResult, options: loop.FitOptions
+) -> dict[str, Any]:
     history = result.history
     results: dict[str, Any] = {
         "workdir": str(run.workdir),
@@ -266,8 +313,12 @@ def _results(config, run: runs.Run, splits: dict, result: loop.FitResult, option
     }
     test = splits["test"]
     if len(test["label"]) and config.train.evaluate_test:
-        _, test_data = settings.loaders(test, int(config.train.eval_batch_size), int(config.train.eval_batch_size), 0, test)
-        _, eval_step, put_batch = loop.make_steps(classifier_task(ModelConfig(*_model(run))), optax.identity(), options.compute_dtype, options.mesh)
+        _, test_data = settings.loaders(
+            test, int(config.train.eval_batch_size), int(config.train.eval_batch_size), 0, test
+        )
+        _, eval_step, put_batch = loop.make_steps(
+            classifier_task(ModelConfig(*_model(run))), optax.identity(), options.compute_dtype, options.mesh
+        )
         counts = loop.evaluate(eval_step, result.state.params, test_data.epoch(0), put_batch)
         results["test"] = {**counts, **classification_metrics(counts)}
         if jax.process_index() == 0:

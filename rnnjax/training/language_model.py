@@ -1,9 +1,10 @@
-"""The word-level language model as a task of the fit loop, and ``train_lm(config, workdir)``, its config builder.
+"""The word-level language model as a task of the fit loop, and ``train_lm``, its config builder.
 
 ``lm_task`` turns an ``LMSpec`` into a ``loop.Task`` (mean next-word cross-entropy over the real targets;
-perplexity among the metrics). ``train_lm`` reads an LM config, validates it before anything is written, loads the
-rows (``data/lm_rows.py``), opens the run directory (``runs.open_run``) and hands everything to ``loop.fit``:
-resume, the signal save, the non-finite guard, data parallelism and bfloat16 are the loop's, as for every task.
+perplexity among the metrics). ``train_lm`` reads an LM config, validates it before anything is written, loads
+the rows (``data/lm_rows.py``), opens the run directory (``runs.open_run``) and hands everything to
+``loop.fit``: resume, the signal save, the non-finite guard, data parallelism and bfloat16 are the loop's, as
+for every task.
 """
 
 from pathlib import Path
@@ -65,18 +66,20 @@ def lm_task(spec: lm.LMSpec) -> loop.Task:
     )
 
 
-def train_lm(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[loop.TrainState, dict[str, Any]]:
+def train_lm(
+    config: ml_collections.ConfigDict, workdir: str | Path
+) -> tuple[loop.TrainState, dict[str, Any]]:
     """Trains (or resumes) the language model described by ``config`` in ``workdir``.
 
-    Writes ``run.json``, ``config.json``, ``lm.json``, ``vocabulary.json``, ``checkpoints/``, ``best/`` (lowest
-    validation loss), ``history.json``, ``tensorboard/`` and ``results.json``.
+    Writes ``run.json``, ``config.json``, ``lm.json``, ``vocabulary.json``, ``checkpoints/``, ``best/``
+    (lowest validation loss), ``history.json``, ``tensorboard/`` and ``results.json``.
 
     Returns:
         ``(state, results)``: the final state (the best one with ``train.restore_best``) and results.json.
 
     Raises:
-        ValueError: invalid settings or data; ``runs.RunError``: a run directory that cannot take this command;
-        ``loop.TrainingStopped``: SIGINT/SIGTERM (after a save) or a non-finite step.
+        ValueError: invalid settings or data; ``runs.RunError``: a run directory that cannot take this
+        command; ``loop.TrainingStopped``: SIGINT/SIGTERM (after a save) or a non-finite step.
     """
     workdir, train_cfg = Path(workdir), config.train
     # The run directory first (its kind, its config), then every setting: all before anything is written.
@@ -99,7 +102,10 @@ def train_lm(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[lo
         rows, int(train_cfg.batch_size), int(train_cfg.eval_batch_size), int(config.seed), validation
     )
     with runs.open_run(
-        workdir, kind="language_model", config=config.to_dict(), mutable=settings.MUTABLE,
+        workdir,
+        kind="language_model",
+        config=config.to_dict(),
+        mutable=settings.MUTABLE,
         keep_checkpoints=int(train_cfg.keep_checkpoints),
     ) as run:
         if jax.process_index() == 0:  # in a multi-process run, process 0 writes the run's files
@@ -114,7 +120,9 @@ def train_lm(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[lo
             f"vocabulary {spec.vocab_size}; {total_steps} steps.",
             flush=True,
         )
-        result = loop.fit(task, tx, state, run, train_data, val_data, options, optim.make_schedule(config.opt, total_steps))
+        result = loop.fit(
+            task, tx, state, run, train_data, val_data, options, optim.make_schedule(config.opt, total_steps)
+        )
         results: dict[str, Any] = {
             "workdir": str(workdir),
             "dataset": splits["name"],

@@ -1,4 +1,4 @@
-"""The fit loop: the one loop that trains every task (classifier, language model, fine-tuning, the long-range lab).
+"""The fit loop: the one loop that trains every task (classifier, language model, fine-tuning, long range).
 
 A task (``Task``) is a record of pure functions: its initial parameters, its loss with summable counts, its
 evaluation counts and how counts become metrics. Everything else is written once, here, and holds for every
@@ -21,9 +21,8 @@ task:
 import dataclasses
 import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -31,6 +30,7 @@ import jax.numpy as jnp
 import optax
 
 from rnnjax.training import runs, sharding, tensorboard
+from rnnjax.training.control import StopRequest, early_stopping_status, monitor_mode, progress_line  # noqa: F401
 from rnnjax.training.tasks import (  # noqa: F401 - the loop's vocabulary, re-exported for callers of the loop
     NO_STEP,
     Task,
@@ -70,60 +70,6 @@ class FitOptions:
     skip_nonfinite: bool = False
     compute_dtype: Any = None  # e.g. jnp.bfloat16; None for float32
     mesh: Any = None  # a sharding.make_mesh mesh for data parallelism; None for one device
-
-
-# ------------------------------------------------------------------------------------------ epoch logic
-
-
-def monitor_mode(monitor: str) -> str:
-    """"max" for accuracies, "min" for losses and perplexities."""
-    return "max" if "accuracy" in monitor else "min"
-
-
-def early_stopping_status(history: Mapping[str, list], monitor: str, min_delta: float) -> tuple[int, int]:
-    """Best epoch (1-based, 0 if none) and epochs since an improvement, recomputed from the history.
-
-    An epoch improves when it beats the best so far by more than ``min_delta`` (Keras' EarlyStopping rule);
-    recomputing from the history keeps a resumed run's decisions identical to an uninterrupted one.
-    """
-    mode, best_value, best_epoch, wait = monitor_mode(monitor), None, 0, 0
-    for epoch, value in enumerate(history.get(monitor, []), start=1):
-        if best_value is None or (value < best_value - min_delta if mode == "min" else value > best_value + min_delta):
-            best_value, best_epoch, wait = value, epoch, 0
-        else:
-            wait += 1
-    return best_epoch, wait
-
-
-def progress_line(epoch: int, epochs: int, done: int, total: int, elapsed: float, metrics: Mapping, shown) -> str:
-    """``Epoch 2/5 40/157 [=====>....] - 3s 75ms/step - 13.3 steps/s - loss: 0.6931 - accuracy: 0.5000``."""
-    width, rate = 30, done / elapsed if elapsed > 0 else 0.0
-    filled = int(width * done / max(total, 1))
-    bar = ("=" * filled + (">" if filled < width else "") + "." * width)[:width]
-    values = "".join(f" - {name}: {metrics[name]:.4f}" for name in shown if name in metrics)
-    per_step = 1000 / rate if rate else 0
-    return f"Epoch {epoch}/{epochs} {done}/{total} [{bar}] - {elapsed:.0f}s {per_step:.0f}ms/step - {rate:.1f} steps/s{values}"
-
-
-class _StopRequest:
-    """Remembers a SIGINT/SIGTERM; the loop checks it between steps and saves there, never in the handler."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> "_StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 # ------------------------------------------------------------------------------------------------ fit
@@ -179,7 +125,9 @@ def _check_finite(progress: _Progress, options: FitOptions, run: runs.Run) -> No
         )
 
 
-def _stop_on_signal(signum: int, run: runs.Run, progress: _Progress, options: FitOptions, in_epoch: bool) -> None:
+def _stop_on_signal(
+    signum: int, run: runs.Run, progress: _Progress, options: FitOptions, in_epoch: bool
+) -> None:
     _check_finite(progress, options, run)
     step = int(progress.state.step)
     extra = {"epoch_sums": host(progress.sums) if in_epoch else None, "data_state": progress.data_state}
@@ -193,7 +141,11 @@ def _stop_on_signal(signum: int, run: runs.Run, progress: _Progress, options: Fi
 
 def _zero_sums(train_step: Callable, state: TrainState, batch: Batch) -> dict[str, jax.Array]:
     shapes = jax.eval_shape(train_step, state, batch)[1]
-    return {name: jnp.zeros(s.shape, s.dtype) for name, s in shapes.items() if name not in ("first_nonfinite", "grad_norm")}
+    return {
+        name: jnp.zeros(s.shape, s.dtype)
+        for name, s in shapes.items()
+        if name not in ("first_nonfinite", "grad_norm")
+    }
 
 
 @jax.jit
@@ -225,7 +177,9 @@ def _log_step(loop: _Loop, step: int, metrics: dict) -> None:
         tensorboard.write_scalars(loop.writers["train"], step, scalars)
 
 
-def _train_epoch(loop: _Loop, progress: _Progress, epoch: int, partial: dict | None, stop: _StopRequest) -> bool:
+def _train_epoch(
+    loop: _Loop, progress: _Progress, epoch: int, partial: dict | None, stop: StopRequest
+) -> bool:
     """Runs the rest of ``epoch``; True when the epoch ran to its end."""
     options, steps_per_epoch = loop.options, loop.train_data.steps_per_epoch
     batches = loop.train_data.epoch(epoch, state=partial["data_state"] if partial else None)
@@ -236,8 +190,8 @@ def _train_epoch(loop: _Loop, progress: _Progress, epoch: int, partial: dict | N
     start = last_draw = time.perf_counter()
     show_bar = options.progress_bar and sys.stdout.isatty() and _primary()
     every = options.checkpoint_every_steps
+    step = int(progress.state.step)  # counted on the host: reading the device's step would wait for each step
     for batch in batches:
-        step = int(progress.state.step)
         if step >= options.total_steps:
             break
         if stop.signum is not None:
@@ -252,16 +206,36 @@ def _train_epoch(loop: _Loop, progress: _Progress, epoch: int, partial: dict | N
         if show_bar and time.perf_counter() - last_draw > 0.25:
             last_draw = time.perf_counter()
             shown = loop.task.metrics(host(progress.sums))
-            line = progress_line(epoch + 1, options.epochs, batches.position, steps_per_epoch, last_draw - start, shown, loop.task.shown)
+            line = progress_line(
+                epoch + 1,
+                options.epochs,
+                batches.position,
+                steps_per_epoch,
+                last_draw - start,
+                shown,
+                loop.task.shown,
+            )
             print("\r\x1b[K" + line, end="", flush=True)
         if every and step % every == 0 and batches.position < steps_per_epoch and step < options.total_steps:
             _check_finite(progress, options, loop.run)
-            _save(loop.run, "latest", progress, step, {"epoch_sums": host(progress.sums), "data_state": progress.data_state})
+            _save(
+                loop.run,
+                "latest",
+                progress,
+                step,
+                {"epoch_sums": host(progress.sums), "data_state": progress.data_state},
+            )
     _check_finite(progress, options, loop.run)
     progress.history.setdefault("_train_time", []).append(time.perf_counter() - start)  # popped by _end_epoch
     if batches.position < steps_per_epoch:  # stopped by total_steps inside the epoch: keep the partial epoch
         step = int(progress.state.step)
-        _save(loop.run, "latest", progress, step, {"epoch_sums": host(progress.sums), "data_state": progress.data_state})
+        _save(
+            loop.run,
+            "latest",
+            progress,
+            step,
+            {"epoch_sums": host(progress.sums), "data_state": progress.data_state},
+        )
         progress.history.pop("_train_time")
         if show_bar:
             print(flush=True)
@@ -278,7 +252,9 @@ def _end_epoch(loop: _Loop, progress: _Progress, epoch: int, started: float) -> 
     if options.skip_nonfinite:
         row["skipped_steps"] = sums["n_nonfinite"]
     if loop.validation is not None:
-        val = task.metrics(evaluate(loop.eval_step, progress.state.params, loop.validation.epoch(0), loop.put_batch))
+        val = task.metrics(
+            evaluate(loop.eval_step, progress.state.params, loop.validation.epoch(0), loop.put_batch)
+        )
         row.update({f"val_{name}": value for name, value in val.items()})
     row.update(
         time_s=time.perf_counter() - started,
@@ -290,14 +266,26 @@ def _end_epoch(loop: _Loop, progress: _Progress, epoch: int, started: float) -> 
         progress.history.setdefault(name, []).append(value)
     shown = {**task.metrics(sums), **{k: v for k, v in row.items() if k.startswith("val_")}}
     names = task.shown + tuple(f"val_{name}" for name in task.shown)
-    line = progress_line(epoch + 1, options.epochs, loop.train_data.steps_per_epoch, loop.train_data.steps_per_epoch, train_time, shown, names)
+    line = progress_line(
+        epoch + 1,
+        options.epochs,
+        loop.train_data.steps_per_epoch,
+        loop.train_data.steps_per_epoch,
+        train_time,
+        shown,
+        names,
+    )
     if row.get("skipped_steps"):
         line += f" - skipped non-finite steps: {row['skipped_steps']}"
     _say(("\r\x1b[K" if options.progress_bar and sys.stdout.isatty() else "") + line)
     if _primary():
-        tensorboard.write_scalars(loop.writers["train"], epoch + 1, {f"epoch_{k}": row[k] for k in task.metrics(sums)})
+        tensorboard.write_scalars(
+            loop.writers["train"], epoch + 1, {f"epoch_{k}": row[k] for k in task.metrics(sums)}
+        )
         if loop.validation is not None:
-            tensorboard.write_scalars(loop.writers["validation"], epoch + 1, {f"epoch_{k}": val[k] for k in val})
+            tensorboard.write_scalars(
+                loop.writers["validation"], epoch + 1, {f"epoch_{k}": val[k] for k in val}
+            )
     if early_stopping_status(progress.history, options.monitor, options.min_delta)[0] == epoch + 1:
         _save(loop.run, "best", progress, step, {"monitor": options.monitor, "epoch": epoch + 1})
     progress.data_state = None
@@ -307,7 +295,9 @@ def _end_epoch(loop: _Loop, progress: _Progress, epoch: int, started: float) -> 
 
 
 def _resume(run: runs.Run, state: TrainState) -> tuple[TrainState, dict, dict | None]:
-    restored = runs.restore_latest(run, state.params, {"step": state.step, "opt_state": state.opt_state, "key": state.key})
+    restored = runs.restore_latest(
+        run, state.params, {"step": state.step, "opt_state": state.opt_state, "key": state.key}
+    )
     if restored is None:
         return state, {}, None
     params, rest, meta = restored
@@ -324,7 +314,9 @@ def _finish(loop: _Loop, progress: _Progress) -> FitResult:
     if options.restore_best and best:
         if best[-1] != int(state.step):
             template = {"step": state.step, "opt_state": state.opt_state, "key": state.key}
-            params, rest, _ = runs.restore(loop.run.workdir / runs.BEST, best[-1], state.params, template, loop.run.run_id)
+            params, rest, _ = runs.restore(
+                loop.run.workdir / runs.BEST, best[-1], state.params, template, loop.run.run_id
+            )
             state = TrainState(rest["step"], params, rest["opt_state"], rest["key"])
         used = "best"
     best_epoch = early_stopping_status(progress.history, options.monitor, options.min_delta)[0]
@@ -341,7 +333,7 @@ def fit(
     options: FitOptions,
     learning_rate: Callable[[int], Any] = lambda step: 0.0,
 ) -> FitResult:
-    """Trains ``state`` on ``train_data`` in the open run directory ``run``, resuming from its newest checkpoint.
+    """Trains ``state`` on ``train_data`` in the open run ``run``, resuming from its newest checkpoint.
 
     Args:
         task: the task's pure functions.
@@ -360,21 +352,34 @@ def fit(
         TrainingStopped: on SIGINT/SIGTERM (after saving at the current step) or a non-finite step.
     """
     if validation is None and options.monitor.startswith("val_"):
-        options = dataclasses.replace(options, monitor=options.monitor[len("val_"):])
+        options = dataclasses.replace(options, monitor=options.monitor[len("val_") :])
     state, history, partial = _resume(run, state)
     train_step, eval_step, put_batch = make_steps(task, tx, options.compute_dtype, options.mesh)
     if options.mesh is not None:
         state = sharding.replicate(state, options.mesh)
     first = next(iter(train_data.epoch(0)))
-    progress = _Progress(state, history, _zero_sums(train_step, state, put_batch(first)), jnp.asarray(NO_STEP, jnp.int32))
-    writers = {name: tensorboard.open_writer(run.workdir / "tensorboard" / name) for name in ("train", "validation")} if _primary() else {}
-    loop = _Loop(task, run, options, train_step, eval_step, put_batch, train_data, validation, learning_rate, writers)
+    progress = _Progress(
+        state, history, _zero_sums(train_step, state, put_batch(first)), jnp.asarray(NO_STEP, jnp.int32)
+    )
+    writers = (
+        {
+            name: tensorboard.open_writer(run.workdir / "tensorboard" / name)
+            for name in ("train", "validation")
+        }
+        if _primary()
+        else {}
+    )
+    loop = _Loop(
+        task, run, options, train_step, eval_step, put_batch, train_data, validation, learning_rate, writers
+    )
     steps_per_epoch = train_data.steps_per_epoch
     try:
-        with _StopRequest() as stop:
+        with StopRequest() as stop:
             for epoch in range(int(progress.state.step) // steps_per_epoch, options.epochs):
                 best_epoch, wait = early_stopping_status(progress.history, options.monitor, options.min_delta)
-                if (options.patience > 0 and best_epoch and wait >= options.patience) or int(progress.state.step) >= options.total_steps:
+                if (options.patience > 0 and best_epoch and wait >= options.patience) or int(
+                    progress.state.step
+                ) >= options.total_steps:
                     break
                 started = time.perf_counter()
                 if not _train_epoch(loop, progress, epoch, partial, stop):

@@ -6,8 +6,8 @@ A run directory holds everything needed to resume, evaluate, predict or generate
     config.json        the resolved config, written only after a command has been accepted
     model.json/lm.json the model's description (written by the task's builder)
     vocabulary.json    the data pipeline's vocabulary
-    checkpoints/<step> the newest training states: items ``params``, ``state`` (step, optimizer state, key) and
-                       ``meta`` (history, partial epoch, input position, run id), plus ``sha256.json``
+    checkpoints/<step> the newest training states: items ``params``, ``state`` (step, optimizer state,
+                       key) and ``meta`` (history, partial epoch, input position, run id); ``sha256.json``
     best/<step>        the state with the best monitored metric so far
     .lock              the writer's advisory lock (pid, host); readers never take it
 
@@ -104,7 +104,9 @@ def config_changes(saved: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str
 
 
 def _show(value: Any) -> str:
-    return "(absent)" if not isinstance(value, (str, int, float, bool, list, type(None))) else json.dumps(value)
+    return (
+        "(absent)" if not isinstance(value, (str, int, float, bool, list, type(None))) else json.dumps(value)
+    )
 
 
 # -------------------------------------------------------------------------------------------------- lock
@@ -132,8 +134,8 @@ def _lock_fd(workdir: Path, fd: int) -> Iterator[int]:
 def _lock(workdir: Path) -> Iterator[int]:
     """Holds the run's advisory lock; refuses with RunError when another process holds it.
 
-    ``flock`` belongs to the open file: the kernel drops it when the process ends in any way (a crash, SIGKILL),
-    so a lock file left behind by a dead process is simply taken over.
+    ``flock`` belongs to the open file: the kernel drops it when the process ends in any way (a crash,
+    SIGKILL), so a lock file left behind by a dead process is simply taken over.
     """
     fd = os.open(workdir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -260,7 +262,7 @@ def open_run(
     mutable: frozenset[str],
     keep_checkpoints: int,
 ) -> Iterator[Run]:
-    """Opens ``workdir`` for one training command: lock, checks, then (only if accepted) run.json and config.json.
+    """Opens ``workdir`` for one training command: lock, checks, then (if accepted) run.json, config.json.
 
     Args:
         workdir: the run directory; created when new.
@@ -286,7 +288,7 @@ def open_run(
         _check_config(workdir, config, mutable)  # refused before the lock is even taken
     # Every process has looked before process 0 writes, so all agree on ``exists`` (a new run or a resume).
     _sync("open_run: checked")
-    if jax.process_index() != 0:  # another process of a multi-process run: process 0 holds the lock and writes
+    if jax.process_index() != 0:  # another process of a multi-process run: process 0 locks and writes
         _sync("open_run")
         yield Run(workdir, kind, read_json(workdir / RUN_FILE)["run_id"], exists, {}, keep_checkpoints)
         return
@@ -302,7 +304,10 @@ def open_run(
         record.setdefault("run_id", uuid.uuid4().hex)
         if changes:
             record.setdefault("resumes", []).append(
-                {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "changed": {k: list(v) for k, v in changes.items()}}
+                {
+                    "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "changed": {k: list(v) for k, v in changes.items()},
+                }
             )
         write_json(workdir / RUN_FILE, record)
         write_json(workdir / CONFIG_FILE, dict(config))
@@ -338,10 +343,10 @@ class LoadedRun(NamedTuple):
 
 
 def load_run(workdir: str | Path, *, which: str = "final", kind: str | None = None) -> LoadedRun:
-    """Restores the parameters of any run this project writes (classifier, fine-tuned classifier, language model).
+    """Restores the parameters of any run kind (classifier, fine-tuned classifier, language model).
 
-    Only the parameters are read, into the shapes the saved model description gives, so the optimizer (plain or
-    wrapped for fine-tuning) plays no part. Nothing is written.
+    Only the parameters are read, into the shapes the saved model description gives, so the optimizer (plain
+    or wrapped for fine-tuning) plays no part. Nothing is written.
 
     Args:
         workdir: the run directory.
@@ -353,12 +358,18 @@ def load_run(workdir: str | Path, *, which: str = "final", kind: str | None = No
     """
     workdir = Path(workdir)
     if not workdir.is_dir():
-        raise RunError(f"run directory {workdir} does not exist; train first with experiments.train --workdir={workdir}")
+        raise RunError(
+            f"run directory {workdir} does not exist; train first with experiments.train --workdir={workdir}"
+        )
     found = run_kind(workdir)
     if found is None:
-        raise RunError(f"{workdir} is not a run directory (no {RUN_FILE} or model file); give the --workdir of a run.")
+        raise RunError(
+            f"{workdir} is not a run directory (no {RUN_FILE} or model file); give the --workdir of a run."
+        )
     if kind is not None and found != kind:
-        raise RunError(f"{workdir} holds a {found.replace('_', ' ')} run, not a {kind.replace('_', ' ')} run.")
+        raise RunError(
+            f"{workdir} holds a {found.replace('_', ' ')} run, not a {kind.replace('_', ' ')} run."
+        )
     config = read_json(workdir / CONFIG_FILE)
     description = read_json(workdir / KINDS[found])
     if found == "classifier":
@@ -372,7 +383,9 @@ def load_run(workdir: str | Path, *, which: str = "final", kind: str | None = No
         try:
             spec = lm.spec_from_dict(description)
         except (KeyError, TypeError, ValueError) as error:
-            raise RunError(f"{workdir / KINDS[found]} does not describe a language model ({error}); the file is damaged.") from None
+            raise RunError(
+                f"{workdir / KINDS[found]} does not describe a language model ({error}); the file is damaged."
+            ) from None
         use_lengths, template = True, jax.eval_shape(lambda: lm.init_lm(spec, jax.random.key(0)))
     try:
         vocab = text.load_vocabulary(workdir)

@@ -1,6 +1,7 @@
-"""A run's ``config.train`` block unpacked for the fit loop: checks, loop options, loaders, what may change on resume.
+"""``config.train`` unpacked for the fit loop: checks, loop options, loaders, what may change on resume.
 
-Shared by the task builders (``classifier.py``, ``language_model.py``); the loop itself never sees a ConfigDict.
+Shared by the task builders (``classifier.py``, ``language_model.py``); the loop itself never sees a
+ConfigDict.
 """
 
 import math
@@ -16,9 +17,22 @@ from rnnjax.training import loop, sharding
 MUTABLE = frozenset(
     f"train.{name}"
     for name in (
-        "epochs", "max_steps", "patience", "min_delta", "restore_best", "keep_checkpoints", "checkpoint_every_steps",
-        "log_every_steps", "progress_bar", "evaluate_test", "eval_batch_size", "skip_nonfinite", "compute_dtype",
-        "data_parallel", "num_devices", "monitor",
+        "epochs",
+        "max_steps",
+        "patience",
+        "min_delta",
+        "restore_best",
+        "keep_checkpoints",
+        "checkpoint_every_steps",
+        "log_every_steps",
+        "progress_bar",
+        "evaluate_test",
+        "eval_batch_size",
+        "skip_nonfinite",
+        "compute_dtype",
+        "data_parallel",
+        "num_devices",
+        "monitor",
     )
 ) | frozenset({"data.data_dir", "data.source_dir", "data.source_file", "data.fallback_to_synthetic"})
 
@@ -45,7 +59,9 @@ def check_train_settings(train_cfg: ml_collections.ConfigDict) -> None:
     if train_cfg.get("data_parallel", False):
         available, wanted = jax.device_count(), int(train_cfg.get("num_devices", 0)) or jax.device_count()
         if not 1 <= wanted <= available:
-            raise ValueError(f"train.num_devices={wanted} but {available} device(s) are available; use 0 (all) or fewer.")
+            raise ValueError(
+                f"train.num_devices={wanted} but {available} device(s) are available; use 0 (all) or fewer."
+            )
         for name in ("batch_size", "eval_batch_size"):
             if int(train_cfg[name]) % wanted:
                 raise ValueError(

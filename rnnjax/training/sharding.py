@@ -1,18 +1,19 @@
 """Data parallelism for any step function: meshes, shardings, batch placement, multi-process start-up.
 
-A 1-D ``Mesh`` over all devices with axis ``"data"``. Batches are split along their first axis (each device gets
-``B / num_devices`` rows); params and optimizer state are replicated. ``shard_step`` jits any step function
-``f(state_or_params, batch) -> outputs`` with these shardings: XLA inserts the gradient all-reduce, so the update
-equals the single-device one up to float summation order. This module imports nothing from the rest of
-``rnnjax.training``: the fit loop hands it its step.
+A 1-D ``Mesh`` over all devices with axis ``"data"``. Batches are split along their first axis (each device
+gets ``B / num_devices`` rows); params and optimizer state are replicated. ``shard_step`` jits any step
+function ``f(state_or_params, batch) -> outputs`` with these shardings: XLA inserts the gradient all-reduce,
+so the update equals the single-device one up to float summation order. This module imports nothing from the
+rest of ``rnnjax.training``: the fit loop hands it its step.
 
-Multi-process (one process per host, or several on one machine): call ``initialize_distributed`` first in every
-process, then build the mesh (it spans every process's devices). Each process feeds only its own rows of every
-global batch (``pipeline.Loader(process_index=..., process_count=...)``) and ``shard_batch`` assembles the
-global batch from the processes' local parts. Process 0 alone holds the run directory's lock, prints and writes
-its JSON files; every process takes part in each Orbax save (``runs.py``). On the CPU the processes exchange
-gradients through Gloo, JAX's default CPU collectives (``jax_cpu_collectives_implementation="gloo"``), so no setting
-is needed; each process then has one CPU device. Commands:
+Multi-process (one process per host, or several on one machine): call ``initialize_distributed`` first in
+every process, then build the mesh (it spans every process's devices). Each process feeds only its own rows of
+every global batch (``pipeline.Loader(process_index=..., process_count=...)``) and ``shard_batch`` assembles
+the global batch from the processes' local parts. Process 0 alone holds the run directory's lock, prints and
+writes its JSON files; every process takes part in each Orbax save (``runs.py``). On the CPU the processes
+exchange gradients through Gloo, JAX's default CPU collectives
+(``jax_cpu_collectives_implementation="gloo"``), so no setting is needed; each process then has one CPU
+device. Commands:
 
 * One machine, two processes on the CPU (what ``tests/test_multiprocess.py`` runs), in two shells:
   ``JAX_PLATFORMS=cpu python -m experiments.train --config=experiments/configs/tiny.py --workdir=runs/dp
@@ -123,11 +124,11 @@ def replicate(tree, mesh: Mesh):
 
 
 def shard_step(step: Callable, mesh: Mesh, *, donate_state: bool = False) -> Callable:
-    """Jits ``step(state, batch) -> outputs`` with the state replicated in and out and the batch split along B.
+    """Jits ``step(state, batch) -> outputs``: state replicated in and out, batch split along B.
 
     Args:
-        step: a train step ``(state, batch) -> (state, metrics)`` or an eval step ``(params, batch) -> counts``.
-        mesh: from ``make_mesh``.
+        step: a train step ``(state, batch) -> (state, metrics)`` or an eval step ``(params, batch) ->
+        counts``. mesh: from ``make_mesh``.
         donate_state: donate the first argument (a train step's state).
 
     Returns:

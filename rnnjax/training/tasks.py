@@ -1,5 +1,5 @@
-"""What a task is, and the steps every task gets from it: the TrainState, the Task record, the jitted train and eval
-steps (dropout keys, mixed precision, the non-finite guard, data parallelism) and evaluation by sums.
+"""What a task is, and the steps every task gets from it: the TrainState, the Task record, the jitted train
+and eval steps (dropout keys, mixed precision, the non-finite guard, data parallelism) and evaluation by sums.
 
 A task (classifier, language model, a researcher's own model) supplies pure functions; the fit loop
 (``loop.py``) runs the steps built here. Nothing here touches files or reads a config.
@@ -42,14 +42,18 @@ class Task(NamedTuple):
 # ------------------------------------------------------------------------------------------------ steps
 
 
-def create_state(task: Task, tx: optax.GradientTransformation, seed: int, params: Params | None = None) -> TrainState:
+def create_state(
+    task: Task, tx: optax.GradientTransformation, seed: int, params: Params | None = None
+) -> TrainState:
     """The state before the first step; the params (``task.init``) and the training key are streams of ``seed``."""
 
     @jax.jit
     def create(root: PRNGKey, given: Params | None) -> TrainState:
         init_key, train_key = jax.random.split(root)
         initial = task.init(init_key) if given is None else given
-        return TrainState(step=jnp.zeros((), jnp.int32), params=initial, opt_state=tx.init(initial), key=train_key)
+        return TrainState(
+            step=jnp.zeros((), jnp.int32), params=initial, opt_state=tx.init(initial), key=train_key
+        )
 
     return create(jax.random.key(seed), params)
 
@@ -64,9 +68,9 @@ def cast_for_compute(params: Params, dtype) -> Params:
 def train_step_fn(task: Task, tx: optax.GradientTransformation, compute_dtype=None) -> Callable:
     """``train_step(state, batch) -> (state, metrics)`` before jit.
 
-    ``metrics``: the task's sums, ``n_steps`` (1), ``n_nonfinite`` (1 when the loss or gradient was not finite:
-    params and optimizer state are then unchanged and the task's sums are 0), ``first_nonfinite`` (this step's
-    1-based number if it was not finite, else 2**31 - 1) and ``grad_norm`` (before clipping).
+    ``metrics``: the task's sums, ``n_steps`` (1), ``n_nonfinite`` (1 when the loss or gradient was not
+    finite: params and optimizer state are then unchanged and the task's sums are 0), ``first_nonfinite``
+    (this step's 1-based number if it was not finite, else 2**31 - 1) and ``grad_norm`` (before clipping).
     """
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:

@@ -1,4 +1,4 @@
-"""Starting a classifier from pretrained pieces: a language model's layers, word vectors, and how to fine-tune them.
+"""Starting a classifier from pretrained pieces: an LM's layers, word vectors, and how to fine-tune them.
 
 * ``transfer_lm_params`` / ``init_from_lm``: copy a language model's embedding and recurrent layers into a
   ``models.make_classifier`` model, after checking that the vocabularies are the same and the shapes match.
@@ -203,7 +203,7 @@ def finetune_optimizer(
     lr_multipliers: Mapping[str, float] | None = None,
     trainable_from: Mapping[str, int | None] | None = None,
 ) -> optax.GradientTransformation:
-    """Wraps an optimizer for fine-tuning: per-layer learning-rate factors and frozen (or later-trained) layers.
+    """Wraps an optimizer for fine-tuning: per-layer learning-rate factors and frozen (or later) layers.
 
     A layer before its start step gets a zero gradient (so it takes no part in gradient clipping and the
     optimizer's moments stay zero) and a zero update, so its parameters stay bit-identical; afterwards its
@@ -244,8 +244,8 @@ def gradual_unfreezing(pretrained_bottom_up: list[str], steps_per_epoch: int) ->
     the next one from epoch 2, and so on down to the embedding.
 
     Args:
-        pretrained_bottom_up: pretrained layer names from the input upward (e.g. ``["embedding", "gru", "gru_1"]``).
-        steps_per_epoch: optimizer steps per epoch.
+        pretrained_bottom_up: pretrained layer names from the input upward (e.g. ``["embedding", "gru",
+        "gru_1"]``). steps_per_epoch: optimizer steps per epoch.
 
     Returns:
         layer name -> first training step.
