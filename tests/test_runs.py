@@ -13,11 +13,12 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from experiments.configs import tiny
 from rnnjax.analysis import evaluate
-from rnnjax.training import classifier, language_model, runs
+from rnnjax.training import classifier, language_model, loop, optim, runs
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
@@ -332,3 +333,37 @@ def test_language_model_training_resumes_bit_exact_after_a_signal(lm_reference, 
     assert resumed.returncode == 0, resumed.stderr.decode()
     for got, want in zip(_lm_params(tmp_path / "run"), reference, strict=True):
         assert got.dtype == want.dtype and np.array_equal(got, want), "resumed language model differs"
+
+
+def test_a_run_of_the_previous_checkpoint_layout_loads_and_resumes(classifier_run, tmp_path, capsys):
+    workdir = _copy(classifier_run, tmp_path)
+    before = evaluate.load_run(workdir)
+    config = tiny.get_config()
+    # What rnnjax wrote before the parameters were a separate item: one "state" item (a whole TrainState), no
+    # run.json.
+    tx = optim.make_optimizer(config.opt, 16)
+    state = loop.create_state(classifier.classifier_task(before.model_cfg), tx, 0)
+    template = {"step": state.step, "opt_state": state.opt_state, "key": state.key}
+    for folder in (workdir / "checkpoints", workdir / "best"):
+        for step in runs.steps(folder):
+            path = folder / str(step)
+            params, rest, meta = runs.restore(folder, step, state.params, template, None)
+            meta.pop("run_id")
+            shutil.rmtree(path)
+            whole = loop.TrainState(rest["step"], params, rest["opt_state"], rest["key"])
+            with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+                checkpointer.save(
+                    path.absolute(),
+                    args=ocp.args.Composite(state=ocp.args.StandardSave(whole), meta=ocp.args.JsonSave(meta)),
+                )
+    (workdir / "run.json").unlink()
+    loaded = evaluate.load_run(workdir)  # inference reads the single-item layout
+    for got, want in zip(jax.tree.leaves(loaded.params), jax.tree.leaves(before.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    config.train.epochs = 3
+    _, results = classifier.train_and_evaluate(
+        config, workdir
+    )  # and training resumes from it, moving nothing
+    assert results["history"]["epoch"] == [1, 2, 3] and results["step"] == 24
+    assert "at step 16 (epoch 2)" in capsys.readouterr().out
+    assert not (workdir / "checkpoints-damaged").exists() and 16 in runs.steps(workdir / "checkpoints")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 CHECKPOINTS = "checkpoints"
@@ -201,20 +202,33 @@ def restore(folder: Path, step: int, params: Any, state: Any | None, run_id: str
     if run_id is not None and isinstance(meta, dict) and meta.get("run_id") not in (None, run_id):
         raise RunError(f"checkpoint {path} belongs to another run; move it out of {folder} to resume.")
     _check_shapes(path, params)
-    items = {"params": ocp.args.StandardRestore(_abstract(params)), "meta": ocp.args.JsonRestore()}
-    if state is not None:
-        items["state"] = ocp.args.StandardRestore(_abstract(state))
+    # Checkpoints written before the parameters were saved apart hold one "state" item {step, params,
+    # opt_state, key}: still read, never moved aside for their layout.
+    legacy = not (path / "params").exists() and (path / "state").exists()
+    if legacy:
+        whole = None if state is None else {**state, "params": params}
+        items = {"state": ocp.args.StandardRestore(None if whole is None else _abstract(whole))}
+    else:
+        items = {"params": ocp.args.StandardRestore(_abstract(params))}
+        if state is not None:
+            items["state"] = ocp.args.StandardRestore(_abstract(state))
     try:
-        restored = _read(path, ocp.args.Composite(**items))
+        restored = _read(path, ocp.args.Composite(**items, meta=ocp.args.JsonRestore()))
+        if legacy:
+            tree = dict(restored.state)
+            got = jax.tree.map(lambda a, t: jnp.asarray(a, t.dtype), tree.pop("params"), params)
+            rest = None if state is None else {key: tree[key] for key in state}
+        else:
+            got, rest = restored.params, (restored.state if state is not None else None)
     except Exception as error:  # noqa: BLE001 - Orbax and TensorStore raise many types for a bad file
         reason = " ".join(f"{type(error).__name__}: {error}".split())[:200]
         if "shape" in reason.lower() or "structure" in reason.lower() or "tree" in reason.lower():
             raise RunError(f"checkpoint {path} does not fit this model ({reason}).") from None
         raise Damaged(f"checkpoint {path} cannot be read ({reason})") from None
-    for got, want in zip(jax.tree.leaves(restored.params), jax.tree.leaves(params), strict=True):
-        if got.shape != want.shape:
+    for have, want in zip(jax.tree.leaves(got), jax.tree.leaves(params), strict=True):
+        if have.shape != want.shape:
             raise RunError(f"checkpoint {path} holds arrays of other shapes than this model's.")
-    return restored.params, (restored.state if state is not None else None), dict(restored.meta)
+    return got, rest, dict(restored.meta)
 
 
 def _move_aside(folder: Path, step: int, error: Exception) -> None:

@@ -182,7 +182,11 @@ def _train_epoch(
 ) -> bool:
     """Runs the rest of ``epoch``; True when the epoch ran to its end."""
     options, steps_per_epoch = loop.options, loop.train_data.steps_per_epoch
-    batches = loop.train_data.epoch(epoch, state=partial["data_state"] if partial else None)
+    data_state = partial.get("data_state") if partial else None
+    batches = loop.train_data.epoch(epoch, state=data_state)
+    if data_state is None:  # a checkpoint without the input position (older runs): skip the steps taken
+        for _ in range(int(progress.state.step) - epoch * steps_per_epoch):
+            next(batches)
     if partial and partial.get("epoch_sums"):
         progress.sums = {k: jnp.asarray(partial["epoch_sums"][k], v.dtype) for k, v in progress.sums.items()}
     else:
@@ -305,7 +309,7 @@ def _resume(run: runs.Run, state: TrainState) -> tuple[TrainState, dict, dict | 
     history = meta.get("history") or {}
     _say(f"Resuming {run.workdir} at step {int(state.step)} (epoch {len(history.get('epoch', []))}).")
     partial = {"epoch_sums": meta.get("epoch_sums"), "data_state": meta.get("data_state")}
-    return state, history, partial if partial["data_state"] else None
+    return state, history, partial if (partial["data_state"] or partial["epoch_sums"]) else None
 
 
 def _finish(loop: _Loop, progress: _Progress) -> FitResult:
