@@ -183,15 +183,16 @@ def straight_run(tmp_path_factory):
     return workdir, jax.device_get(state.params), results
 
 
-def test_train_and_evaluate_resumes_exactly(tmp_path, capsys, straight_run):
-    """6 steps, then a rerun to the full 16, resumes at step 6 (mid-epoch) and ends bitwise equal to the
-    uninterrupted run: same parameters, same history."""
+@pytest.mark.parametrize("stop", [6, 15])
+def test_train_and_evaluate_resumes_exactly(tmp_path, capsys, straight_run, stop):
+    """``stop`` steps (mid-epoch; 15 is one step before the last epoch's end), then a rerun to the full 16,
+    resumes there and ends bitwise equal to the uninterrupted run: same parameters, same history."""
     straight_dir, straight_params, _ = straight_run
-    first, _ = classifier.train_and_evaluate(_tiny_config(max_steps=6), tmp_path)
-    assert int(first.step) == 6
+    first, partial = classifier.train_and_evaluate(_tiny_config(max_steps=stop), tmp_path)
+    assert int(first.step) == stop and len(partial["history"].get("epoch", [])) == stop // 8
     capsys.readouterr()
     resumed, results = classifier.train_and_evaluate(_tiny_config(), tmp_path)
-    assert "at step 6" in capsys.readouterr().out
+    assert f"at step {stop}" in capsys.readouterr().out
     assert int(resumed.step) == 16 and results["step"] == 16
     jax.tree.map(np.testing.assert_array_equal, straight_params, jax.device_get(resumed.params))
     histories = [json.loads((run / "history.json").read_text()) for run in (straight_dir, tmp_path)]

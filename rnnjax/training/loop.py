@@ -177,10 +177,16 @@ def _log_step(loop: _Loop, step: int, metrics: dict) -> None:
         tensorboard.write_scalars(loop.writers["train"], step, scalars)
 
 
+def _save_partial(loop: _Loop, progress: _Progress, step: int) -> None:
+    """A checkpoint inside an epoch: with the epoch's sums so far and the input pipeline's position."""
+    extra = {"epoch_sums": host(progress.sums), "data_state": progress.data_state}
+    _save(loop.run, "latest", progress, step, extra)
+
+
 def _train_epoch(
     loop: _Loop, progress: _Progress, epoch: int, partial: dict | None, stop: StopRequest
-) -> bool:
-    """Runs the rest of ``epoch``; True when the epoch ran to its end."""
+) -> float | None:
+    """Runs the rest of ``epoch``; its training time in seconds, or None when it stopped inside the epoch."""
     options, steps_per_epoch = loop.options, loop.train_data.steps_per_epoch
     data_state = partial.get("data_state") if partial else None
     batches = loop.train_data.epoch(epoch, state=data_state)
@@ -196,8 +202,6 @@ def _train_epoch(
     every = options.checkpoint_every_steps
     step = int(progress.state.step)  # counted on the host: reading the device's step would wait for each step
     for batch in batches:
-        if step >= options.total_steps:
-            break
         if stop.signum is not None:
             _stop_on_signal(stop.signum, loop.run, progress, options, in_epoch=True)
         progress.state, metrics = loop.train_step(progress.state, loop.put_batch(batch))
@@ -222,35 +226,21 @@ def _train_epoch(
             print("\r\x1b[K" + line, end="", flush=True)
         if every and step % every == 0 and batches.position < steps_per_epoch and step < options.total_steps:
             _check_finite(progress, options, loop.run)
-            _save(
-                loop.run,
-                "latest",
-                progress,
-                step,
-                {"epoch_sums": host(progress.sums), "data_state": progress.data_state},
-            )
+            _save_partial(loop, progress, step)
+        if step >= options.total_steps:  # checked after a step, so no batch is drawn and left untrained
+            break
     _check_finite(progress, options, loop.run)
-    progress.history.setdefault("_train_time", []).append(time.perf_counter() - start)  # popped by _end_epoch
     if batches.position < steps_per_epoch:  # stopped by total_steps inside the epoch: keep the partial epoch
-        step = int(progress.state.step)
-        _save(
-            loop.run,
-            "latest",
-            progress,
-            step,
-            {"epoch_sums": host(progress.sums), "data_state": progress.data_state},
-        )
-        progress.history.pop("_train_time")
+        _save_partial(loop, progress, step)
         if show_bar:
             print(flush=True)
-        return False
-    return True
+        return None
+    return time.perf_counter() - start
 
 
-def _end_epoch(loop: _Loop, progress: _Progress, epoch: int, started: float) -> None:
+def _end_epoch(loop: _Loop, progress: _Progress, epoch: int, started: float, train_time: float) -> None:
     """Validation, the history row, the progress line, TensorBoard, the best and latest checkpoints."""
     task, options, step = loop.task, loop.options, int(progress.state.step)
-    train_time = progress.history.pop("_train_time")[-1]
     sums = host(progress.sums)
     row: dict[str, Any] = {"epoch": epoch + 1, **task.metrics(sums)}
     if options.skip_nonfinite:
@@ -386,10 +376,11 @@ def fit(
                 ) >= options.total_steps:
                     break
                 started = time.perf_counter()
-                if not _train_epoch(loop, progress, epoch, partial, stop):
+                train_time = _train_epoch(loop, progress, epoch, partial, stop)
+                if train_time is None:
                     break
                 partial = None
-                _end_epoch(loop, progress, epoch, started)
+                _end_epoch(loop, progress, epoch, started, train_time)
                 if stop.signum is not None:
                     _stop_on_signal(stop.signum, run, progress, options, in_epoch=False)
     finally:
