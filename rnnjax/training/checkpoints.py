@@ -125,21 +125,42 @@ class Damaged(RunError):
     """A checkpoint whose files changed since they were saved, or that cannot be read."""
 
 
-def _verify(folder: Path, run_id: str | None) -> None:
+def check_owner(folder: Path, run_id: str | None) -> None:
+    """Refuses a checkpoint recorded under another run's id (copied in from elsewhere); None checks nothing.
+
+    The id is read from ``sha256.json``, else from the ``meta`` item (a save cut short before its digests); a
+    checkpoint that records none (an older run) belongs to any run.
+
+    Raises:
+        RunError: naming the checkpoint, both ids and what to do.
+    """
+    if run_id is None:
+        return
+    recorded = None
+    for path in (folder / DIGESTS, folder / "meta" / "metadata"):
+        try:
+            payload = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # absent or damaged: the digest check decides about damage
+        if isinstance(payload, dict) and payload.get("run_id"):
+            recorded = payload["run_id"]
+            break
+    if recorded not in (None, run_id):
+        raise RunError(
+            f"checkpoint {folder} belongs to another run (run id {recorded}, this run's is {run_id}); it was "
+            f"copied in from elsewhere. Move it out of {folder.parent} to resume from this run's own "
+            "checkpoints, or train in the run it came from."
+        )
+
+
+def _verify(folder: Path) -> None:
     path = folder / DIGESTS
     if not path.exists():
         return  # saved, then killed before the digests were written: Orbax's own read decides
     try:
-        recorded = json.loads(path.read_text())
-        expected = recorded["sha256"]
+        expected = json.loads(path.read_text())["sha256"]
     except (ValueError, KeyError, TypeError):
         raise Damaged(f"checkpoint {folder}: {DIGESTS} is damaged") from None
-    if run_id is not None and recorded.get("run_id") not in (None, run_id):
-        raise RunError(
-            f"checkpoint {folder} belongs to another run (run id {recorded.get('run_id')}, this run's is {run_id}); "
-            f"it was copied in from elsewhere. Move it out of {folder.parent} to resume from this run's own "
-            "checkpoints, or train in the run it came from."
-        )
     found = _digests(folder)
     bad = sorted(name for name in expected if found.get(name) != expected[name])
     if bad:
@@ -197,10 +218,8 @@ def restore(folder: Path, step: int, params: Any, state: Any | None, run_id: str
         RunError: an intact checkpoint of another run or of other shapes.
     """
     path = folder / str(step)
-    _verify(path, run_id)
-    meta = read_json(path / "meta" / "metadata") if (path / "meta" / "metadata").exists() else None
-    if run_id is not None and isinstance(meta, dict) and meta.get("run_id") not in (None, run_id):
-        raise RunError(f"checkpoint {path} belongs to another run; move it out of {folder} to resume.")
+    check_owner(path, run_id)
+    _verify(path)
     _check_shapes(path, params)
     # Checkpoints written before the parameters were saved apart hold one "state" item {step, params,
     # opt_state, key}: still read, never moved aside for their layout.

@@ -291,35 +291,21 @@ def train_and_evaluate(
         result = loop.fit(
             task, tx, state, run, train_data, val_data, options, optim.make_schedule(config.opt, total_steps)
         )
-        results = _results(config, run, splits, result, options)
+        results = _results(config, run, splits, result)
     return result.state, results
 
 
-def _results(
-    config, run: runs.Run, splits: dict, result: loop.FitResult, options: loop.FitOptions
-) -> dict[str, Any]:
-    history = result.history
+def _results(config, run: runs.Run, splits: dict, result: loop.FitResult) -> dict[str, Any]:
     results: dict[str, Any] = {
         "workdir": str(run.workdir),
         "dataset": splits["name"],
-        "params": models.count_params(result.state.params),
-        "step": int(result.state.step),
-        "epochs_run": len(history.get("epoch", [])),
-        "fit_time_s": float(sum(history.get("time_s", []))),
-        "checkpoint": result.checkpoint,
+        **result.record(),
         "monitor": result.monitor,
         "best_epoch": result.best_epoch,
-        "history": history,
     }
     test = splits["test"]
     if len(test["label"]) and config.train.evaluate_test:
-        _, test_data = settings.loaders(
-            test, int(config.train.eval_batch_size), int(config.train.eval_batch_size), 0, test
-        )
-        _, eval_step, put_batch = loop.make_steps(
-            classifier_task(ModelConfig(*_model(run))), optax.identity(), options.compute_dtype, options.mesh
-        )
-        counts = loop.evaluate(eval_step, result.state.params, test_data.epoch(0), put_batch)
+        counts = result.evaluate(settings.eval_loader(test, int(config.train.eval_batch_size)).epoch(0))
         results["test"] = {**counts, **classification_metrics(counts)}
         if jax.process_index() == 0:
             print(
@@ -338,8 +324,3 @@ def _results(
 def load_params(workdir: str | Path, which: str = "final") -> Params:
     """The parameters of a classifier run's checkpoint (``runs.load_run``)."""
     return runs.load_run(workdir, which=which, kind="classifier").params
-
-
-def _model(run: runs.Run) -> tuple[models.ModelSpec, bool]:
-    saved = runs.read_json(run.workdir / runs.KINDS["classifier"])
-    return models.spec_from_dict(saved), bool(saved.get("use_lengths", True))

@@ -123,19 +123,9 @@ def train_lm(
         result = loop.fit(
             task, tx, state, run, train_data, val_data, options, optim.make_schedule(config.opt, total_steps)
         )
-        results: dict[str, Any] = {
-            "workdir": str(workdir),
-            "dataset": splits["name"],
-            "params": int(sum(leaf.size for leaf in jax.tree.leaves(result.state.params))),
-            "step": int(result.state.step),
-            "epochs_run": len(result.history.get("epoch", [])),
-            "fit_time_s": float(sum(result.history.get("time_s", []))),
-            "checkpoint": result.checkpoint,
-            "history": result.history,
-        }
+        results: dict[str, Any] = {"workdir": str(workdir), "dataset": splits["name"], **result.record()}
         if val_data is not None:
-            _, eval_step, put_batch = loop.make_steps(task, tx, options.compute_dtype, options.mesh)
-            sums = loop.evaluate(eval_step, result.state.params, val_data.epoch(0), put_batch)
+            sums = result.evaluate(val_data.epoch(0))
             results["validation"] = {**sums, **lm_metrics(sums)}
             val = results["validation"]
             print(
@@ -146,5 +136,6 @@ def train_lm(
             if jax.process_index() == 0:
                 metrics = {f"val_{k}": val[k] for k in ("loss", "perplexity", "accuracy")}
                 tensorboard.log_hparams(workdir / "tensorboard" / "hparams", config.to_dict(), metrics)
-        runs.write_json(workdir / "results.json", results)
+        if jax.process_index() == 0:
+            runs.write_json(workdir / "results.json", results)
     return result.state, results

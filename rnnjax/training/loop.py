@@ -35,6 +35,7 @@ from rnnjax.training.tasks import (  # noqa: F401 - the loop's vocabulary, re-ex
     NO_STEP,
     Task,
     TrainState,
+    accumulate,
     cast_for_compute,
     create_state,
     eval_step_fn,
@@ -42,8 +43,8 @@ from rnnjax.training.tasks import (  # noqa: F401 - the loop's vocabulary, re-ex
     host,
     make_steps,
     train_step_fn,
+    zero_sums,
 )
-from rnnjax.types import Batch
 
 
 class TrainingStopped(RuntimeError):
@@ -94,6 +95,25 @@ class FitResult(NamedTuple):
     checkpoint: str  # "best" or "latest": the parameters ``state`` holds
     monitor: str
     best_epoch: int
+    eval_step: (
+        Callable  # the loop's own jitted eval step (one device or the mesh), reused for final evaluations
+    )
+    put_batch: Callable
+
+    def evaluate(self, batches) -> dict[str, Any]:
+        """Host sums of the task's counts of ``state.params`` over ``batches``."""
+        return evaluate(self.eval_step, self.state.params, batches, self.put_batch)
+
+    def record(self) -> dict[str, Any]:
+        """The entries of results.json every task shares."""
+        return {
+            "params": int(sum(leaf.size for leaf in jax.tree.leaves(self.state.params))),
+            "step": int(self.state.step),
+            "epochs_run": len(self.history.get("epoch", [])),
+            "fit_time_s": float(sum(self.history.get("time_s", []))),
+            "checkpoint": self.checkpoint,
+            "history": self.history,
+        }
 
 
 def _primary() -> bool:
@@ -137,21 +157,6 @@ def _stop_on_signal(
         f"(step {step}); rerun the same command to resume from it.",
         exit_status=128 + signum,
     )
-
-
-def _zero_sums(train_step: Callable, state: TrainState, batch: Batch) -> dict[str, jax.Array]:
-    shapes = jax.eval_shape(train_step, state, batch)[1]
-    return {
-        name: jnp.zeros(s.shape, s.dtype)
-        for name, s in shapes.items()
-        if name not in ("first_nonfinite", "grad_norm")
-    }
-
-
-@jax.jit
-def _accumulate(sums, first_bad, metrics):
-    sums = {name: total + metrics[name] for name, total in sums.items()}
-    return sums, jnp.minimum(first_bad, metrics["first_nonfinite"])
 
 
 class _Loop(NamedTuple):
@@ -205,7 +210,7 @@ def _train_epoch(
         if stop.signum is not None:
             _stop_on_signal(stop.signum, loop.run, progress, options, in_epoch=True)
         progress.state, metrics = loop.train_step(progress.state, loop.put_batch(batch))
-        progress.sums, progress.first_bad = _accumulate(progress.sums, progress.first_bad, metrics)
+        progress.sums, progress.first_bad = accumulate(progress.sums, progress.first_bad, metrics)
         progress.data_state = batches.get_state()
         step += 1
         if options.log_every_steps and step % options.log_every_steps == 0:
@@ -314,7 +319,9 @@ def _finish(loop: _Loop, progress: _Progress) -> FitResult:
             state = TrainState(rest["step"], params, rest["opt_state"], rest["key"])
         used = "best"
     best_epoch = early_stopping_status(progress.history, options.monitor, options.min_delta)[0]
-    return FitResult(state, progress.history, used, options.monitor, best_epoch)
+    return FitResult(
+        state, progress.history, used, options.monitor, best_epoch, loop.eval_step, loop.put_batch
+    )
 
 
 def fit(
@@ -353,7 +360,7 @@ def fit(
         state = sharding.replicate(state, options.mesh)
     first = next(iter(train_data.epoch(0)))
     progress = _Progress(
-        state, history, _zero_sums(train_step, state, put_batch(first)), jnp.asarray(NO_STEP, jnp.int32)
+        state, history, zero_sums(train_step, state, put_batch(first)), jnp.asarray(NO_STEP, jnp.int32)
     )
     writers = (
         {

@@ -50,6 +50,7 @@ from rnnjax.training.checkpoints import (  # noqa: F401 - the run directory's ch
     DIGESTS,
     Damaged,
     RunError,
+    check_owner,
     pick_checkpoint,
     read_json,
     restore,
@@ -218,10 +219,8 @@ def check_run(workdir: str | Path, *, kind: str, config: Mapping[str, Any], muta
         RunError: as ``open_run``.
     """
     workdir = Path(workdir)
-    exists = _check_directory(workdir, kind)
+    exists, _ = _checks(workdir, kind, config, mutable)
     if exists:
-        _check_config(workdir, config, mutable)
-        _check_identity(workdir)
         # Process 0 of a multi-process run may already hold the lock for all of them; it alone probes it.
         if (workdir / LOCK_FILE).exists() and jax.process_index() == 0:
             fd = os.open(workdir / LOCK_FILE, os.O_RDONLY)
@@ -233,6 +232,17 @@ def check_run(workdir: str | Path, *, kind: str, config: Mapping[str, Any], muta
     return exists
 
 
+def _checks(
+    workdir: Path, kind: str, config: Mapping[str, Any], mutable: frozenset[str]
+) -> tuple[bool, dict]:
+    """Every read-only check of a training command on ``workdir``: ``(a run is there, accepted changes)``."""
+    if not _check_directory(workdir, kind):
+        return False, {}
+    changes = _check_config(workdir, config, mutable)
+    _check_identity(workdir)
+    return True, changes
+
+
 def _check_identity(workdir: Path) -> None:
     """Refuses a run whose checkpoints include one recorded under another run's id (copied in from elsewhere)."""
     if not (workdir / RUN_FILE).exists():
@@ -240,17 +250,7 @@ def _check_identity(workdir: Path) -> None:
     run_id = read_json(workdir / RUN_FILE).get("run_id")
     for folder in (workdir / CHECKPOINTS, workdir / BEST):
         for step in steps(folder):
-            path = folder / str(step) / DIGESTS
-            try:
-                recorded = json.loads(path.read_text()).get("run_id") if path.exists() else None
-            except (ValueError, AttributeError):
-                continue  # a damaged digests file: the restore moves that checkpoint aside
-            if recorded not in (None, run_id):
-                raise RunError(
-                    f"checkpoint {folder / str(step)} belongs to another run (run id {recorded}, this run's is "
-                    f"{run_id}); it was copied in from elsewhere. Move it out of {folder} to resume from this run's "
-                    "own checkpoints, or train in the run it came from."
-                )
+            check_owner(folder / str(step), run_id)
 
 
 @contextlib.contextmanager
@@ -283,9 +283,7 @@ def open_run(
             "resume."
         )
     workdir = Path(workdir)
-    exists = _check_directory(workdir, kind)
-    if exists:
-        _check_config(workdir, config, mutable)  # refused before the lock is even taken
+    exists, _ = _checks(workdir, kind, config, mutable)  # refused before the lock is even taken
     # Every process has looked before process 0 writes, so all agree on ``exists`` (a new run or a resume).
     _sync("open_run: checked")
     if jax.process_index() != 0:  # another process of a multi-process run: process 0 locks and writes
@@ -294,10 +292,7 @@ def open_run(
         return
     workdir.mkdir(parents=True, exist_ok=True)
     with _lock(workdir) as fd:
-        exists = _check_directory(workdir, kind)  # again, now that no other writer can change it
-        changes = _check_config(workdir, config, mutable) if exists else {}
-        if exists:
-            _check_identity(workdir)
+        exists, changes = _checks(workdir, kind, config, mutable)  # again, now no other writer can change it
         _claim(fd)
         record = read_json(workdir / RUN_FILE) if (workdir / RUN_FILE).exists() else {}
         record.setdefault("kind", kind)

@@ -93,12 +93,18 @@ def fit_options(train_cfg: ml_collections.ConfigDict, *, epochs: int, total_step
 
 def loaders(arrays: dict, batch_size: int, eval_batch_size: int, seed: int, validation: dict | None):
     """The training loader (shuffled per epoch, this process's rows) and the validation loader (or None)."""
-    shard = {"process_index": jax.process_index(), "process_count": jax.process_count()}
-    train = pipeline.Loader(arrays, batch_size, seed=seed, shuffle=True, **shard)
-    val = None
-    if validation is not None and len(validation["label"]):
-        val = pipeline.Loader(validation, eval_batch_size, seed=seed, shuffle=False, **shard)
-    return train, val
+    train = pipeline.Loader(arrays, batch_size, seed=seed, shuffle=True, **_shard())
+    has_validation = validation is not None and len(validation["label"])
+    return train, eval_loader(validation, eval_batch_size) if has_validation else None
+
+
+def eval_loader(arrays: dict, batch_size: int) -> pipeline.Loader:
+    """Evaluation batches in the arrays' order, this process's rows of each."""
+    return pipeline.Loader(arrays, batch_size, seed=0, shuffle=False, **_shard())
+
+
+def _shard() -> dict[str, int]:
+    return {"process_index": jax.process_index(), "process_count": jax.process_count()}
 
 
 def steps_for(examples: int, batch_size: int, epochs: int, max_steps: int) -> tuple[int, int, int]:

@@ -142,3 +142,20 @@ def evaluate(eval_step: Callable, params: Params, batches: Iterable[Batch], put_
     if totals is None:
         raise ValueError("evaluate: no batches; the split is empty.")
     return host(totals)
+
+
+def zero_sums(train_step: Callable, state: TrainState, batch: Batch) -> dict[str, jax.Array]:
+    """Zeros for every summable metric of ``train_step`` (its shapes traced, nothing computed)."""
+    shapes = jax.eval_shape(train_step, state, batch)[1]
+    return {
+        name: jnp.zeros(s.shape, s.dtype)
+        for name, s in shapes.items()
+        if name not in ("first_nonfinite", "grad_norm")
+    }
+
+
+@jax.jit
+def accumulate(sums, first_bad, metrics):
+    """Adds a step's metrics to the running sums on the device; keeps the first non-finite step's number."""
+    sums = {name: total + metrics[name] for name, total in sums.items()}
+    return sums, jnp.minimum(first_bad, metrics["first_nonfinite"])
