@@ -38,8 +38,12 @@ def main(argv: list[str]) -> None:
         f"{'oov rate':>9}{'reviews <= maxlen':>19}{'tokens kept':>13}"
     )
     for split, s in stats["splits"].items():
-        neg, pos = s["label_counts"]
-        balance = f"{neg}/{pos} ({pos / max(neg + pos, 1):.1%} pos)"
+        counts = [int(c) for c in s["label_counts"]]
+        if len(counts) == 2:
+            neg, pos = counts
+            balance = f"{neg}/{pos} ({pos / max(neg + pos, 1):.1%} pos)"
+        else:  # several classes: counts in class order (stats["classes"])
+            balance = "/".join(str(c) for c in counts)
         lengths = "/".join(f"{v:.0f}" for v in s["length_percentiles"].values())
         print(
             f"{split:<11}{s['examples']:>9}  {balance:<26}{lengths:<28}{s['oov_rate']:>9.2%}"

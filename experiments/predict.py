@@ -48,8 +48,8 @@ def _check_texts(run, texts: list[str]) -> None:
     from rnnjax.data import text
 
     vocab = run.vocabulary
-    embedding = run.model_cfg.spec.layers[0]
-    if vocab.size != embedding.vocab_size:
+    embedding = run.spec.layers[0] if run.spec is not None else None  # a researcher's model has no spec
+    if embedding is not None and vocab.size != embedding.vocab_size:
         raise _cli.UsageError(
             f"{run.workdir}/{text.VOCABULARY_FILE} has {vocab.size} ids but the model embeds {embedding.vocab_size}: "
             "the vocabulary is from another run; restore the run's own vocabulary file or retrain"

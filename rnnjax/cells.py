@@ -1,21 +1,15 @@
-"""Recurrent cells as pure functions: initialisers, initial carries and one-step updates.
+"""Recurrent cells as pure functions, and the registry of cells by name (``CELLS``, ``register_cell``).
 
-Each cell is three public functions, ``init_<cell>(key, input_size, hidden_size, **options) -> params``,
-``<cell>_carry(params, batch_shape) -> carry`` and the step ``<cell>(params, carry, x) -> (carry, y)``, plus
-the two halves the step is made of, so that a sequence layer can hoist the input projection out of its
-time loop:
-
-    project(params, x)       -> xw       x @ kernel + input bias, for all time steps in one matmul
-    recur(params, carry, xw) -> (carry, y)   one step of the recurrence, one fused recurrent matmul
-
-``step(params, carry, x) == recur(params, carry, project(params, x))`` exactly. Parameters are plain dicts
-with Keras' names and layouts (``kernel [F, G*H]``, ``recurrent_kernel [H, G*H]``, ``bias``) and Keras'
-default initialisers, so weights can be exchanged with Keras as they are. Cells compute in the dtype of
-``x`` (parameters are cast to it), so bfloat16 inputs give bfloat16 carries and outputs.
-
-This file knows nothing of time: masking, reversal, dropout masks and stacking live in ``scan.py``.
+Per stock cell: ``init_<cell>(key, input_size, hidden_size, **options) -> params``, ``<cell>_carry(params,
+batch_shape) -> carry``, the step ``<cell>(params, carry, x) -> (carry, y)`` and its two halves, so that a
+sequence layer can project all time steps in one matmul: ``project(params, x) -> xw`` (x @ kernel + input
+bias) and ``<cell>_recur(params, carry, xw) -> (carry, y)``, with ``step == recur(project(x))`` exactly.
+Parameters are plain dicts with Keras' names, layouts and default initialisers (``kernel [F, G*H]``,
+``recurrent_kernel [H, G*H]``, ``bias``). Cells compute in the dtype of ``x`` (parameters are cast to it).
+The shared gate arithmetic is in ``gates.py``; minGRU/minLSTM in ``minimal.py``; time in ``scan.py``.
 """
 
+import inspect
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -23,72 +17,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnjax.checks import check_carry, check_input
-from rnnjax.minimal import MINIMAL_CELLS
+from rnnjax import minimal
+from rnnjax.checks import check_carry, check_cell, check_input
+from rnnjax.gates import ACTIVATIONS, block_activation, glorot_uniform, gru_reset_after, lift, orthogonal, project
 from rnnjax.types import Carry, Params, PRNGKey
-
-_glorot_uniform = jax.nn.initializers.glorot_uniform()
-_orthogonal = jax.nn.initializers.orthogonal()
-
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"tanh": jnp.tanh, "relu": jax.nn.relu,
-                                                             "sigmoid": jax.nn.sigmoid, "linear": lambda x: x}
-
-
-# ---------------------------------------------------------------------------------------------- helpers
-
 
 def _zeros_carry(params: Params, n_states: int, batch_shape: tuple, dtype) -> Carry:
     hidden = params["recurrent_kernel"].shape[0]
     return tuple(jnp.zeros(tuple(batch_shape) + (hidden,), dtype) for _ in range(n_states))
-
-
-def _gate_activation_constants(pattern: str, hidden: int, dtype) -> tuple[jax.Array, jax.Array]:
-    """Scale and shift that turn one block-wide tanh into per-gate sigmoid ('s') or tanh ('t') activations.
-
-    sigmoid(z) = 0.5 * tanh(0.5 * z) + 0.5, so ``tanh(z * scale) * scale + shift`` applies each gate's own
-    activation with a single elementwise op over the fused gate block. On XLA:CPU one activation over the whole
-    block inside a scan is several times faster than separate activations on its slices.
-    """
-    scale = np.repeat([0.5 if g == "s" else 1.0 for g in pattern], hidden)
-    shift = np.repeat([0.5 if g == "s" else 0.0 for g in pattern], hidden)
-    return jnp.asarray(scale, dtype), jnp.asarray(shift, dtype)
-
-
-def _lift(v: jax.Array, like: jax.Array) -> jax.Array:
-    """Adds leading size-1 axes to a per-unit vector so it broadcasts against ``like`` explicitly (the tests run
-    with rank promotion set to raise, which catches silently broadcast axes)."""
-    return v.astype(like.dtype).reshape((1,) * (like.ndim - v.ndim) + v.shape)
-
-
-def _project(params: Params, x: jax.Array) -> jax.Array:
-    """``x @ kernel + input bias`` in the dtype of ``x``: [..., F] -> [..., G*H]."""
-    kernel = params["kernel"].astype(x.dtype)
-    if "bias" not in params:
-        return x @ kernel
-    bias = params["bias"]
-    return _affine(x, kernel, (bias[0] if bias.ndim == 2 else bias).astype(x.dtype))
-
-
-@jax.custom_jvp
-def _affine(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
-    """``x @ w + b``, whose derivative is written with matmuls only.
-
-    The bias enters the tangent as ``ones @ db``, so reverse mode gets ``db = ones^T @ dy`` (a matmul) rather
-    than a row reduction, for which XLA:CPU transposes dy ([T*B, G]) and then reuses the transposed copy for
-    ``dw``, several times slower.
-    """
-    y = x @ w
-    return y + _lift(b, y)
-
-
-@_affine.defjvp
-def _affine_jvp(primals, tangents):
-    x, w, b = primals
-    dx, dw, db = tangents
-    y = _affine(x, w, b)
-    x2 = x.reshape(-1, x.shape[-1])  # rows as one axis: the transposed products are plain 2-D matmuls
-    ones = jnp.ones((x2.shape[0], 1), x.dtype)
-    return y, dx @ w + (x2 @ dw + ones @ db[None, :]).reshape(y.shape)
 
 
 # ------------------------------------------------------------------------------------------- SimpleRNN
@@ -108,8 +44,8 @@ def init_simple_rnn(key: PRNGKey, input_size: int, hidden_size: int, *, use_bias
     """
     k_in, k_rec = jax.random.split(key)
     params = {
-        "kernel": _glorot_uniform(k_in, (input_size, hidden_size), jnp.float32),
-        "recurrent_kernel": _orthogonal(k_rec, (hidden_size, hidden_size), jnp.float32),
+        "kernel": glorot_uniform(k_in, (input_size, hidden_size), jnp.float32),
+        "recurrent_kernel": orthogonal(k_rec, (hidden_size, hidden_size), jnp.float32),
     }
     if use_bias:
         params["bias"] = jnp.zeros((hidden_size,), jnp.float32)
@@ -151,7 +87,7 @@ def simple_rnn(params: Params, carry: Carry, x: jax.Array, *, activation: str = 
     """
     check_input("simple_rnn", params, x)
     check_carry("simple_rnn", carry, 1, params["recurrent_kernel"].shape[0], x.shape[:-1])
-    return simple_rnn_recur(params, carry, _project(params, x), activation=activation)
+    return simple_rnn_recur(params, carry, project(params, x), activation=activation)
 
 
 # ------------------------------------------------------------------------------------------------ LSTM
@@ -183,8 +119,8 @@ def init_lstm(
     """
     k_in, k_rec, k_peep = jax.random.split(key, 3)
     params = {
-        "kernel": _glorot_uniform(k_in, (input_size, 4 * hidden_size), jnp.float32),
-        "recurrent_kernel": _orthogonal(k_rec, (hidden_size, 4 * hidden_size), jnp.float32),
+        "kernel": glorot_uniform(k_in, (input_size, 4 * hidden_size), jnp.float32),
+        "recurrent_kernel": orthogonal(k_rec, (hidden_size, 4 * hidden_size), jnp.float32),
     }
     if use_bias:
         bias = jnp.zeros((4 * hidden_size,), jnp.float32)
@@ -208,21 +144,17 @@ def lstm_recur(
     ``recurrent_mask`` [..., H] (recurrent dropout) scales h where it enters the recurrent matmul only.
     """
     h, c = carry
-    hidden = h.shape[-1]
     h_in = h if recurrent_mask is None else h * recurrent_mask
     z = xw + h_in @ params["recurrent_kernel"].astype(xw.dtype)
     if "peephole" in params:
-        w_i, w_f, w_o = (_lift(w, h) for w in params["peephole"])
+        w_i, w_f, w_o = (lift(w, h) for w in params["peephole"])
         zi, zf, zc, zo = jnp.split(z, 4, axis=-1)
         i = jax.nn.sigmoid(zi + w_i * c)
         f = jax.nn.sigmoid(zf + w_f * c)
         c = f * c + i * jnp.tanh(zc)
         o = jax.nn.sigmoid(zo + w_o * c)
     else:
-        scale, shift = _gate_activation_constants("ssts", hidden, z.dtype)
-        scale, shift = _lift(scale, z), _lift(shift, z)
-        a = jnp.tanh(z * scale) * scale + shift
-        i, f, g, o = jnp.split(a, 4, axis=-1)
+        i, f, g, o = jnp.split(block_activation(z, "ssts"), 4, axis=-1)
         c = f * c + i * g
     h = o * jnp.tanh(c)
     return (h, c), h
@@ -252,7 +184,7 @@ def lstm(params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
     """
     check_input("lstm", params, x)
     check_carry("lstm", carry, 2, params["recurrent_kernel"].shape[0], x.shape[:-1])
-    return lstm_recur(params, carry, _project(params, x))
+    return lstm_recur(params, carry, project(params, x))
 
 
 # ------------------------------------------------------------------------------------------------- GRU
@@ -277,8 +209,8 @@ def init_gru(
     """
     k_in, k_rec = jax.random.split(key)
     params = {
-        "kernel": _glorot_uniform(k_in, (input_size, 3 * hidden_size), jnp.float32),
-        "recurrent_kernel": _orthogonal(k_rec, (hidden_size, 3 * hidden_size), jnp.float32),
+        "kernel": glorot_uniform(k_in, (input_size, 3 * hidden_size), jnp.float32),
+        "recurrent_kernel": orthogonal(k_rec, (hidden_size, 3 * hidden_size), jnp.float32),
     }
     if use_bias:
         params["bias"] = jnp.zeros((2, 3 * hidden_size) if reset_after else (3 * hidden_size,), jnp.float32)
@@ -288,14 +220,6 @@ def init_gru(
 def gru_carry(params: Params, batch_shape: tuple = (), dtype=jnp.float32) -> Carry:
     """Zero state ``(h,)`` with ``h: batch_shape + [H]``."""
     return _zeros_carry(params, 1, batch_shape, dtype)
-
-
-def _gru_reset_after(params: Params, reset_after: bool | None) -> bool:
-    """A GRU's variant: as given, else from its bias ([2, 3H] means reset_after). A GRU without a bias cannot
-    show its variant (``r * (h U_h)`` and ``(r * h) U_h`` differ), so it defaults to Keras' reset_after=True."""
-    if reset_after is not None:
-        return reset_after
-    return "bias" not in params or params["bias"].ndim == 2
 
 
 def gru_recur(
@@ -315,16 +239,15 @@ def gru_recur(
     hidden = h.shape[-1]
     u = params["recurrent_kernel"].astype(xw.dtype)
     h_in = h if recurrent_mask is None else h * recurrent_mask
-    scale, shift = (_lift(v, xw) for v in _gate_activation_constants("ss", hidden, xw.dtype))
-    if _gru_reset_after(params, reset_after):
+    if gru_reset_after(params, reset_after):
         hu = h_in @ u
         if "bias" in params:
-            hu = hu + _lift(params["bias"][1], hu)
-        zr = jnp.tanh((xw[..., : 2 * hidden] + hu[..., : 2 * hidden]) * scale) * scale + shift
+            hu = hu + lift(params["bias"][1], hu)
+        zr = block_activation(xw[..., : 2 * hidden] + hu[..., : 2 * hidden], "ss")
         z, r = zr[..., :hidden], zr[..., hidden:]
         hh = jnp.tanh(xw[..., 2 * hidden :] + r * hu[..., 2 * hidden :])
     else:
-        zr = jnp.tanh((xw[..., : 2 * hidden] + h_in @ u[:, : 2 * hidden]) * scale) * scale + shift
+        zr = block_activation(xw[..., : 2 * hidden] + h_in @ u[:, : 2 * hidden], "ss")
         z, r = zr[..., :hidden], zr[..., hidden:]
         hh = jnp.tanh(xw[..., 2 * hidden :] + (r * h_in) @ u[:, 2 * hidden :])
     h = z * h + (1 - z) * hh
@@ -361,40 +284,117 @@ def gru(params: Params, carry: Carry, x: jax.Array, *, reset_after: bool | None 
             f"gru: reset_after={reset_after} but bias has shape {params['bias'].shape}; reset_after=True needs "
             "bias [2, 3H] and False needs [3H]: initialise with init_gru(..., reset_after=...)."
         )
-    return gru_recur(params, carry, _project(params, x), reset_after=reset_after)
+    return gru_recur(params, carry, project(params, x), reset_after=reset_after)
 
 
 # -------------------------------------------------------------------------------------------- registry
-
-
 class Cell(NamedTuple):
-    """A cell's functions: ``init``, ``initial_carry``, ``step``, and the halves of ``step`` that ``scan.run`` uses
-    (``project`` hoisted out of the time loop, ``recur`` scanned; fast paths attach to ``recur``: scan.FAST_PATHS)."""
+    """A recurrent cell, the one definition that ``run``, the layers, models and training use.
+
+    ``init(key, input_size, hidden_size, **options) -> params``; ``initial_carry(params, batch_shape=(),
+    dtype=float32) -> carry``, a tuple of ``batch_shape + [H]`` arrays (the first is h);
+    ``step(params, carry, x, **options) -> (carry, y)``. Optional halves ``project(params, x) -> xw`` and
+    ``recur(params, carry, xw, **options)`` with ``step == recur(project(x))`` let ``scan.run`` project all
+    steps in one matmul; without them it scans ``step``. Options a layer passes are those the scanned function
+    names (``recurrent_mask``, ``activation``, ``reset_after``). Fast paths attach to a stock ``recur``.
+    """
 
     init: Callable
     initial_carry: Callable
     step: Callable
-    project: Callable
-    recur: Callable
-    gates: int  # G: gate blocks in kernel's last axis
+    project: Callable | None = None
+    recur: Callable | None = None
+
+    def halves(self) -> tuple[Callable, Callable]:
+        """``(project, recur)``: the cell's own, or the identity and ``step`` for a cell without them."""
+        if self.project is None or self.recur is None:
+            return _identity, self.step
+        return self.project, self.recur
 
 
-CELLS: dict[str, Cell] = {
-    "simple_rnn": Cell(init_simple_rnn, simple_rnn_carry, simple_rnn, _project, simple_rnn_recur, 1),
-    "lstm": Cell(init_lstm, lstm_carry, lstm, _project, lstm_recur, 4),
-    "gru": Cell(init_gru, gru_carry, gru, _project, gru_recur, 3),
-    # minGRU and minLSTM (minimal.py): linear in h, so scan.run(..., parallel=True) can solve them in parallel.
-    "min_gru": Cell(*MINIMAL_CELLS["min_gru"]),
-    "min_lstm": Cell(*MINIMAL_CELLS["min_lstm"]),
+def _identity(params: Params, x: jax.Array) -> jax.Array:
+    return x  # the "projection" of a cell without halves: run scans its step on x itself
+
+
+# A stock cell is read from its module (None: this one) when used: a function replaced there is what runs.
+_STOCK_NAMES = {
+    "simple_rnn": (None, "init_simple_rnn", "simple_rnn_carry", "simple_rnn", "simple_rnn_recur"),
+    "lstm": (None, "init_lstm", "lstm_carry", "lstm", "lstm_recur"),
+    "gru": (None, "init_gru", "gru_carry", "gru", "gru_recur"),
+    "min_gru": (minimal, "init_min_gru", "min_gru_carry", "min_gru", "min_gru_recur"),
+    "min_lstm": (minimal, "init_min_lstm", "min_lstm_carry", "min_lstm", "min_lstm_recur"),
 }
 
 
-def get_cell(name: str) -> Cell:
-    """Returns the functions of the cell called ``name``.
+def _stock(name: str) -> Cell:
+    module, *names = _STOCK_NAMES[name]
+    init, carry, step, recur = (globals()[n] if module is None else getattr(module, n) for n in names)
+    return Cell(init, carry, step, project if module is None else getattr(module, f"{name}_project"), recur)
+
+
+_DEFINED = {name: _stock(name) for name in _STOCK_NAMES}  # the stock cells as this file defines them
+CELLS: dict[str, Cell] = dict(_DEFINED)
+
+
+def _effective(cell: Cell) -> Cell:
+    """The cell as its author wrote it, when a stock record was edited field by field: a replaced ``step`` with
+    the stock halves scans the new step; a replaced ``recur`` (or ``project``) with the stock step gets the step
+    made of the new halves."""
+    for stock in _DEFINED.values():
+        same_halves = cell.project is stock.project and cell.recur is stock.recur
+        if same_halves and cell.step is not stock.step:
+            return cell._replace(project=None, recur=None)
+        if not same_halves and cell.step is stock.step and cell.project is not None and cell.recur is not None:
+            return cell._replace(step=_composed(cell.project, cell.recur))
+    return cell
+
+
+def _composed(project: Callable, recur: Callable) -> Callable:
+    return lambda params, carry, x, **options: recur(params, carry, project(params, x), **options)
+
+
+def get_cell(cell: "str | Cell") -> Cell:
+    """The cell called ``cell`` in ``CELLS`` (or the given Cell), as it will run.
 
     Raises:
         ValueError: if no such cell exists.
     """
-    if name not in CELLS:
-        raise ValueError(f"unknown cell {name!r}; choose one of {sorted(CELLS)}.")
-    return CELLS[name]
+    if isinstance(cell, Cell):
+        return _effective(cell)
+    if not isinstance(cell, str) or cell not in CELLS:
+        raise ValueError(
+            f"unknown cell {cell!r}; choose one of {sorted(CELLS)}, or register your own with "
+            "rnnjax.register_cell(name, rnnjax.Cell(init, initial_carry, step))."
+        )
+    record = CELLS[cell]
+    if cell in _DEFINED and record is _DEFINED[cell]:
+        record = _stock(cell)
+    return _effective(record)
+
+
+def register_cell(name: str, cell: Cell) -> Cell:
+    """Adds (or replaces) the cell called ``name``, after checking it on a tiny example (``checks.check_cell``).
+
+    ``run``, ``bidirectional``, ``Recurrent`` layers, ``make_classifier``, ``summary``, training by config
+    (``model.cell``) and the language model then take the name.
+
+    Raises:
+        ValueError: if the functions fail on a tiny example, or ``step`` differs from ``recur(project(x))``.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"register_cell: name must be an identifier such as 'cifg_lstm', got {name!r}.")
+    if not isinstance(cell, Cell):
+        raise ValueError(
+            f"register_cell({name!r}): expected rnnjax.Cell(init, initial_carry, step[, project, recur]), "
+            f"got {type(cell).__name__}."
+        )
+    check_cell(name, _effective(cell))
+    CELLS[name] = cell
+    return cell
+
+
+def accepted_options(fn: Callable, **candidates) -> dict:
+    """The keyword options among ``candidates`` that ``fn`` names: a layer offers every option it has (to a
+    cell's ``init``, or to the function ``run`` scans: ``cell.halves()[1]``) and each cell takes its own."""
+    accepted = inspect.signature(fn).parameters
+    return {k: v for k, v in candidates.items() if k in accepted}

@@ -85,7 +85,8 @@ def export_keras(spec: ModelSpec, params: Params) -> Any:
 
     The Keras layers are named as ``models.layer_names(spec)``. ``keras_model.predict(tokens)`` equals the
     final activation of ``apply_model(spec, params, tokens)`` (called without ``lengths``; see
-    ``import_keras``), and ``import_keras(keras_model)`` gives ``spec`` and ``params`` back.
+    ``import_keras``): ``sigmoid(logits)`` as [B, 1] for a Dense(1, "sigmoid") head, ``softmax(logits)``
+    for a Dense(C, "softmax") head. ``import_keras(keras_model)`` gives ``spec`` and ``params`` back.
 
     Args:
         spec: the model.

@@ -225,6 +225,26 @@ def _import_layer(layer: Any, *, masked: bool) -> tuple[Layer, Params | None]:
     )
 
 
+def _check_output(last: Any) -> None:
+    """Raises ValueError unless the last layer is Dense(1 or C) with an output activation rnnjax reads.
+
+    ``apply_model`` returns the last Dense's pre-activation as logits, [B] for one unit (probability
+    ``sigmoid(logits)``) and [B, C] for C units (``softmax(logits)`` under a softmax head).
+    """
+    config = last.get_config() if _kind(last) == "Dense" else {}
+    if config.get("activation") not in _OUTPUT_ACTIVATIONS:
+        raise ValueError(
+            f"{_where(last)}: the last layer must be Dense(1 or C) with a linear, sigmoid or softmax "
+            "activation."
+        )
+    if config["activation"] == "softmax" and int(config["units"]) == 1:
+        # Keras' softmax over one unit is always 1, while rnnjax reads a one-unit head as sigmoid(logits).
+        raise ValueError(
+            f"{_where(last)}: Dense(1, activation='softmax') always outputs 1; a binary classifier ends in "
+            "Dense(1, activation='sigmoid') or Dense(2, activation='softmax')."
+        )
+
+
 def _chain(keras, model: Any) -> list[Any]:
     """The model's layers in order, without InputLayers; a functional model must be one straight chain.
 
@@ -291,7 +311,8 @@ def import_keras(path_or_model: Any) -> tuple[ModelSpec, Params]:
             cannot reproduce: other layer types, stateful or return_state RNNs, LSTM/GRU activations other
             than tanh/sigmoid, Bidirectional merge_mode None or a
             differing backward_layer, Dense activations outside linear/relu/tanh/sigmoid/softmax, non-float32
-            dtype policies, or a last layer that is not Dense.
+            dtype policies, or a last layer that is not Dense (or is Dense(1) with a softmax, which Keras
+            makes a constant 1).
     """
     keras = require_keras()
     if isinstance(path_or_model, (str, os.PathLike)):
@@ -318,12 +339,7 @@ def import_keras(path_or_model: Any) -> tuple[ModelSpec, Params]:
         spec_layer, layer_params = _import_layer(layer, masked=masked)
         specs.append(spec_layer)
         weights.append(layer_params)
-    last = layers[-1]
-    if _kind(last) != "Dense" or last.get_config()["activation"] not in _OUTPUT_ACTIVATIONS:
-        raise ValueError(
-            f"{_where(last)}: the last layer must be Dense(1 or C) with a linear, sigmoid or softmax "
-            "activation."
-        )
+    _check_output(layers[-1])
     try:
         spec = ModelSpec(tuple(specs))
     except ValueError as error:

@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import attention, scan
-from rnnjax.cells import ACTIVATIONS, get_cell
+from rnnjax.cells import accepted_options, get_cell
+from rnnjax.gates import ACTIVATIONS
 from rnnjax.scan import Gathered
 from rnnjax.types import Params, PRNGKey
 
@@ -48,7 +49,7 @@ class Dropout:
 class Recurrent:
     """A SimpleRNN, LSTM or GRU layer, optionally wrapped in Bidirectional."""
 
-    cell: str  # simple_rnn | lstm | gru | min_gru | min_lstm
+    cell: str  # simple_rnn | lstm | gru | min_gru | min_lstm | a name given to register_cell
     hidden_size: int  # H
     return_sequences: bool = False  # outputs for every step (for a layer above) or the last one
     bidirectional: bool = False
@@ -139,8 +140,8 @@ def _check_recurrent(layer: Recurrent, where: str, has_time: bool) -> None:
         raise ValueError(f"{where}: hidden_size must be positive, got {layer.hidden_size}.")
     if not (0.0 <= layer.dropout < 1.0 and 0.0 <= layer.recurrent_dropout < 1.0):
         raise ValueError(f"{where}: dropout and recurrent_dropout must be in [0, 1), got {layer}.")
-    if layer.recurrent_dropout and layer.cell.startswith("min_"):
-        raise ValueError(f"{where}: {layer.cell} has no recurrent matmul; set recurrent_dropout=0.")
+    if layer.recurrent_dropout and not accepted_options(get_cell(layer.cell).halves()[1], recurrent_mask=None):
+        raise ValueError(f"{where}: {layer.cell} takes no recurrent_mask (no recurrent matmul); set recurrent_dropout=0.")
     if layer.bidirectional and layer.go_backwards:
         raise ValueError(f"{where}: go_backwards has no meaning inside Bidirectional; drop one of them.")
     if layer.merge_mode not in ("concat", "sum", "mul", "ave"):
@@ -164,12 +165,15 @@ def output_size(layer: Layer, features: int) -> int:
 
 
 def _init_cell(layer: Recurrent, key: PRNGKey, input_size: int) -> Params:
-    options = {"use_bias": layer.use_bias}
-    if layer.cell == "lstm":
-        options.update(unit_forget_bias=layer.unit_forget_bias, peephole=layer.peephole)
-    if layer.cell == "gru":
-        options.update(reset_after=layer.reset_after)
-    return get_cell(layer.cell).init(key, input_size, layer.hidden_size, **options)
+    cell = get_cell(layer.cell)
+    options = accepted_options(
+        cell.init,
+        use_bias=layer.use_bias,
+        unit_forget_bias=layer.unit_forget_bias,
+        peephole=layer.peephole,
+        reset_after=layer.reset_after,
+    )
+    return cell.init(key, input_size, layer.hidden_size, **options)
 
 
 def init_layer(layer: Layer, key: PRNGKey, features: int) -> Params | None:
@@ -243,14 +247,12 @@ def apply_recurrent(
         recurrent_dropout=layer.recurrent_dropout,
         rng=rng,
     )
-    if layer.cell == "simple_rnn":
-        options["activation"] = layer.activation
-    if layer.cell == "gru":
-        options["reset_after"] = layer.reset_after
+    cell = get_cell(layer.cell)
+    options.update(accepted_options(cell.halves()[1], activation=layer.activation, reset_after=layer.reset_after))
     if layer.parallel:
         options["parallel"] = True
     if table is not None:
-        project = get_cell(layer.cell).project
+        project = cell.halves()[0]
         gather = lambda p: Gathered(project(p, table), x)  # rows read in place by the native kernels
         x = (gather(params["forward"]), gather(params["backward"])) if layer.bidirectional else gather(params)
         options.update(inputs_projected=True, dropout=0.0)

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import optax
 
 from rnnjax import scan
-from rnnjax.cells import get_cell
+from rnnjax.cells import accepted_options, get_cell
 from rnnjax.dropout import dropout
 from rnnjax.types import Carry, Params, PRNGKey
 
@@ -37,7 +37,7 @@ _INPUT, _LAYERS = 0, 1  # fold_in purposes of the dropout key: embeddings, then 
 class LMSpec:
     """A recurrent language model. Hashable, so it can be closed over or passed as a static jit argument."""
 
-    cell: str  # simple_rnn | lstm | gru
+    cell: str  # simple_rnn | lstm | gru | min_gru | min_lstm | a registered cell
     vocab_size: int  # V, ids in [0, V)
     embed_dim: int  # E
     hidden_size: int  # H of every recurrent layer
@@ -81,8 +81,9 @@ def spec_from_dict(data: dict[str, Any]) -> LMSpec:
     return LMSpec(**data)
 
 
-def _cell_options(spec: LMSpec) -> dict[str, Any]:
-    return {"reset_after": spec.reset_after} if spec.cell == "gru" else {}
+def _cell_options(spec: LMSpec, fn=None) -> dict[str, Any]:
+    """The options of the cell's scanned function (or of ``fn``) that the spec sets: a GRU's variant."""
+    return accepted_options(fn or get_cell(spec.cell).halves()[1], reset_after=spec.reset_after)
 
 
 def init_lm(spec: LMSpec, key: PRNGKey) -> Params:
@@ -104,7 +105,7 @@ def init_lm(spec: LMSpec, key: PRNGKey) -> Params:
             )
         }
     }
-    options = {"reset_after": spec.reset_after} if spec.cell == "gru" else {}
+    options = accepted_options(get_cell(spec.cell).init, reset_after=spec.reset_after)
     features = spec.embed_dim
     for index, name in enumerate(recurrent_names(spec)):
         params[name] = get_cell(spec.cell).init(keys[1 + index], features, spec.hidden_size, **options)
@@ -359,7 +360,7 @@ def generate(
         raise ValueError(f"generate: top_k must be in [0, V={spec.vocab_size}], got {top_k}.")
     logits, carries = apply_lm(spec, params, prompt, return_carry=True)
     step_fn = get_cell(spec.cell).step
-    options = _cell_options(spec)
+    options = _cell_options(spec, step_fn)
     names = recurrent_names(spec)
 
     def step(state, index):

@@ -10,8 +10,7 @@ parameters are ``kernel [F, G*H]`` and ``bias [G*H]`` in Keras' layout, and H is
 Per cell this file has the same functions as ``cells.py`` (``init_<cell>``, ``<cell>_carry``, the step
 ``<cell>(params, carry, x) -> (carry, y)``, and its halves ``<cell>_project`` / ``<cell>_recur``), plus
 ``<cell>_log_coefficients``: ``(log a_t, log b_t)`` of its linear recurrence from the projected input, for the
-parallel form. The cells compute in the dtype of ``x`` (parameters are cast to it). The file ends with
-``MINIMAL_CELLS``, entries in the field order of ``cells.Cell``.
+parallel form. The cells compute in the dtype of ``x`` (parameters are cast to it); ``cells.CELLS`` lists them.
 
 The sequence layers (the parallel log-space scan and the sequential form) live in ``minimal_scan.py``;
 bidirectional merging, dropout and layer stacking in ``scan.py``/``models.py``.
@@ -21,9 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax.checks import check_carry, check_gate_blocks, check_input
+from rnnjax.gates import glorot_uniform, project
 from rnnjax.types import Carry, Params, PRNGKey
-
-_glorot_uniform = jax.nn.initializers.glorot_uniform()
 
 # ----------------------------------------------------------------------------------------------- checks
 
@@ -38,22 +36,8 @@ def _check_input(name: str, params: Params, gates: int, x: jax.Array) -> None:
     check_input(name, params, x)
 
 
-def _lift(v: jax.Array, like: jax.Array) -> jax.Array:
-    """Adds leading size-1 axes to a per-unit vector so it broadcasts against ``like`` explicitly (the tests
-    run with rank promotion set to raise, which catches silently broadcast axes)."""
-    return v.astype(like.dtype).reshape((1,) * (like.ndim - v.ndim) + v.shape)
-
-
-def _project(params: Params, x: jax.Array) -> jax.Array:
-    """``x @ kernel + bias`` in the dtype of ``x``: [..., F] -> [..., G*H]."""
-    xw = x @ params["kernel"].astype(x.dtype)
-    if "bias" in params:
-        xw = xw + _lift(params["bias"], xw)
-    return xw
-
-
 def _init(key: PRNGKey, input_size: int, hidden_size: int, gates: int, use_bias: bool) -> Params:
-    params = {"kernel": _glorot_uniform(key, (input_size, gates * hidden_size), jnp.float32)}
+    params = {"kernel": glorot_uniform(key, (input_size, gates * hidden_size), jnp.float32)}
     if use_bias:
         params["bias"] = jnp.zeros((gates * hidden_size,), jnp.float32)
     return params
@@ -98,7 +82,7 @@ def min_gru_carry(params: Params, batch_shape: tuple = (), dtype=jnp.float32) ->
 
 def min_gru_project(params: Params, x: jax.Array) -> jax.Array:
     """``x @ kernel + bias``: [..., F] -> [..., 2H] (k_z, k_h), in the dtype of ``x``."""
-    return _project(params, x)
+    return project(params, x)
 
 
 def min_gru_recur(params: Params, carry: Carry, xw: jax.Array) -> tuple[Carry, jax.Array]:
@@ -168,7 +152,7 @@ def min_lstm_carry(params: Params, batch_shape: tuple = (), dtype=jnp.float32) -
 
 def min_lstm_project(params: Params, x: jax.Array) -> jax.Array:
     """``x @ kernel + bias``: [..., F] -> [..., 3H] (k_f, k_i, k_h), in the dtype of ``x``."""
-    return _project(params, x)
+    return project(params, x)
 
 
 def _min_lstm_log_ratio(xw: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -218,12 +202,3 @@ def min_lstm_log_coefficients(xw: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(log a, log b)`` of ``h_t = a_t h_{t-1} + b_t``: a = f', b = i' g(k_h)."""
     d, k_h = _min_lstm_log_ratio(xw)
     return -jax.nn.softplus(d), -jax.nn.softplus(-d) + _log_g(k_h)
-
-
-# -------------------------------------------------------------------------------------------- registry
-
-# name -> (init, initial_carry, step, project, recur, gates): the fields of ``cells.Cell`` in its order.
-MINIMAL_CELLS: dict[str, tuple] = {
-    "min_gru": (init_min_gru, min_gru_carry, min_gru, min_gru_project, min_gru_recur, 2),
-    "min_lstm": (init_min_lstm, min_lstm_carry, min_lstm, min_lstm_project, min_lstm_recur, 3),
-}

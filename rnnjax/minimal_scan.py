@@ -1,30 +1,23 @@
-"""minGRU and minLSTM sequence layers: the log-space parallel scan over time, and the sequential form.
+"""minGRU and minLSTM over time: the log-space parallel scan, attached to the stock cells, and their layers.
 
 The cells (``minimal.py``) are linear recurrences ``h_t = a_t h_{t-1} + b_t`` with ``a_t in (0, 1)`` and
 ``b_t > 0`` functions of x_t alone, so all h_t follow from one associative scan over the pairs
 ``(log a_t, log b_t)`` (``minimal.<cell>_log_coefficients``) in O(log T) depth. ``run_parallel`` is that scan on
-projected, time-major inputs, for ``scan.run(..., parallel=True)`` to dispatch to (``parallel_form`` says which
-cell definitions it solves: the stock ones only). ``min_gru_sequence``/``min_lstm_sequence`` are complete masked
-sequence layers that run either form, with the masking and reversal conventions of ``scan.run``; the parallel
-form computes its scan in at least float32 and casts back.
-
-This file imports neither ``scan.py`` nor ``models.py``, so both may import it.
+projected, time-major inputs. Importing this module attaches it to the stock ``min_gru_recur`` and
+``min_lstm_recur`` (``scan.PARALLEL_FORMS``), where ``scan.run(..., parallel=True)`` finds it; a cell replaced
+in ``cells.CELLS`` runs as written. ``min_gru_sequence``/``min_lstm_sequence`` are ``scan.run`` over the stock
+cells with ``parallel=True`` by default (the masking, reversal and checks are ``scan.run``'s); the parallel form
+computes its scan in at least float32 and casts back.
 """
 
 from collections.abc import Callable
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 
-from rnnjax.checks import check_gate_blocks
-from rnnjax.minimal import (
-    min_gru_log_coefficients,
-    min_gru_project,
-    min_gru_recur,
-    min_lstm_log_coefficients,
-    min_lstm_project,
-    min_lstm_recur,
-)
+from rnnjax import minimal, scan
+from rnnjax.cells import Cell
 from rnnjax.types import Carry, Params
 
 # log 0, for a masked step's b_t = 0. A finite stand-in for -inf keeps every intermediate of the scan and of
@@ -33,17 +26,25 @@ from rnnjax.types import Carry, Params
 _LOG_ZERO = -1e30
 
 
-_PARTS: dict[str, tuple[int, Callable, Callable, Callable]] = {
-    # name: (G, project, recur, log coefficients)
-    "min_gru": (2, min_gru_project, min_gru_recur, min_gru_log_coefficients),
-    "min_lstm": (3, min_lstm_project, min_lstm_recur, min_lstm_log_coefficients),
+# name -> (the stock cell, its log coefficients)
+_PARTS: dict[str, tuple[Cell, Callable]] = {
+    "min_gru": (
+        Cell(minimal.init_min_gru, minimal.min_gru_carry, minimal.min_gru, minimal.min_gru_project,
+             minimal.min_gru_recur),
+        minimal.min_gru_log_coefficients,
+    ),
+    "min_lstm": (
+        Cell(minimal.init_min_lstm, minimal.min_lstm_carry, minimal.min_lstm, minimal.min_lstm_project,
+             minimal.min_lstm_recur),
+        minimal.min_lstm_log_coefficients,
+    ),
 }
 
 
 def parallel_form(recur: Callable) -> str | None:
     """The cell whose recurrence ``run_parallel`` solves when ``recur`` is its stock ``recur`` function, else
     None: a cell replaced in ``cells.CELLS`` runs as written, never as the stock parallel form."""
-    return next((name for name, parts in _PARTS.items() if parts[2] is recur), None)
+    return next((name for name, (cell, _) in _PARTS.items() if cell.recur is recur), None)
 
 
 def _compose(earlier: jax.Array, later: jax.Array) -> jax.Array:
@@ -68,7 +69,7 @@ def _affine_scan(name: str, xw_tbg: jax.Array, mask_tb: jax.Array | None, h0_bh:
     grow like |A_t| ~ t and so loses about |A_t| * 6e-8 of relative precision in h in float32 (1e-4 once
     |A_t| = 2000); here each composition rounds on values of the size of log h itself.
     """
-    log_a, log_b = _PARTS[name][3](xw_tbg)
+    log_a, log_b = _PARTS[name][1](xw_tbg)
     if mask_tb is not None:
         m = mask_tb[:, :, None]
         log_a = jnp.where(m, log_a, jnp.zeros((), log_a.dtype))
@@ -77,36 +78,6 @@ def _affine_scan(name: str, xw_tbg: jax.Array, mask_tb: jax.Array | None, h0_bh:
     # which halves XLA's compile time on long sequences at the same run time.
     cum = jax.lax.associative_scan(_compose, jnp.stack([log_a, log_b]), axis=1)
     return jnp.exp(cum[0]) * h0_bh[None] + jnp.exp(cum[1])
-
-
-def _check_sequence(
-    name: str, params: Params, xs_btf: jax.Array, mask_bt: jax.Array | None, initial_carry: Carry | None
-) -> None:
-    gates = _PARTS[name][0]
-    check_gate_blocks(name, params, gates)
-    features, hidden = params["kernel"].shape[0], params["kernel"].shape[1] // gates
-    if xs_btf.ndim != 3 or xs_btf.shape[-1] != features:
-        raise ValueError(
-            f"{name}: xs must have shape [B, T, F={features}], got {tuple(xs_btf.shape)}; "
-            "sequences are batch-major, and F must match the layer's input size."
-        )
-    if not jnp.issubdtype(xs_btf.dtype, jnp.floating):
-        raise ValueError(f"{name}: xs must be floating, got dtype {xs_btf.dtype}; embed token ids first.")
-    if mask_bt is not None and (tuple(mask_bt.shape) != xs_btf.shape[:2] or mask_bt.dtype != jnp.bool_):
-        raise ValueError(
-            f"{name}: mask must be bool [B, T]={xs_btf.shape[:2]}, got {mask_bt.dtype} "
-            f"{tuple(mask_bt.shape)}; build it with scan.sequence_mask(lengths, T) or tokens != 0."
-        )
-    if initial_carry is not None:
-        expected = (xs_btf.shape[0], hidden)
-        is_tuple = isinstance(initial_carry, (tuple, list))
-        shapes = [tuple(jnp.shape(c)) for c in initial_carry] if is_tuple else None
-        if shapes != [expected]:
-            raise ValueError(
-                f"{name}: initial_carry must be 1 array of shape {expected} in a tuple, got "
-                f"{shapes if shapes is not None else type(initial_carry).__name__}; "
-                f"build it with {name}_carry(params, (B,))."
-            )
 
 
 def run_parallel(
@@ -140,57 +111,6 @@ def run_parallel(
     ys_tbh = hs_tbh if mask_tb is None else jnp.where(mask_tb[:, :, None], hs_tbh, jnp.zeros((), dtype))
     # Masked steps are identity maps, so the last h is the state after each sequence's last real step.
     return ys_tbh, (hs_tbh[-1],)
-
-
-def _run_sequential(
-    cell: str, params: Params, xw_tbg: jax.Array, mask_tb: jax.Array | None, carry: Carry
-) -> tuple[jax.Array, Carry]:
-    """The same recurrence step by step: ``lax.scan`` over the cell's ``recur``, holding the carry at masked
-    steps and writing zeros there, exactly as ``scan.run``."""
-    recur = _PARTS[cell][2]
-
-    def step(carry, inputs):
-        xw_bg, m_b = inputs
-        new_carry, y_bh = recur(params, carry, xw_bg)
-        if m_b is not None:
-            m_b1 = m_b[:, None]
-            new_carry = tuple(jnp.where(m_b1, new, old) for new, old in zip(new_carry, carry))
-            y_bh = jnp.where(m_b1, y_bh, jnp.zeros((), y_bh.dtype))
-        return new_carry, y_bh
-
-    carry, ys_tbh = jax.lax.scan(step, tuple(carry), (xw_tbg, mask_tb))
-    return ys_tbh, carry
-
-
-def _sequence(
-    name: str,
-    params: Params,
-    xs_btf: jax.Array,
-    mask_bt: jax.Array | None,
-    initial_carry: Carry | None,
-    reverse: bool,
-    parallel: bool,
-) -> tuple[Carry, jax.Array]:
-    _check_sequence(name, params, xs_btf, mask_bt, initial_carry)
-    dtype = xs_btf.dtype
-    batch = xs_btf.shape[0]
-    if initial_carry is None:
-        carry = (jnp.zeros((batch, params["kernel"].shape[1] // _PARTS[name][0]), dtype),)
-    else:
-        carry = (jnp.asarray(initial_carry[0], dtype),)
-    # Time-major once: transpose x (F wide) rather than the projection (G*H wide); one matmul for all steps.
-    xw_tbg = _PARTS[name][1](params, jnp.swapaxes(xs_btf, 0, 1))
-    mask_tb = None if mask_bt is None else jnp.swapaxes(mask_bt, 0, 1)
-    if reverse:
-        xw_tbg = jnp.flip(xw_tbg, 0)
-        mask_tb = None if mask_tb is None else jnp.flip(mask_tb, 0)
-    if parallel:
-        ys_tbh, carry = run_parallel(name, xw_tbg, mask_tb, carry)
-    else:
-        ys_tbh, carry = _run_sequential(name, params, xw_tbg, mask_tb, carry)
-    if reverse:
-        ys_tbh = jnp.flip(ys_tbh, 0)
-    return carry, jnp.swapaxes(ys_tbh, 0, 1)
 
 
 def min_gru_sequence(
@@ -272,3 +192,9 @@ def min_lstm_sequence(
     return _sequence("min_lstm", params, xs_btf, mask_bt, initial_carry, reverse, parallel)
 
 
+def _sequence(name, params, xs_btf, mask_bt, initial_carry, reverse, parallel) -> tuple[Carry, jax.Array]:
+    return scan.run(_PARTS[name][0], params, xs_btf, mask_bt, initial_carry=initial_carry, reverse=reverse,
+                    parallel=parallel)
+
+
+scan.PARALLEL_FORMS.update({cell.recur: partial(run_parallel, name) for name, (cell, _) in _PARTS.items()})

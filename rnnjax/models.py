@@ -214,6 +214,9 @@ def count_params(params: Params) -> int:
     return int(sum(np.prod(leaf.shape, dtype=np.int64) for leaf in jax.tree_util.tree_leaves(params)))
 
 
+_KERAS_KINDS = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU", "min_gru": "MinGRU", "min_lstm": "MinLSTM"}
+
+
 def summary(spec: ModelSpec, params: Params) -> str:
     """A Keras-like table of layers, output shapes and parameter counts, with the totals.
 
@@ -234,8 +237,7 @@ def summary(spec: ModelSpec, params: Params) -> str:
             has_time = False
         kind = type(layer).__name__
         if isinstance(layer, Recurrent):
-            cell_kind = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU", "min_gru": "MinGRU",
-                         "min_lstm": "MinLSTM"}[layer.cell]
+            cell_kind = _KERAS_KINDS.get(layer.cell, layer.cell)
             kind = f"Bidirectional({cell_kind})" if layer.bidirectional else cell_kind
         shape = f"(None, None, {features})" if has_time else f"(None, {features})"
         rows.append((f"{name} ({kind})", shape, count_params(params.get(name, {}))))
@@ -267,12 +269,13 @@ def make_classifier(
     activation: str = "tanh",
     unroll: int = 1,
     parallel: bool = False,
+    num_classes: int = 2,
 ) -> ModelSpec:
     """The chapter's classifier: Embedding -> [SpatialDropout1D] -> recurrent x N -> [Attention] -> [Dropout]
-    -> (Dense(relu) -> [Dropout]) x len(dense_units) -> Dense(1, sigmoid).
+    -> (Dense(relu) -> [Dropout]) x len(dense_units) -> Dense(1, sigmoid), or Dense(C, softmax) for C > 2 classes.
 
     Args:
-        cell: simple_rnn, lstm, gru, min_gru or min_lstm.
+        cell: simple_rnn, lstm, gru, min_gru, min_lstm or a name given to ``register_cell``.
         vocab_size: V.
         embed_dim: E.
         hidden_size: H of every recurrent layer.
@@ -289,12 +292,15 @@ def make_classifier(
         activation: SimpleRNN activation.
         unroll: scan unroll of each recurrent layer.
         parallel: min_gru/min_lstm layers run in parallel over time.
+        num_classes: C; 2 ends in Dense(1, sigmoid) (binary), more in Dense(C, softmax).
 
     Returns:
         The ModelSpec.
     """
     if num_layers < 1:
         raise ValueError(f"make_classifier: num_layers must be >= 1, got {num_layers}.")
+    if num_classes < 2:
+        raise ValueError(f"make_classifier: num_classes must be >= 2, got {num_classes}.")
     layers: list[Layer] = [Embedding(vocab_size, embed_dim, mask_zero=mask_zero)]
     if spatial_dropout:
         layers.append(SpatialDropout1D(spatial_dropout))
@@ -320,7 +326,7 @@ def make_classifier(
         layers.append(Dense(units, "relu"))
         if dense_dropout:
             layers.append(Dropout(dense_dropout))
-    layers.append(Dense(1, "sigmoid"))
+    layers.append(Dense(1, "sigmoid") if num_classes == 2 else Dense(num_classes, "softmax"))
     return ModelSpec(tuple(layers))
 
 

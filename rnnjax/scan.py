@@ -20,6 +20,7 @@ Cell equations live in ``cells.py``; embedding, dense layers and attention in ``
 fast paths themselves in ``rnnjax/kernels``.
 """
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -27,9 +28,8 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax.cells import Cell, get_cell
+from rnnjax.checks import check_sequence
 from rnnjax.dropout import dropout_mask
-from rnnjax.minimal import MINIMAL_CELLS
-from rnnjax.minimal_scan import parallel_form, run_parallel
 from rnnjax.types import Carry, Params, PRNGKey
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
@@ -88,12 +88,24 @@ class FastPath(NamedTuple):
 
 # A stock cell's ``recur`` function -> its fast path; filled by ``rnnjax.kernels`` when it is imported.
 FAST_PATHS: dict[Callable, FastPath] = {}
+# A stock cell's ``recur`` -> its parallel-in-time solver ``(xw_tbg, mask_tb, carry) -> (ys_tbh, carry)``, used
+# with ``run(..., parallel=True)``; filled by ``rnnjax.minimal_scan`` for minGRU and minLSTM.
+PARALLEL_FORMS: dict[Callable, Callable] = {}
 
 
 def _fast_path(fns: Cell, params: Params, cell_options: dict) -> FastPath | None:
     """The fast path attached to this cell definition's ``recur`` if it covers the call, else None."""
-    fast = FAST_PATHS.get(fns.recur)
+    fast = FAST_PATHS.get(fns.halves()[1])
     return fast if fast is not None and fast.covers(params, cell_options) else None
+
+
+def hold(mask_b: jax.Array | None, new_carry: Carry, carry: Carry, y: jax.Array) -> tuple[Carry, jax.Array]:
+    """The masked step: where ``mask_b`` ([B], or any leading shape of the carry) is False, the carry is held
+    and the output is zero. Every scan over a cell (``run``, the fast paths) applies it."""
+    if mask_b is None:
+        return new_carry, y
+    m = mask_b[..., None]
+    return tuple(jnp.where(m, n, o) for n, o in zip(new_carry, carry)), jnp.where(m, y, jnp.zeros((), y.dtype))
 
 
 def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
@@ -118,23 +130,8 @@ def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
     return jnp.arange(max_len)[None, :] < lengths[:, None]
 
 
-def _check_sequence(name: str, xs_btf: jax.Array, mask_bt: jax.Array | None, features: int) -> None:
-    if xs_btf.ndim != 3 or xs_btf.shape[-1] != features:
-        raise ValueError(
-            f"{name}: xs must have shape [B, T, F={features}], got {xs_btf.shape}; "
-            "sequences are batch-major, and F must match the layer's input size."
-        )
-    if not jnp.issubdtype(xs_btf.dtype, jnp.floating):
-        raise ValueError(f"{name}: xs must be floating, got dtype {xs_btf.dtype}; embed token ids first.")
-    if mask_bt is not None and (mask_bt.shape != xs_btf.shape[:2] or mask_bt.dtype != jnp.bool_):
-        raise ValueError(
-            f"{name}: mask must be bool [B, T]={xs_btf.shape[:2]}, got {mask_bt.dtype} {mask_bt.shape}; "
-            "build it with sequence_mask(lengths, T) or tokens != 0."
-        )
-
-
 def run(
-    cell: str,
+    cell: str | Cell,
     params: Params,
     xs_btf: jax.Array,
     mask_bt: jax.Array | None = None,
@@ -154,7 +151,7 @@ def run(
     """Runs a cell over a batch of sequences with a masked ``lax.scan``.
 
     Args:
-        cell: a name in ``cells.CELLS`` (simple_rnn, lstm, gru, ...).
+        cell: a name in ``cells.CELLS`` (simple_rnn, lstm, gru, ..., or one added by ``register_cell``), or a Cell.
         params: the cell's parameters.
         xs_btf: [B, T, F] floating inputs.
         mask_bt: [B, T] bool, True at real steps; None processes every step.
@@ -186,25 +183,22 @@ def run(
         cell_options,
     )
     fns = get_cell(cell)
-    parallel_cell = parallel_form(fns.recur) if parallel else None  # only the stock definitions have one
-    if parallel_cell and unroll == 1 and not cell_options:
-        ys_tbh, carry = run_parallel(parallel_cell, materialize(xw_tbg), mask_tb, carry)
+    recur = fns.halves()[1]
+    solver = PARALLEL_FORMS.get(recur) if parallel else None  # only the stock definitions have one
+    if solver is not None and unroll == 1 and not cell_options:
+        ys_tbh, carry = solver(materialize(xw_tbg), mask_tb, carry)
         return _finish(carry, ys_tbh, reverse, return_sequences)
     fast = _fast_path(fns, params, cell_options) if fused and unroll == 1 else None
     if fast is not None:
         ys_tbh, carry = fast.run(params, xw_tbg, mask_tb, carry, return_sequences=return_sequences, **cell_options)
         return _finish(carry, ys_tbh, reverse, return_sequences)
-    recur = fns.recur
     xw_tbg = materialize(xw_tbg)
 
     def step(carry, inputs):
         xw_bg, m_b = inputs
         new_carry, y_bh = recur(params, carry, xw_bg, **cell_options)
-        if m_b is not None:
-            m_b1 = m_b[:, None]
-            new_carry = tuple(jnp.where(m_b1, new, old) for new, old in zip(new_carry, carry))
-            y_bh = jnp.where(m_b1, y_bh, jnp.zeros((), y_bh.dtype))
-        return new_carry, (y_bh if return_sequences else None)
+        carry, y_bh = hold(m_b, new_carry, carry, y_bh)
+        return carry, (y_bh if return_sequences else None)
 
     carry, ys_tbh = jax.lax.scan(step, carry, (xw_tbg, mask_tb), unroll=unroll)
     return _finish(carry, ys_tbh, reverse, return_sequences)
@@ -215,25 +209,33 @@ def _prepare(cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, rec
     """Checks the inputs, applies dropout, projects all steps at once and lays them out time-major (reversed
     for ``reverse``). Returns (xw_tbg, mask_tb, initial carry, cell options incl. the recurrent mask)."""
     fns = get_cell(cell)
-    _check_sequence(cell, xs_btf, mask_bt, params["kernel"].shape[1 if inputs_projected else 0])
+    name = cell if isinstance(cell, str) else getattr(fns.step, "__name__", "cell")
+    kernel = params.get("kernel") if isinstance(params, dict) else None
+    features = None if getattr(kernel, "ndim", 0) != 2 or fns.project is None else kernel.shape[int(inputs_projected)]
+    check_sequence(name, xs_btf, mask_bt, features)
     if isinstance(xs_btf, Gathered) and not inputs_projected:
-        raise ValueError(f"{cell}: a Gathered table holds projected inputs; pass inputs_projected=True.")
+        raise ValueError(f"{name}: a Gathered table holds projected inputs; pass inputs_projected=True.")
     if inputs_projected and dropout > 0 and rng is not None:
-        raise ValueError(f"{cell}: dropout acts on x, so it cannot be used with inputs_projected=True.")
+        raise ValueError(f"{name}: dropout acts on x, so it cannot be used with inputs_projected=True.")
     batch, _, features = xs_btf.shape
-    hidden = params["kernel"].shape[1] // fns.gates
     dtype = xs_btf.dtype
-    if recurrent_dropout > 0 and cell in MINIMAL_CELLS:
-        raise ValueError(f"{cell}: has no recurrent matmul, so recurrent_dropout must be 0 (got {recurrent_dropout}).")
+    zeros = fns.initial_carry(params, (batch,), dtype)
+    hidden = zeros[0].shape[-1]
+    if recurrent_dropout > 0 and "recurrent_mask" not in inspect.signature(fns.halves()[1]).parameters:
+        raise ValueError(
+            f"{name}: the cell takes no recurrent_mask (e.g. it has no recurrent matmul), so recurrent_dropout "
+            f"must be 0 (got {recurrent_dropout})."
+        )
     if initial_carry is None:
-        carry = fns.initial_carry(params, (batch,), dtype)
+        carry = zeros
     else:
         carry = tuple(jnp.asarray(c, dtype) for c in initial_carry)
-        n_states = len(fns.initial_carry(params, ()))
-        if len(carry) != n_states or any(c.shape != (batch, hidden) for c in carry):
+        if [c.shape for c in carry] != [z.shape for z in zeros]:
+            shapes = {tuple(z.shape) for z in zeros}
             raise ValueError(
-                f"{cell}: initial_carry must be {n_states} array(s) of shape {(batch, hidden)}, got "
-                f"{[tuple(c.shape) for c in carry]}; build it with {cell}_carry(params, (B,))."
+                f"{name}: initial_carry must be {len(zeros)} array{'s' if len(zeros) > 1 else ''} of shape "
+                f"{shapes.pop() if len(shapes) == 1 else [tuple(z.shape) for z in zeros]}, got "
+                f"{[tuple(c.shape) for c in carry]}; build it with the cell's initial_carry(params, (B,))."
             )
     cell_options = dict(cell_options)
     if rng is not None and (dropout > 0 or recurrent_dropout > 0):
@@ -249,7 +251,7 @@ def _prepare(cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, rec
         xw_tbg = Gathered(xs_btf.table, time_major(xs_btf.ids))
     else:
         xs_tbf = time_major(xs_btf)
-        xw_tbg = xs_tbf if inputs_projected else fns.project(params, xs_tbf)
+        xw_tbg = xs_tbf if inputs_projected else fns.halves()[0](params, xs_tbf)
     mask_tb = None if mask_bt is None else time_major(mask_bt)
     return xw_tbg, mask_tb, carry, cell_options
 
@@ -288,7 +290,7 @@ def merge(forward: jax.Array, backward: jax.Array, merge_mode: str) -> jax.Array
 
 
 def bidirectional(
-    cell: str,
+    cell: str | Cell,
     params: Params,
     xs_btf: jax.Array | tuple[jax.Array, jax.Array],
     mask_bt: jax.Array | None = None,
@@ -302,7 +304,7 @@ def bidirectional(
     """Runs a cell forward and in reverse over the same sequences and merges the outputs (Keras' Bidirectional).
 
     Args:
-        cell: a name in ``cells.CELLS``.
+        cell: a name in ``cells.CELLS`` or a Cell.
         params: ``{"forward": cell params, "backward": cell params}``.
         xs_btf: [B, T, F] floating inputs, or a (forward, backward) pair of per-direction inputs (used with
             ``inputs_projected=True``, where each direction has its own projection).

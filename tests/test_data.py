@@ -401,11 +401,15 @@ BAD_INPUTS = {
     "not_an_object": ("r.jsonl", GOOD + b"[1, 2]\n", r"r.jsonl:3: expected a JSON object, found list"),
     "missing_both": ("r.jsonl", GOOD + b"{}\n", r"r.jsonl:3: missing field 'text' and 'label'"),
     "missing_field": ("r.jsonl", GOOD + b'{"body": "x", "label": 1}\n', r"r.jsonl:3: missing field 'text'"),
-    "label_2": ("r.jsonl", GOOD + b'{"text": "x", "label": 2}\n', r"r.jsonl:3: label 2 is not 0 or 1"),
-    "label_text": (
+    "label_fraction": (
         "r.jsonl",
-        GOOD + b'{"text": "x", "label": "pos"}\n',
-        r"r.jsonl:3: label 'pos' is not 0 or 1",
+        GOOD + b'{"text": "x", "label": 2.5}\n',
+        r"r.jsonl:3: label 2.5 is not an integer or a class name",
+    ),
+    "label_null": (
+        "r.jsonl",
+        GOOD + b'{"text": "x", "label": null}\n',
+        r"r.jsonl:3: label None is not an integer or a class name",
     ),
     "text_not_string": ("r.jsonl", b'{"text": 5, "label": 1}\n', r"r.jsonl:1: field 'text' is int"),
     "non_utf8": (
@@ -426,7 +430,11 @@ BAD_INPUTS = {
         r"r.csv:1: no column 'text' \(columns: body, label\)",
     ),
     "csv_short_row": ("r.csv", b"text,label\nfine,1\ncut short\n", r"r.csv:3: 1 fields, expected 2"),
-    "csv_label": ("r.csv", b"text,label\nfine,1\nok,yes\n", r"r.csv:3: label 'yes' is not 0 or 1"),
+    "csv_label": (
+        "r.csv",
+        b"text,label\nfine,1\nok, \n",
+        r"r.csv:3: label ' ' is not an integer or a class name",
+    ),
     "csv_open_quote": ("r.csv", b'text,label\n"unterminated,1\n', r"r.csv:\d+: malformed CSV"),
     "csv_empty": ("r.csv", b"", r"r.csv: empty file"),
     "csv_non_utf8": ("r.csv", b"text,label\n\xff\xfe,1\n", r"r.csv:2: not UTF-8 \(byte 0xff at column 1\)"),
@@ -620,7 +628,7 @@ def _amazon_or_skip() -> Path:
 
 def test_real_amazon_counts_and_split(tmp_path):
     source = data.prepare_reviews_file(_amazon_or_skip(), data_dir=tmp_path)
-    assert np.bincount([r["label"] for r in source.__getitems__(range(len(source)))]).tolist() == [3137, 3322]
+    assert np.bincount(sources.read_source(source)[1]).tolist() == [3137, 3322]
     cfg = _config(tmp_path, name="amazon_reviews", source_file=str(AMAZON_FILE))
     cfg.data_dir = str(tmp_path)
     splits = data.load_splits(cfg, seed=0)

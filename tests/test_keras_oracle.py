@@ -331,12 +331,18 @@ def _tokens(rng, vocab: int, padding: str) -> np.ndarray:
 
 
 def _predict(model, tokens) -> np.ndarray:
+    """Keras' predict: [B] for a one-unit head, [B, C] for C units."""
     with _keras_ops():
-        return np.asarray(model.predict(tokens, verbose=0))[:, 0]
+        out = np.asarray(model.predict(tokens, verbose=0))
+    return out[:, 0] if out.shape[-1] == 1 else out
 
 
 def _probabilities(spec, params, tokens) -> np.ndarray:
-    return np.asarray(jax.nn.sigmoid(_apply(spec, params, jnp.asarray(tokens))))
+    """The last Dense's activation of rnnjax's logits: sigmoid of [B] or [B, C], softmax of [B, C]."""
+    logits = _apply(spec, params, jnp.asarray(tokens))
+    if spec.layers[-1].activation == "softmax":
+        return np.asarray(jax.nn.softmax(logits, axis=-1))
+    return np.asarray(jax.nn.sigmoid(logits))
 
 
 def _assert_same_params(params, other) -> None:
@@ -406,6 +412,56 @@ def test_import_functional_chain_and_softmax_output(rng):
     probabilities = jax.nn.softmax(_apply(spec, params, jnp.asarray(tokens)), axis=-1)
     _check("functional-softmax", probabilities, expected)
     assert rnnjax.count_params(params) == model.count_params()
+
+
+# name -> the layers of a four-class classifier, given the Embedding's mask_zero.
+SOFTMAX_MODELS = {
+    "lstm": lambda mask_zero: [_embedding(30, F, mask_zero=mask_zero), _rnn(L.LSTM, H), _dense(4, "softmax")],
+    "bidirectional_gru": lambda mask_zero: [
+        _embedding(30, F, mask_zero=mask_zero),
+        L.SpatialDropout1D(0.2),
+        L.Bidirectional(_rnn(L.GRU, H + 1)),
+        L.Dropout(0.3),
+        _dense(4, "softmax"),
+    ],
+}
+
+
+@pytest.mark.parametrize("mask_zero", [False, True], ids=["no_mask", "mask_zero"])
+@pytest.mark.parametrize("name", list(SOFTMAX_MODELS))
+def test_softmax_head_round_trips(rng, tmp_path, name, mask_zero):
+    """A Dense(4, softmax) head: imported logits [B, 4] give predict after softmax (in memory and from a
+    .keras file), and export_keras of the imported model predicts softmax(logits) and imports back."""
+    with _keras_ops():
+        model = keras.Sequential([keras.Input((None,), dtype="int32"), *SOFTMAX_MODELS[name](mask_zero)])
+    _randomize_weights(model, rng, 0.5)
+    # Keras pre-pads with pad_sequences; without a mask, post-padding is processed as ordinary tokens.
+    tokens = _tokens(rng, 30, "pre" if mask_zero else "post")
+    expected = _predict(model, tokens)
+    label = f"softmax-{name}/{'mask_zero' if mask_zero else 'no_mask'}"
+
+    spec, params = keras_io.import_keras(model)
+    assert spec.layers[-1] == rnnjax.Dense(4, "softmax")
+    logits = _apply(spec, params, jnp.asarray(tokens))
+    assert logits.shape == (len(tokens), 4)
+    _check(f"{label}/in_memory", np.asarray(jax.nn.softmax(logits, axis=-1)), expected)
+    np.testing.assert_allclose(expected.sum(axis=-1), 1.0, rtol=1e-6)
+
+    path = tmp_path / f"{name}.keras"
+    with _keras_ops():
+        model.save(path)
+    file_spec, file_params = keras_io.import_keras(path)
+    assert file_spec == spec
+    _assert_same_params(params, file_params)
+    _check_export(f"{label}/exported", spec, params, tokens)
+
+
+def test_dense_one_softmax_head_raises():
+    """Keras' softmax over one unit is a constant 1; rnnjax would read its [B] logits through a sigmoid."""
+    model = _sequential(_embedding(20, F), _lstm(), _dense(1, "softmax", name="one"))
+    match = r"'one' \(Dense\).*Dense\(1, activation='softmax'\) always outputs 1"
+    with pytest.raises(ValueError, match=match):
+        keras_io.import_keras(model)
 
 
 def test_export_matches_init_model_params(rng):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from rnnjax import minimal, minimal_scan
+from rnnjax import cells, minimal, minimal_scan
 
 B, T, F, H = 4, 6, 5, 3
 NAMES = ["min_gru", "min_lstm"]
@@ -137,7 +137,7 @@ def test_step_matches_reference_float64(key, x64, name):
 @pytest.mark.parametrize("name", NAMES)
 def test_step_is_recur_of_project(key, name):
     rng = _rng(key)
-    project, recur = minimal.MINIMAL_CELLS[name][3:5]
+    project, recur = cells.CELLS[name].project, cells.CELLS[name].recur
     params = _random_params(rng, name)
     x, carry = _normal(rng, (B, F)), (_normal(rng, (B, H)),)
     _close(STEP[name](params, carry, x), recur(params, carry, project(params, x)), 0)

@@ -239,7 +239,7 @@ def test_bad_inputs_raise_value_error(key):
         scan.run("lstm", params, jnp.ones((B, T, F)), jnp.ones((B, T + 1), bool))
     with pytest.raises(ValueError, match=r"mask must be bool"):
         scan.run("lstm", params, jnp.ones((B, T, F)), jnp.ones((B, T), jnp.int32))
-    with pytest.raises(ValueError, match=r"initial_carry must be 2 array\(s\) of shape \(3, 4\)"):
+    with pytest.raises(ValueError, match=r"initial_carry must be 2 arrays of shape \(3, 4\)"):
         scan.run("lstm", params, jnp.ones((B, T, F)), initial_carry=(jnp.zeros((B, H)),))
     with pytest.raises(ValueError, match="unknown merge_mode 'max'"):
         scan.bidirectional("lstm", {"forward": params, "backward": params}, jnp.ones((B, T, F)), merge_mode="max")

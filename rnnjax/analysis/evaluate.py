@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from rnnjax import models
+from rnnjax.analysis import metrics as report
 from rnnjax.data import pipeline, text
 from rnnjax.training import classifier, loop, runs
 
@@ -27,25 +27,28 @@ class Run(runs.LoadedRun):
     __slots__ = ()
 
     @property
-    def model_cfg(self) -> classifier.ModelConfig:
-        return classifier.ModelConfig(spec=self.spec, use_lengths=self.use_lengths)
+    def model_cfg(self) -> classifier.ModelConfig | None:
+        """The spec'd model's ModelConfig; None for a researcher's own model (use ``model``)."""
+        return None if self.spec is None else classifier.ModelConfig(spec=self.spec, use_lengths=self.use_lengths)
 
     @property
     def data_cfg(self) -> ml_collections.ConfigDict:
         return ml_collections.ConfigDict(self.config["data"])
 
 
-def load_run(workdir, *, which: str = "final") -> Run:
-    """Restores a classifier run's parameters (any classifier this project trains, ``config.init`` or not).
+def load_run(workdir, *, which: str = "final", model_fn=None) -> Run:
+    """Restores a classifier run's parameters (any classifier this project trains, ``config.init`` or not, or a
+    researcher's own model: its factory is imported by name, or given as ``model_fn``).
 
     Args:
         workdir: a run directory written by ``classifier.train_and_evaluate``.
         which: "final" (what training ended with), "best" or "latest".
+        model_fn: the factory of a researcher's model whose module cannot be imported (see ``runs.load_run``).
 
     Raises:
         runs.RunError: not a classifier run, or no intact checkpoint.
     """
-    return Run(*runs.load_run(workdir, which=which, kind="classifier"))
+    return Run(*runs.load_run(workdir, which=which, kind="classifier", model_fn=model_fn))
 
 
 def classification_metrics(counts: dict[str, float]) -> dict[str, Any]:
@@ -79,7 +82,9 @@ def classification_metrics(counts: dict[str, float]) -> dict[str, Any]:
 
 
 def format_report(metrics: dict[str, Any], *, title: str = "") -> str:
-    """The metrics of ``classification_metrics`` as a short text report with the confusion matrix."""
+    """The metrics of ``evaluate_split`` as a short text report with the confusion matrix."""
+    if "per_class" in metrics:
+        return "\n".join(([title] if title else []) + [report.format_classification_report(metrics)])
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
     width = max(len(f"{v:,}") for v in (tn, fp, fn, tp)) + 2
     lines = [title] if title else []
@@ -102,30 +107,34 @@ def evaluate_split(run: Run, arrays: dict[str, np.ndarray], *, batch_size: int) 
     """Measures a run on a split ({tokens, lengths, label} arrays, as ``datasets.load_splits`` gives them).
 
     Returns:
-        The ``classification_metrics`` of the split.
+        Binary: the ``classification_metrics`` of the split; C > 2 classes: ``metrics.classification_report``
+        (per-class precision/recall/F1, the C x C confusion matrix, the majority baseline, and the mean absolute
+        error when the class names are numbers, e.g. star ratings).
     """
-    eval_step = jax.jit(loop.eval_step_fn(classifier.classifier_task(run.model_cfg)))
+    eval_step = jax.jit(loop.eval_step_fn(classifier.classifier_task(run.model)))
     batches = pipeline.Loader(arrays, batch_size, seed=0, shuffle=False).epoch(0)
-    return classification_metrics(loop.evaluate(eval_step, run.params, batches))
+    counts = loop.evaluate(eval_step, run.params, batches)
+    if "confusion" in counts:
+        return report.classification_report(counts, run.classes)
+    return classification_metrics(counts)
 
 
 def predict_probabilities(run: Run, tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Positive-class probabilities ``sigmoid(logits)`` for encoded, padded texts.
+    """Class probabilities for encoded, padded texts: [N] ``sigmoid(logits)`` (of the positive class) for a
+    binary model, [N, C] ``softmax(logits)`` for C classes.
 
     Args:
         run: the trained run.
         tokens: [N, T] int32 ids.
         lengths: [N] int32 real tokens per row.
-
-    Returns:
-        [N] float32 probabilities.
     """
-    spec = run.model_cfg.spec
+    model = run.model
 
     @jax.jit
     def probabilities(params, tokens, lengths):
-        logits = models.apply_model(spec, params, tokens, lengths if run.model_cfg.use_lengths else None)
-        return jax.nn.sigmoid(logits)
+        batch = {"tokens": tokens, "lengths": lengths, "label": jnp.zeros(tokens.shape[:1], jnp.int32)}
+        logits = classifier.logits(model, params, batch)
+        return jax.nn.sigmoid(logits) if logits.ndim == 1 else jax.nn.softmax(logits, axis=-1)
 
     return np.asarray(probabilities(run.params, jnp.asarray(tokens), jnp.asarray(lengths)))
 
@@ -151,12 +160,14 @@ def predict_texts(run: Run, texts: Sequence[str], *, threshold: float = 0.5) -> 
     """Classifies raw texts with exactly the preprocessing the run was trained with.
 
     Args:
-        run: the trained run (its directory holds the vocabulary).
-        texts: raw review texts.
-        threshold: the probability above which a text is positive.
+        run: the trained run (its directory holds the vocabulary and the class names).
+        texts: raw texts.
+        threshold: binary models: the probability above which a text is positive.
 
     Returns:
-        One ``{"text", "label" ("positive"/"negative"), "probability" (of positive)}`` per text.
+        Binary: one ``{"text", "label" ("positive"/"negative"), "probability" (of positive)}`` per text.
+        C classes: ``{"text", "label" (the most probable class's name), "probability" (its probability),
+        "probabilities" ({class name: probability})}``.
 
     Raises:
         ValueError: for no texts.
@@ -165,7 +176,17 @@ def predict_texts(run: Run, texts: Sequence[str], *, threshold: float = 0.5) -> 
         raise ValueError("no texts to classify; pass texts as arguments, --input_file or standard input.")
     tokens, lengths = encode_texts(texts, run.data_cfg, run.vocabulary)
     probabilities = predict_probabilities(run, tokens, lengths)
+    if probabilities.ndim == 1:
+        return [
+            {"text": text, "label": "positive" if p > threshold else "negative", "probability": float(p)}
+            for text, p in zip(texts, probabilities)
+        ]
     return [
-        {"text": text, "label": "positive" if p > threshold else "negative", "probability": float(p)}
+        {
+            "text": text,
+            "label": run.classes[int(np.argmax(p))],
+            "probability": float(np.max(p)),
+            "probabilities": {name: float(v) for name, v in zip(run.classes, p)},
+        }
         for text, p in zip(texts, probabilities)
     ]

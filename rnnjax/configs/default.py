@@ -21,10 +21,11 @@ def _data() -> ml_collections.ConfigDict:
     data.name = "imdb_reviews"  # imdb_reviews | amazon_reviews | csv | synthetic
     data.data_dir = "~/tensorflow_datasets"  # TFDS data dir: prepared datasets are cached here
     data.source_dir = ""  # local IMDB copy: aclImdb_v1.tar.gz, aclImdb/ or *.jsonl.gz folder; "" = download
-    data.fallback_to_synthetic = True  # use the synthetic set (logged) when IMDB cannot be had
+    data.fallback_to_synthetic = True  # use the synthetic set (logged) when IMDB's neg/pos cannot be had
     data.source_file = ""  # amazon_reviews / csv: JSON-lines or CSV/TSV file of (text, label) rows
     data.text_column = "text"  # amazon_reviews / csv: field or column with the review text
-    data.label_column = "label"  # amazon_reviews / csv: field or column with the 0/1 label
+    data.label_column = "label"  # field or column of the label (ints or names); imdb_reviews: label | rating
+    data.classes = ()  # class names in id order, e.g. ("neg", "pos"); () = the dataset's own or inferred
     data.test_split = 0.2  # amazon_reviews / csv / synthetic: seeded fraction held out as the test set
     data.validation_split = 0.2  # fraction of the training set held out for validation
     data.validation_mode = "random"  # random: seeded random rows; last: the last rows (Keras' semantics)
@@ -45,7 +46,8 @@ def _data() -> ml_collections.ConfigDict:
 def _model() -> ml_collections.ConfigDict:
     """``config.model``."""
     model = ml_collections.ConfigDict()
-    model.cell = "lstm"  # simple_rnn | lstm | gru | min_gru | min_lstm
+    model.cell = "lstm"  # simple_rnn | lstm | gru | min_gru | min_lstm | a cell the config file registers
+    model.factory = ""  # "module:function" (vocab_size, num_classes) -> model_api.Model: your own model instead
     model.embed_dim = 32  # embedding size E
     model.hidden_size = 32  # units H per recurrent layer
     model.num_layers = 1  # stacked recurrent layers (all but the last return sequences)

@@ -1,16 +1,19 @@
-"""Datasets as padded splits and fixed-shape NumPy batches: splitting, the vocabulary, batching, statistics.
+"""Datasets as padded splits and fixed-shape NumPy batches: splitting, class ids, vocabulary, batching, stats.
 
 Public API:
 
 * ``load_splits(data_cfg, *, seed, workdir=None) -> dict``: reads ``config.data``, returns
   ``{"train", "validation", "test"}`` arrays
   ``{"tokens": [N, T] int32, "lengths": [N] int32, "label": [N] int32}`` plus ``"vocabulary"`` (a
-  ``rnnjax.data.text.Vocabulary`` fitted on the training part only) and ``"name"`` (the dataset actually used).
+  ``rnnjax.data.text.Vocabulary`` fitted on the training part only), ``"classes"`` (the K class names in id
+  order; labels are ids 0..K-1) and ``"name"`` (the dataset actually used).
 * ``batches(arrays, batch_size, *, shuffle, seed=0, epoch=0, drop_remainder=False) -> Iterator[Batch]``.
 * ``describe_splits(data_cfg, *, seed) -> dict``: counts, label balance, lengths, OOV rate, maxlen coverage.
-* ``prepare_imdb(*, data_dir, source_dir=None)`` and ``prepare_reviews_file(path, *, data_dir, ...)``: the
-  prepared TFDS data sources (random access, array_record), e.g. IMDB's ``unsupervised`` split for a
-  language model; defined in ``sources.py`` and importable from here.
+* ``save_classes(classes, workdir)``, ``load_classes(workdir)`` and ``CLASSES_FILE``: a run's class names
+  (``workdir/classes.json``), defined in ``labels.py``; ``load_splits`` reads that file but never writes it.
+* ``prepare_imdb(*, data_dir, source_dir=None, with_rating=False)`` and ``prepare_reviews_file(path, *,
+  data_dir, ...)``: the prepared TFDS data sources (random access, array_record), e.g. IMDB's ``unsupervised``
+  split for a language model; defined in ``sources.py`` and importable from here.
 * ``DataError`` (a ``ValueError``): bad input, with a one-line message naming the file, line and problem.
 
 Datasets (``config.data.name``):
@@ -23,11 +26,18 @@ Datasets (``config.data.name``):
   Both are split into train and test by a seeded random ``test_split`` fraction (default 0.2: 80/20).
 * ``synthetic``: ``rnnjax.data.synthetic.generate_reviews`` from ``seed``, nothing on disk, then split like a file.
 
+Classes (``labels.assign_ids``): the names, in id order, are the run directory's ``classes.json`` when there
+is one, else ``config.data.classes`` when set (a label outside them is a DataError), else the dataset's own:
+IMDB's ``label`` is neg/pos and its ``rating`` (``data.label_column = "rating"``) the 8 star ratings 1-4 and
+7-10; a file's or the synthetic set's labels are inferred from train+test: integers in numeric order as
+``str(value)`` (so 0/1 stay 0/1, and other values get their rank), anything else as sorted strings.
+
 The prepared IMDB records are in TFDS' deterministic key-hashed order, the same from every local source; a
 reviews file keeps its row order. Validation is ``validation_split`` of the training part: a seeded random
 subset (``validation_mode="random"``) or, as Keras' ``validation_split``, the last rows (``"last"``). Reviews
 whose encoded sequence is empty (empty text, or nothing left after cleaning) are dropped; the count per split
-is logged. Each split must hold both labels. Reading sources lives in ``sources.py``, the text pipeline in
+is logged. Each split must hold at least 2 classes; with K > 2, a training split without some class is logged.
+Reading sources lives in ``sources.py``, label values and class names in ``labels.py``, the text pipeline in
 ``text.py``; moving batches to the device is left to the training loop.
 """
 
@@ -39,15 +49,22 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from rnnjax.data import synthetic
-from rnnjax.data import text
-from rnnjax.data.sources import prepare_imdb, prepare_reviews_file, read_source
+from rnnjax.data import synthetic, text
+from rnnjax.data.labels import (  # noqa: F401 - the run's classes file, re-exported beside load_splits
+    CLASSES_FILE,
+    assign_ids,
+    check_classes,
+    load_classes,
+    save_classes,
+)
+from rnnjax.data.sources import LABEL_NAMES, prepare_imdb, prepare_reviews_file, read_source
 from rnnjax.data.text import DataError, Vocabulary
 from rnnjax.types import Batch
 
 BATCH_KEYS = ("tokens", "lengths", "label")
 SPLITS = ("train", "validation", "test")
 DATASETS = ("imdb_reviews", "amazon_reviews", "csv", "synthetic")
+IMDB_RATINGS = ("1", "2", "3", "4", "7", "8", "9", "10")  # IMDB's star ratings: 5 and 6 are left out
 # Independent random streams per purpose: SeedSequence([seed, stream, ...]).
 _TEST_STREAM, _VALIDATION_STREAM, _SHUFFLE_STREAM = 1, 2, 3
 
@@ -59,7 +76,8 @@ def load_splits(
 
     The vocabulary is fitted on the training part (after the validation rows are held out). With a
     ``workdir``, it is read from ``workdir/vocabulary.json`` when that exists (a resumed run) and written
-    there otherwise.
+    there otherwise; the class names are read from ``workdir/classes.json`` when that exists (never written
+    here: the trainer calls ``save_classes``).
 
     Args:
       data_cfg: ``config.data`` (see ``rnnjax/configs/default.py``).
@@ -68,13 +86,16 @@ def load_splits(
 
     Returns:
       ``{"train", "validation", "test"}`` each ``{"tokens": [N, T] int32, "lengths": [N] int32,
-      "label": [N] int32}`` with T = ``maxlen`` and lengths in ``[1, T]``; ``"vocabulary"``: the Vocabulary,
-      whose ``size`` (<= ``num_words``) is the embedding's input dimension V; ``"name"``: the dataset used.
+      "label": [N] int32}`` with T = ``maxlen``, lengths in ``[1, T]`` and labels in ``[0, K)``;
+      ``"vocabulary"``: the Vocabulary, whose ``size`` (<= ``num_words``) is the embedding's input dimension
+      V; ``"classes"``: the K class names in id order (tuple of str); ``"name"``: the dataset used.
 
     Raises:
-      DataError: for unusable data (see ``DataError``); ValueError: for an invalid ``data_cfg`` value.
+      DataError: for unusable data (see ``DataError``), a label outside the fixed classes, a damaged
+        ``classes.json`` or one that disagrees with ``config.data.classes``; ValueError: for an invalid
+        ``data_cfg`` value.
     """
-    name, source, words = _tokenized_splits(data_cfg, seed=seed)
+    name, source, classes, words = _tokenized_splits(data_cfg, seed=seed, workdir=workdir)
     vocab = None
     if workdir is not None and (Path(workdir) / text.VOCABULARY_FILE).exists():
         vocab = text.load_vocabulary(workdir)
@@ -82,19 +103,20 @@ def load_splits(
         vocab = _fit(words["train"][0], data_cfg)
         if workdir is not None:
             text.save_vocabulary(vocab, workdir)
-    out: dict[str, Any] = {"vocabulary": vocab, "name": name}
+    out: dict[str, Any] = {"vocabulary": vocab, "classes": classes, "name": name}
     pad = {"maxlen": data_cfg.maxlen, "padding": data_cfg.padding, "truncating": data_cfg.truncating}
     for split, (split_words, labels) in words.items():
-        ids, labels = _encode_split(split_words, labels, vocab, f"{source} {split}")
+        ids, labels = _encode_split(split_words, labels, vocab, classes, source=source, split=split)
         out[split] = {
             "tokens": text.pad_sequences(ids, **pad),
             "lengths": text.sequence_lengths(ids, data_cfg.maxlen),
             "label": labels,
         }
     logging.info(
-        "%s: %s examples; vocabulary size %d",
+        "%s: %s examples; %d classes; vocabulary size %d",
         name,
         ", ".join(f"{s} {len(out[s]['label'])}" for s in SPLITS),
+        len(classes),
         vocab.size,
     )
     return out
@@ -158,27 +180,27 @@ def describe_splits(data_cfg: ml_collections.ConfigDict, *, seed: int) -> dict[s
       seed: ``config.seed``.
 
     Returns:
-      ``{"name", "vocab_size", "maxlen", "splits"}``; ``splits[split]`` has ``examples``, ``label_counts``
-      (neg, pos), ``lengths`` ([N] int32 ids per review before truncation), ``length_percentiles``
-      ({50, 90, 95, 99, 100: ids}), ``oov_rate`` (fraction of words outside the vocabulary),
-      ``maxlen_coverage`` (fraction of reviews no longer than maxlen) and ``token_coverage`` (fraction of ids
-      kept).
+      ``{"name", "vocab_size", "maxlen", "classes", "splits"}``; ``classes``: the K class names in id order;
+      ``splits[split]`` has ``examples``, ``label_counts`` ([K] int: examples per class id), ``lengths`` ([N]
+      int32 ids per review before truncation), ``length_percentiles`` ({50, 90, 95, 99, 100: ids}),
+      ``oov_rate`` (fraction of words outside the vocabulary), ``maxlen_coverage`` (fraction of reviews no
+      longer than maxlen) and ``token_coverage`` (fraction of ids kept).
 
     Raises:
       DataError, ValueError: as ``load_splits``.
     """
-    name, source, words = _tokenized_splits(data_cfg, seed=seed)
+    name, source, classes, words = _tokenized_splits(data_cfg, seed=seed)
     vocab = _fit(words["train"][0], data_cfg)
     quantiles = (50, 90, 95, 99, 100)
     splits = {}
     for split, (split_words, labels) in words.items():
-        ids, labels = _encode_split(split_words, labels, vocab, f"{source} {split}")
+        ids, labels = _encode_split(split_words, labels, vocab, classes, source=source, split=split)
         lengths = text.sequence_lengths(ids)
         num_words = sum(map(len, split_words))
         num_oov = sum(w not in vocab.index for ws in split_words for w in ws)
         splits[split] = {
             "examples": len(labels),
-            "label_counts": np.bincount(labels, minlength=2),
+            "label_counts": np.bincount(labels, minlength=len(classes)),
             "lengths": lengths,
             "length_percentiles": dict(
                 zip(quantiles, np.percentile(lengths, quantiles) if len(lengths) else [np.nan] * 5)
@@ -187,7 +209,13 @@ def describe_splits(data_cfg: ml_collections.ConfigDict, *, seed: int) -> dict[s
             "maxlen_coverage": float(np.mean(lengths <= data_cfg.maxlen)),
             "token_coverage": float(np.minimum(lengths, data_cfg.maxlen).sum() / max(lengths.sum(), 1)),
         }
-    return {"name": name, "vocab_size": vocab.size, "maxlen": data_cfg.maxlen, "splits": splits}
+    return {
+        "name": name,
+        "vocab_size": vocab.size,
+        "maxlen": data_cfg.maxlen,
+        "classes": classes,
+        "splits": splits,
+    }
 
 
 def _fit(train_words: list[list[str]], data_cfg: ml_collections.ConfigDict) -> Vocabulary:
@@ -197,11 +225,12 @@ def _fit(train_words: list[list[str]], data_cfg: ml_collections.ConfigDict) -> V
 
 
 def _tokenized_splits(
-    data_cfg: ml_collections.ConfigDict, *, seed: int
-) -> tuple[str, str, dict[str, tuple[list[list[str]], np.ndarray]]]:
-    """Returns (dataset name, source for messages, {split: (word lists, labels)}) with validation held out."""
+    data_cfg: ml_collections.ConfigDict, *, seed: int, workdir: str | Path | None = None
+) -> tuple[str, str, tuple[str, ...], dict[str, tuple[list[list[str]], np.ndarray]]]:
+    """Returns (dataset name, source for messages, class names, {split: (word lists, class ids)})."""
     _check_config(data_cfg)
-    name, source, (train_texts, train_labels), test = _load_texts(data_cfg, seed=seed)
+    fixed = _fixed_classes(data_cfg, workdir)
+    name, source, classes, (train_texts, train_labels), test = _load_texts(data_cfg, seed=seed, fixed=fixed)
     rng = np.random.default_rng([seed, _VALIDATION_STREAM]) if data_cfg.validation_mode == "random" else None
     train, validation = _hold_out(train_texts, train_labels, data_cfg.validation_split, rng)
     tokenize = {"method": data_cfg.tokenizer, "strip_html": data_cfg.strip_html}
@@ -209,8 +238,26 @@ def _tokenized_splits(
     return (
         name,
         source,
+        classes,
         {s: (text.tokenize(texts, **tokenize), labels) for s, (texts, labels) in splits.items()},
     )
+
+
+def _fixed_classes(
+    data_cfg: ml_collections.ConfigDict, workdir: str | Path | None
+) -> tuple[tuple[str, ...], str] | None:
+    """(class names, where they come from): the run's classes.json, else config.data.classes, else None."""
+    configured = tuple(data_cfg.get("classes", ()))
+    saved = load_classes(workdir) if workdir is not None else None
+    if saved is None:
+        return (configured, "config.data.classes") if configured else None
+    path = Path(workdir) / CLASSES_FILE
+    if configured and configured != saved:
+        raise DataError(
+            f"{path}: the run's classes ({', '.join(saved)}) differ from config.data.classes "
+            f"({', '.join(configured)})"
+        )
+    return saved, str(path)
 
 
 def _check_config(data_cfg: ml_collections.ConfigDict) -> None:
@@ -230,22 +277,36 @@ def _check_config(data_cfg: ml_collections.ConfigDict) -> None:
     for field in ("validation_split", "test_split"):
         if not 0 <= data_cfg[field] < 1:
             raise ValueError(f"config.data.{field}={data_cfg[field]} must be in [0, 1)")
+    classes = data_cfg.get("classes", ())
+    if classes and (problem := check_classes(classes)):
+        raise ValueError(f"config.data.classes={classes!r}: {problem}")
+    if data_cfg.name == "imdb_reviews" and data_cfg.label_column not in ("label", "rating"):
+        raise ValueError(
+            f"config.data.label_column={data_cfg.label_column!r}: imdb_reviews has label (neg/pos) or rating"
+        )
 
 
 def _load_texts(
-    data_cfg: ml_collections.ConfigDict, *, seed: int
-) -> tuple[str, str, tuple[list[str], np.ndarray], tuple[list[str], np.ndarray]]:
-    """Returns (dataset name, source for messages, train (texts, labels), test (texts, labels))."""
-    name = data_cfg.name
+    data_cfg: ml_collections.ConfigDict, *, seed: int, fixed: tuple[tuple[str, ...], str] | None
+) -> tuple[str, str, tuple[str, ...], tuple[list[str], np.ndarray], tuple[list[str], np.ndarray]]:
+    """Returns (dataset name, source for messages, class names, train (texts, ids), test (texts, ids))."""
+    name, field = data_cfg.name, data_cfg.label_column
     if name == "imdb_reviews":
         try:
-            sources = prepare_imdb(data_dir=data_cfg.data_dir, source_dir=data_cfg.source_dir or None)
-            return name, "imdb_reviews", read_source(sources["train"]), read_source(sources["test"])
+            sources = prepare_imdb(
+                data_dir=data_cfg.data_dir,
+                source_dir=data_cfg.source_dir or None,
+                with_rating=field == "rating",
+            )
+            train, test = read_source(sources["train"], field), read_source(sources["test"], field)
         except DataError as e:
-            if data_cfg.source_dir or not data_cfg.fallback_to_synthetic:
+            # The synthetic set is binary: it stands in for neg/pos only.
+            if data_cfg.source_dir or not data_cfg.fallback_to_synthetic or field != "label":
                 raise
             logging.warning("IMDB is not available (%s); using the synthetic dataset instead", e)
             name = "synthetic"
+        else:
+            return name, name, *_imdb_classes(train, test, field, fixed)
     if name in ("amazon_reviews", "csv"):
         if not data_cfg.source_file:
             raise ValueError(
@@ -269,8 +330,28 @@ def _load_texts(
             distance=data_cfg.synthetic_distance,
         )
         source = "synthetic"
-    train, test = _hold_out(texts, labels, data_cfg.test_split, np.random.default_rng([seed, _TEST_STREAM]))
-    return name, source, train, test
+    classes, origin = fixed or (None, "")
+    classes, ids = assign_ids(labels, classes=classes, origin=origin, where=source)
+    train, test = _hold_out(texts, ids, data_cfg.test_split, np.random.default_rng([seed, _TEST_STREAM]))
+    return name, source, classes, train, test
+
+
+def _imdb_classes(
+    train: tuple[list[str], list[int]],
+    test: tuple[list[str], list[int]],
+    field: str,
+    fixed: tuple[tuple[str, ...], str] | None,
+) -> tuple[tuple[str, ...], tuple[list[str], np.ndarray], tuple[list[str], np.ndarray]]:
+    """IMDB's labels as class ids: neg/pos for ``label``, the 8 star ratings for ``rating``, unless fixed."""
+    values = [*train[1], *test[1]]
+    if field == "rating" and (missing := sum(v < 0 for v in values)):
+        raise DataError(f"imdb_reviews: {missing} train and test reviews have no rating in their names")
+    if field == "label":
+        names = dict(enumerate(LABEL_NAMES))
+        values = [names.get(v, str(v)) for v in values]
+    classes, origin = fixed or (LABEL_NAMES if field == "label" else IMDB_RATINGS, f"imdb_reviews' {field}")
+    classes, ids = assign_ids(values, classes=classes, origin=origin, where="imdb_reviews")
+    return classes, (train[0], ids[: len(train[1])]), (test[0], ids[len(train[1]) :])
 
 
 def _hold_out(
@@ -285,17 +366,28 @@ def _hold_out(
 
 
 def _encode_split(
-    words: list[list[str]], labels: np.ndarray, vocab: Vocabulary, where: str
+    words: list[list[str]],
+    labels: np.ndarray,
+    vocab: Vocabulary,
+    classes: tuple[str, ...],
+    *,
+    source: str,
+    split: str,
 ) -> tuple[list[list[int]], np.ndarray]:
-    """Encodes, drops empty sequences (logged) and checks that both labels remain."""
+    """Encodes, drops empty sequences (logged) and checks that at least 2 classes remain."""
+    where = f"{source} {split}"
     ids = [text.encode(vocab, ws) for ws in words]
     keep = np.array([len(seq) > 0 for seq in ids], bool)
     if not keep.all():
         logging.warning("%s: dropped %d reviews with no word after the text pipeline", where, (~keep).sum())
         ids, labels = [seq for seq, k in zip(ids, keep) if k], labels[keep]
-    if len(labels) and len(np.unique(labels)) < 2:
+    present = np.unique(labels)
+    if len(labels) and len(present) < 2:
         raise DataError(
-            f"{where}: all its {len(labels)} reviews have label {labels[0]}; a split needs both 0 and 1"
+            f"{where}: all its {len(labels)} reviews have label {classes[labels[0]]}; "
+            "a split needs at least 2 classes"
         )
+    if split == "train" and len(classes) > 2 and len(present) < len(classes):
+        absent = [c for i, c in enumerate(classes) if i not in present]
+        logging.warning("%s: no review of class %s (of %d classes)", where, ", ".join(absent), len(classes))
     return ids, labels
-

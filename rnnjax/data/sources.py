@@ -1,19 +1,19 @@
 """Data sources through tensorflow-datasets (without TensorFlow): builders, file readers and the IMDB download.
 
-* ``prepare_imdb(*, data_dir, source_dir=None)``: IMDB's ``train`` / ``test`` (25,000 each, neg=0, pos=1) and
-  ``unsupervised`` (50,000, label -1) splits as random-access array_record sources; the text is stripped of
-  surrounding ASCII whitespace, as TFDS' own builder does. Sources, in order: this builder's data already
-  prepared under ``data_dir``; TFDS' stock ``imdb_reviews/plain_text/1.0.0`` prepared there as array_record;
-  the local copy ``source_dir`` (the original ``aclImdb_v1.tar.gz`` or any aclImdb-layout tarball, an extracted
-  ``aclImdb/`` folder, or a folder of ``train/test/unsup.jsonl.gz``); the official download (checksum-verified).
-* ``prepare_reviews_file(path, *, data_dir, ...)``: a JSON-lines (``.jsonl``, ``.json``, ``.ndjson``,
-  optionally ``.gz``) or CSV/TSV file of (text, label) rows as one ``train`` source in file order, prepared
-  once per file version.
-* ``read_source(source) -> (texts, labels)``: every record of a prepared source.
+* ``prepare_imdb(*, data_dir, source_dir=None, with_rating=False)``: IMDB's ``train`` / ``test`` (25,000
+  each, label neg=0, pos=1) and ``unsupervised`` (50,000, label -1) splits as random-access array_record
+  sources; text stripped of outer ASCII whitespace (as TFDS does), ``rating`` from the file name
+  ``<n>_<rating>.txt`` (-1: none). Sources, in order: this builder's copy under ``data_dir``; unless
+  ``with_rating``, an array_record copy without ratings (this builder's 1.0.0, TFDS' ``imdb_reviews``); the
+  local copy ``source_dir`` (an aclImdb tarball or folder, a folder of ``*.jsonl.gz``); the download.
+* ``prepare_reviews_file(path, *, data_dir, ...)``: a JSON-lines (``.jsonl``, ``.json``, ``.ndjson``, maybe
+  ``.gz``) or CSV/TSV file of (text, label) rows as one ``train`` source in file order, prepared once per file
+  version and columns; labels as read (``labels.parse_label``), so no class mapping is baked in.
+* ``read_source(source, label_field="label") -> (texts, labels)``: every record of a prepared source.
 
 The prepared IMDB records are in TFDS' deterministic key-hashed order, the same from every local source. Every
-reader raises ``DataError`` (``rnnjax.data.text``) with one line naming the file, line and problem. Splitting,
-the vocabulary and batching live in ``datasets.py``.
+reader raises a one-line ``DataError`` naming the file, line and problem. Class ids, splitting, the vocabulary
+and batching live in ``datasets.py``.
 """
 
 import csv
@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
+from rnnjax.data.labels import label_from_text, label_text, parse_label
 from rnnjax.data.text import DataError
 
 IMDB_URL = "http://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -47,30 +48,17 @@ _IMDB_DIRS = {
     "unsupervised": ("train", ("unsup",)),
 }
 _IMDB_JSONL = {"train": "train", "test": "test", "unsupervised": "unsup"}
-_IMDB_MEMBER = re.compile(r"(?:.*/)?aclImdb/((train|test)/(neg|pos|unsup)/[^/]+)\.txt")
+_CLASS_LABELS = {"neg": 0, "pos": 1, "unsup": -1}  # class folder -> label (LABEL_NAMES' ids; -1: none)
+_IMDB_MEMBER = re.compile(r"(?:.*/)?aclImdb/((train|test)/(neg|pos|unsup)/([^/]+))\.txt")
 _JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 _ASCII_WHITESPACE = " \t\n\r\x0b\x0c"  # what bytes.strip() removes, as in TFDS' imdb_reviews
 
 
-def _reviews_info(
-    builder: tfds.core.DatasetBuilder, description: str, **kwargs: Any
-) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=builder,
-        description=description,
-        features=tfds.features.FeaturesDict(
-            {"text": tfds.features.Text(), "label": tfds.features.ClassLabel(names=LABEL_NAMES)}
-        ),
-        supervised_keys=("text", "label"),
-        **kwargs,
-    )
-
-
 class ImdbReviews(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """TFDS builder for IMDB without TensorFlow: the (text, label) records of stock ``imdb_reviews``."""
+    """TFDS builder for IMDB without TensorFlow: stock ``imdb_reviews``' (text, label) and ``rating``."""
 
     name = "rnnjax_imdb_reviews"
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")  # 1.1.0 added the rating; keys, order, text and label are 1.0.0's
     # The stock builder's registered checksum, so a download (or a file in the download cache) is verified.
     url_infos: ClassVar = {
         IMDB_URL: tfds.core.download.checksums.UrlInfo(IMDB_SIZE, IMDB_SHA256, "aclImdb_v1.tar.gz")
@@ -81,16 +69,20 @@ class ImdbReviews(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         super().__init__(**kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return _reviews_info(
-            self,
-            "Large Movie Review Dataset (Maas et al., 2011).",
+        label, rating = tfds.features.ClassLabel(names=LABEL_NAMES), tfds.features.Scalar(np.int32)
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description="Large Movie Review Dataset (Maas et al., 2011).",
+            features=tfds.features.FeaturesDict(
+                {"text": tfds.features.Text(), "label": label, "rating": rating}
+            ),
+            supervised_keys=("text", "label"),
             homepage="http://ai.stanford.edu/~amaas/data/sentiment/",
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
-        kind, path = (
-            _imdb_layout(self._source_dir) if self._source_dir else ("tar", _download_imdb(dl_manager))
-        )
+        source = self._source_dir
+        kind, path = _imdb_layout(source) if source else ("tar", _download_imdb(dl_manager))
         if kind == "tar":
             rows = _read_imdb_tar(path)  # one pass over the archive for all splits (three take 3x as long)
         else:
@@ -99,27 +91,26 @@ class ImdbReviews(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return {split: self._generate_examples(rows[split]) for split in _IMDB_DIRS}
 
     def _generate_examples(
-        self, rows: Iterable[tuple[str, str, int]]
+        self, rows: Iterable[tuple[str, str, int, int]]
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        for key, review, label in rows:
-            yield key, {"text": review.strip(_ASCII_WHITESPACE), "label": label}
+        for key, review, label, rating in rows:
+            yield key, {"text": review.strip(_ASCII_WHITESPACE), "label": label, "rating": rating}
 
 
 class ReviewsFile(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """TFDS builder for a JSON-lines or CSV/TSV file of (text, label) rows: one ``train`` split, file order.
 
-    The config name holds a digest of the file's content and the reading options, so each file version is
-    prepared once under ``data_dir`` and a changed file is prepared anew.
+    The config name holds a digest of the file's content and the reading options (text and label column), so
+    each file version and column choice is prepared once under ``data_dir``. Labels are stored as read (their
+    ``labels.label_text``): no class mapping is baked into the prepared copy.
     """
 
     name = "rnnjax_reviews_file"
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("2.0.0")  # 2.0.0: the label as read, as text (1.0.0: a 0/1 ClassLabel)
 
-    def __init__(
-        self, *, path: str | Path, text_column: str, label_column: str, delimited: bool, **kwargs: Any
-    ):
+    def __init__(self, *, path: str | Path, columns: tuple[str, str], delimited: bool, **kwargs: Any):
         self._path = Path(path).expanduser()
-        self._options = (text_column, label_column, delimited)
+        self._options = (*columns, delimited)  # (text_column, label_column, delimited)
         digest = hashlib.sha256(repr(self._options).encode())
         try:
             with open(self._path, "rb") as f:
@@ -127,14 +118,18 @@ class ReviewsFile(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                     digest.update(chunk)
         except OSError as e:
             raise DataError(f"{self._path}: cannot read ({e.strerror or e})") from None
-        slug = re.sub(r"[^A-Za-z0-9]+", "_", self._path.name).strip("_")
-        config = tfds.core.BuilderConfig(
-            name=f"{slug}-{digest.hexdigest()[:16]}", description=str(self._path)
-        )
-        super().__init__(config=config, **kwargs)
+        name = re.sub(r"[^A-Za-z0-9]+", "_", self._path.name).strip("_") + f"-{digest.hexdigest()[:16]}"
+        super().__init__(config=tfds.core.BuilderConfig(name=name, description=str(self._path)), **kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return _reviews_info(self, f"Reviews read from {self._path}.", disable_shuffling=True)
+        features = tfds.features.FeaturesDict({"text": tfds.features.Text(), "label": tfds.features.Text()})
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=f"Reviews read from {self._path}.",
+            features=features,
+            supervised_keys=("text", "label"),
+            disable_shuffling=True,
+        )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
         return {"train": self._generate_examples()}
@@ -142,19 +137,22 @@ class ReviewsFile(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _generate_examples(self) -> Iterator[tuple[int, dict[str, Any]]]:
         text_column, label_column, delimited = self._options
         read = _read_csv if delimited else _read_jsonl
-        for line, review, label, _ in read(self._path, text_column, label_column, (0, 1)):
-            yield line, {"text": review, "label": label}
+        for line, review, label, _ in read(self._path, text_column, label_column):
+            yield line, {"text": review, "label": label_text(parse_label(label, f"{self._path}:{line}"))}
 
 
-def prepare_imdb(*, data_dir: str | Path, source_dir: str | Path | None = None) -> Mapping[str, Sequence]:
+def prepare_imdb(
+    *, data_dir: str | Path, source_dir: str | Path | None = None, with_rating: bool = False
+) -> Mapping[str, Sequence]:
     """Prepares IMDB once under ``data_dir`` (see the module docstring for the sources) and opens it.
 
     Args:
       data_dir: the TFDS data directory.
       source_dir: a local copy: a tarball, an ``aclImdb/`` folder (or its parent), a folder of jsonl.gz files.
+      with_rating: accept only a copy with ``rating``; without, an older copy (no ``rating``) may be used.
 
     Returns:
-      ``{"train", "test", "unsupervised"}``: random-access sources of ``{"text": bytes, "label": int}``.
+      ``{"train", "test", "unsupervised"}``: sources of ``{"text": bytes, "label": int, "rating": int}``.
 
     Raises:
       DataError: if the source is missing, unreadable or malformed, or the download fails.
@@ -162,12 +160,14 @@ def prepare_imdb(*, data_dir: str | Path, source_dir: str | Path | None = None) 
     data_dir = Path(data_dir).expanduser()
     builder = ImdbReviews(data_dir=data_dir, source_dir=source_dir, file_format="array_record")
     if not builder.is_prepared():
-        stock = data_dir / "imdb_reviews" / "plain_text" / "1.0.0"
-        if (stock / "dataset_info.json").exists():
-            stock_builder = tfds.builder_from_directory(stock)
-            if stock_builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD:
-                return stock_builder.as_data_source()
-            logging.info("%s is not array_record (reading it needs TensorFlow); preparing anew", stock)
+        # The same keys, order, text and label, without the rating.
+        older = (data_dir / ImdbReviews.name / "1.0.0", data_dir / "imdb_reviews" / "plain_text" / "1.0.0")
+        for prepared in older if not with_rating else ():
+            if (prepared / "dataset_info.json").exists():
+                older_builder = tfds.builder_from_directory(prepared)
+                if older_builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD:
+                    return older_builder.as_data_source()
+                logging.info("%s is not array_record (reading it needs TensorFlow)", prepared)
         builder.download_and_prepare()
     return builder.as_data_source()
 
@@ -186,34 +186,40 @@ def prepare_reviews_file(
       path: a JSON-lines or CSV/TSV file, optionally gzip'd.
       data_dir: the TFDS data directory.
       text_column: the field or column holding the text.
-      label_column: the field or column holding the label, 0 or 1.
+      label_column: the field or column holding the label: an integer or a class name (``parse_label``).
       delimited: read as CSV/TSV; None decides by the file name (JSON lines for .jsonl, .json, .ndjson).
 
     Returns:
-      A random-access source of ``{"text": bytes, "label": int}`` in file order.
+      A random-access source of ``{"text": bytes, "label": bytes}`` (the label's text) in file order.
 
     Raises:
-      DataError: if the file is missing, unreadable or malformed, or a label is not 0 or 1.
+      DataError: if the file is missing, unreadable or malformed, or a label is neither an integer nor a name.
     """
     path = Path(path).expanduser()
     if delimited is None:
         delimited = not path.name.removesuffix(".gz").endswith(_JSON_SUFFIXES)
+    columns, data_dir = (text_column, label_column), Path(data_dir).expanduser()
     builder = ReviewsFile(
-        path=path,
-        text_column=text_column,
-        label_column=label_column,
-        delimited=delimited,
-        data_dir=Path(data_dir).expanduser(),
-        file_format="array_record",
+        path=path, columns=columns, delimited=delimited, data_dir=data_dir, file_format="array_record"
     )
     builder.download_and_prepare()
     return builder.as_data_source()["train"]
 
 
-def read_source(source: Sequence) -> tuple[list[str], np.ndarray]:
-    """Every record of a prepared source as (texts, labels [N] int32), in the source's order."""
+def read_source(source: Sequence, label_field: str = "label") -> tuple[list[str], list[int | str]]:
+    """Every record of a prepared source as (texts, labels), in the source's order.
+
+    Args:
+      source: a source from ``prepare_imdb`` or ``prepare_reviews_file``.
+      label_field: the record's label feature (IMDB: ``label`` or ``rating``).
+
+    Returns:
+      ([N] texts, [N] labels): ints for integer features, ``label_from_text`` of a text feature.
+    """
     records = source.__getitems__(range(len(source)))
-    return [r["text"].decode("utf-8") for r in records], np.array([r["label"] for r in records], np.int32)
+    values = [r[label_field] for r in records]
+    labels = [label_from_text(v.decode("utf-8")) if isinstance(v, bytes) else int(v) for v in values]
+    return [r["text"].decode("utf-8") for r in records], labels
 
 
 # Readers. Each yields validated rows and raises DataError naming the file (and line) for anything else.
@@ -244,19 +250,8 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         raise DataError(f"{path}:{line + 1}: cannot read ({type(e).__name__}: {e})") from None
 
 
-def _label(value: Any, allowed: tuple[int, ...], where: str) -> int:
-    """Parses a label given as an integer or a string of digits and checks it is allowed."""
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
-        raise DataError(f"{where}: label {value!r} is not {' or '.join(map(str, allowed))}")
-    return value
-
-
-def _read_jsonl(
-    path: Path, text_field: str, label_field: str, allowed: tuple[int, ...]
-) -> Iterator[tuple[int, str, int, dict]]:
-    """Yields (line, text, label, row) for each non-blank line of a JSON-lines file."""
+def _read_jsonl(path: Path, text_field: str, label_field: str) -> Iterator[tuple[int, str, Any, dict]]:
+    """Yields (line, text, label value, row) for each non-blank line of a JSON-lines file."""
     for line, raw in _lines(path):
         if not raw.strip():
             continue
@@ -274,12 +269,10 @@ def _read_jsonl(
             raise DataError(
                 f"{where}: field {text_field!r} is {type(row[text_field]).__name__}, not a string"
             )
-        yield line, row[text_field], _label(row[label_field], allowed, where), row
+        yield line, row[text_field], row[label_field], row
 
 
-def _read_csv(
-    path: Path, text_column: str, label_column: str, allowed: tuple[int, ...]
-) -> Iterator[tuple[int, str, int, dict]]:
+def _read_csv(path: Path, text_column: str, label_column: str) -> Iterator[tuple[int, str, str, dict]]:
     """Yields (line, text, label, row) for each row of a CSV (TSV for .tsv, .tab) file with a header line."""
     delimiter = "\t" if path.name.removesuffix(".gz").endswith((".tsv", ".tab")) else ","
     reader = csv.reader((raw for _, raw in _lines(path)), delimiter=delimiter, strict=True)
@@ -301,7 +294,7 @@ def _read_csv(
                     f"{where}: {len(fields)} fields, expected {len(header)} (truncated or malformed row)"
                 )
             row = dict(zip(header, fields))
-            yield reader.line_num, row[text_column], _label(row[label_column], allowed, where), row
+            yield reader.line_num, row[text_column], row[label_column], row
     except csv.Error as e:
         raise DataError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
 
@@ -326,11 +319,24 @@ def _imdb_layout(source: Path) -> tuple[str, Path]:
     )
 
 
-def _read_imdb_jsonl(folder: Path, split: str) -> Iterator[tuple[str, str, int]]:
+def _read_imdb_jsonl(folder: Path, split: str) -> Iterator[tuple[str, str, int, int]]:
     path = folder / f"{_IMDB_JSONL[split]}.jsonl.gz"
     allowed = (-1,) if split == "unsupervised" else (0, 1)
-    for line, review, label, row in _read_jsonl(path, "text", "label", allowed):
-        yield str(row.get("id", f"{split}/{line}")), review, label
+    for line, review, value, row in _read_jsonl(path, "text", "label"):
+        where, key = f"{path}:{line}", str(row.get("id", f"{split}/{line}"))
+        if (label := parse_label(value, where)) not in allowed:
+            raise DataError(f"{where}: label {value!r} is not {' or '.join(map(str, allowed))}")
+        yield key, review, label, _imdb_rating(row.get("rating", key), where)
+
+
+def _imdb_rating(value: Any, where: str) -> int:
+    """A star rating 1..10 from a number or a review name ``<n>_<rating>``; -1 for none (null, 0, no name)."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"[0-9]+_([0-9]+)", value.rpartition("/")[2])
+        value = int(match[1]) if match else None
+    if value not in (None, 0) and (type(value) is not int or not 1 <= value <= 10):
+        raise DataError(f"{where}: rating {value!r} is not an integer from 1 to 10")
+    return value or -1  # unlabelled reviews: rating null, file names <n>_0
 
 
 def _imdb_review(raw: bytes, where: str) -> str:
@@ -340,7 +346,7 @@ def _imdb_review(raw: bytes, where: str) -> str:
         raise DataError(f"{where}: not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
 
 
-def _read_imdb_folder(root: Path, split: str) -> Iterator[tuple[str, str, int]]:
+def _read_imdb_folder(root: Path, split: str) -> Iterator[tuple[str, str, int, int]]:
     directory, classes = _IMDB_DIRS[split]
     for cls in classes:
         files = sorted((root / directory / cls).glob("*.txt"))
@@ -351,18 +357,21 @@ def _read_imdb_folder(root: Path, split: str) -> Iterator[tuple[str, str, int]]:
                 raw = file.read_bytes()
             except OSError as e:
                 raise DataError(f"{file}: cannot read ({e.strerror})") from None
-            yield f"{directory}/{cls}/{file.stem}", _imdb_review(raw, str(file)), _class_label(cls)
+            review, rating = _imdb_review(raw, str(file)), _imdb_rating(file.stem, str(file))
+            yield f"{directory}/{cls}/{file.stem}", review, _CLASS_LABELS[cls], rating
 
 
-def _read_imdb_tar(path: Path) -> dict[str, list[tuple[str, str, int]]]:
+def _read_imdb_tar(path: Path) -> dict[str, list[tuple[str, str, int, int]]]:
     rows = {(directory, cls): [] for directory, classes in _IMDB_DIRS.values() for cls in classes}
     try:
         with tarfile.open(path, "r:*") as archive:
             for member in archive:
                 match = _IMDB_MEMBER.fullmatch(member.name)
                 if match and member.isfile() and (match[2], match[3]) in rows:
-                    review = _imdb_review(archive.extractfile(member).read(), f"{path}:{member.name}")
-                    rows[match[2], match[3]].append((match[1], review, _class_label(match[3])))
+                    where = f"{path}:{member.name}"
+                    review = _imdb_review(archive.extractfile(member).read(), where)
+                    row = (match[1], review, _CLASS_LABELS[match[3]], _imdb_rating(match[4], where))
+                    rows[match[2], match[3]].append(row)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: not a readable tar archive ({type(e).__name__}: {e})") from None
     for (directory, cls), found in rows.items():
@@ -372,10 +381,6 @@ def _read_imdb_tar(path: Path) -> dict[str, list[tuple[str, str, int]]]:
         split: [r for cls in classes for r in rows[directory, cls]]
         for split, (directory, classes) in _IMDB_DIRS.items()
     }
-
-
-def _class_label(cls: str) -> int:
-    return -1 if cls == "unsup" else LABEL_NAMES.index(cls)
 
 
 def _download_imdb(dl_manager: tfds.download.DownloadManager) -> Path:
@@ -393,4 +398,3 @@ def _download_imdb(dl_manager: tfds.download.DownloadManager) -> Path:
         return Path(dl_manager.download(IMDB_URL))
     except Exception as e:  # noqa: BLE001 - network errors and a wrong checksum alike: IMDB cannot be had
         raise DataError(f"{IMDB_URL}: download failed ({type(e).__name__}: {e})") from None
-

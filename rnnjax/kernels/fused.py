@@ -23,7 +23,8 @@ import jax.numpy as jnp
 
 from rnnjax.kernels import native_calls
 from rnnjax.kernels.rules import ACTIVATIONS, RULES, Rule
-from rnnjax.scan import FastPath, materialize
+from rnnjax.gates import gru_reset_after
+from rnnjax.scan import FastPath, hold, materialize
 from rnnjax.types import Carry
 
 
@@ -31,10 +32,7 @@ def _sequence_forward(rule: Rule, with_outputs: bool, weights, xw_tbg, mask_tb, 
     def step(carry, inputs):
         xw, m = inputs
         new_carry, y, res = rule.forward(weights, carry, xw)
-        if m is not None:
-            m1 = m[..., None]
-            new_carry = tuple(jnp.where(m1, n, o) for n, o in zip(new_carry, carry))
-            y = jnp.where(m1, y, jnp.zeros((), y.dtype))
+        new_carry, y = hold(m, new_carry, carry, y)
         # Per-step outputs cost a write per step; without return_sequences only the final carry is kept.
         return new_carry, (y if with_outputs else None, res if keep_residuals else None)
 
@@ -107,9 +105,7 @@ def _weights(cell: str, params, dtype, cell_options: dict) -> tuple[str, tuple[j
     u = params["recurrent_kernel"].astype(dtype)
     if cell == "lstm":
         return "lstm", (u,)
-    reset_after = cell_options.get("reset_after")
-    if reset_after is None:
-        reset_after = "bias" not in params or params["bias"].ndim == 2
+    reset_after = gru_reset_after(params, cell_options.get("reset_after"))
     if cell == "gru" and reset_after:
         b_r = params["bias"][1] if "bias" in params else jnp.zeros(u.shape[1:], dtype)
         return "gru", (u, b_r.astype(dtype)[None, :])

@@ -23,23 +23,14 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-
-def _block_activation(z: jax.Array, pattern: str) -> jax.Array:
-    """Per-gate sigmoid ('s') / tanh ('t') over a fused gate block with one tanh (see cells.py)."""
-    hidden = z.shape[-1] // len(pattern)
-    scale = np.repeat([0.5 if g == "s" else 1.0 for g in pattern], hidden)
-    shift = np.repeat([0.5 if g == "s" else 0.0 for g in pattern], hidden)
-    scale = jnp.asarray(scale, z.dtype).reshape((1,) * (z.ndim - 1) + (-1,))
-    shift = jnp.asarray(shift, z.dtype).reshape((1,) * (z.ndim - 1) + (-1,))
-    return jnp.tanh(z * scale) * scale + shift
+from rnnjax.gates import ACTIVATIONS, block_activation
 
 
 def _lstm_forward(weights, carry, xw):
     (u,) = weights
     h, c = carry
-    a = _block_activation(xw + h @ u, "ssts")
+    a = block_activation(xw + h @ u, "ssts")
     i, f, g, o = jnp.split(a, 4, axis=-1)
     c_new = f * c + i * g
     tc = jnp.tanh(c_new)
@@ -85,7 +76,7 @@ def _gru_forward(weights, carry, xw):
     (h,) = carry
     hidden = h.shape[-1]
     hu = h @ u + b_r
-    zr = _block_activation(xw[..., : 2 * hidden] + hu[..., : 2 * hidden], "ss")
+    zr = block_activation(xw[..., : 2 * hidden] + hu[..., : 2 * hidden], "ss")
     z, r = zr[..., :hidden], zr[..., hidden:]
     hu_h = hu[..., 2 * hidden :]
     n = jnp.tanh(xw[..., 2 * hidden :] + r * hu_h)
@@ -117,7 +108,7 @@ def _gru_v1_forward(weights, carry, xw):
     (u,) = weights
     (h,) = carry
     hidden = h.shape[-1]
-    zr = _block_activation(xw[..., : 2 * hidden] + h @ u[..., : 2 * hidden], "ss")
+    zr = block_activation(xw[..., : 2 * hidden] + h @ u[..., : 2 * hidden], "ss")
     z, r = zr[..., :hidden], zr[..., hidden:]
     rh = r * h
     n = jnp.tanh(xw[..., 2 * hidden :] + rh @ u[..., 2 * hidden :])
@@ -154,7 +145,6 @@ _ACTIVATION_GRADS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": lambda y: (y > 0).astype(y.dtype),
     "linear": lambda y: jnp.ones_like(y),
 }
-ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu, "linear": lambda v: v}
 
 
 def _simple_rnn_forward(activation, weights, carry, xw):

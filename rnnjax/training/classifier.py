@@ -10,6 +10,7 @@ unfreezing), hands them to ``loop.fit`` and evaluates the result on the test spl
 
 import dataclasses
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from rnnjax import losses, models
+from rnnjax import losses, model_api, models
 from rnnjax.data import datasets, embeddings, text
 from rnnjax.initializers import chrono_init
 from rnnjax.training import loop, optim, runs, settings, tensorboard, transfer
@@ -33,7 +34,9 @@ class ModelConfig:
     use_lengths: bool = True
 
 
-def make_model_config(model_cfg: ml_collections.ConfigDict, *, vocab_size: int, padding: str) -> ModelConfig:
+def make_model_config(
+    model_cfg: ml_collections.ConfigDict, *, vocab_size: int, padding: str, num_classes: int = 2
+) -> ModelConfig:
     """Builds the ModelConfig from ``config.model``; "post" padding is masked by lengths, "pre" is not.
 
     Raises:
@@ -58,6 +61,7 @@ def make_model_config(model_cfg: ml_collections.ConfigDict, *, vocab_size: int, 
         reset_after=model_cfg.reset_after,
         unroll=model_cfg.unroll,
         parallel=bool(model_cfg.get("parallel", False)),
+        num_classes=num_classes,
     )
     return ModelConfig(spec=spec, use_lengths=padding == "post")
 
@@ -71,19 +75,23 @@ def _check_batch(batch: Batch) -> None:
     size = batch["tokens"].shape[0]
     if batch["label"].shape != (size,):
         raise ValueError(
-            f"batch['label'] must have shape [B]=({size},), got {batch['label'].shape}; one 0/1 label per row "
+            f"batch['label'] must have shape [B]=({size},), got {batch['label'].shape}; one class id per row "
             "(-1 for padding rows)."
         )
 
 
-def logits(
-    model_cfg: ModelConfig, params: Params, batch: Batch, *, train: bool = False, rng: PRNGKey | None = None
-):
-    """[B] float32 logits of a batch (masked by its lengths when the model uses them)."""
+def as_model(model: "model_api.Model | ModelConfig") -> model_api.Model:
+    """A Model; a ModelConfig becomes its spec's (``model_api.spec_model``)."""
+    if isinstance(model, ModelConfig):
+        return model_api.spec_model(model.spec, use_lengths=model.use_lengths)
+    return model
+
+
+def logits(model, params: Params, batch: Batch, *, train: bool = False, rng: PRNGKey | None = None):
+    """float32 logits of a batch: [B] for a binary model, [B, C] for C classes (``model``: a Model or
+    ModelConfig)."""
     _check_batch(batch)
-    lengths = batch["lengths"] if model_cfg.use_lengths else None
-    out = models.apply_model(model_cfg.spec, params, batch["tokens"], lengths, train=train, rng=rng)
-    return out.astype(jnp.float32)
+    return as_model(model).apply(params, batch, rng=rng, train=train).astype(jnp.float32)
 
 
 def classification_metrics(sums: dict[str, float]) -> dict[str, float]:
@@ -92,22 +100,32 @@ def classification_metrics(sums: dict[str, float]) -> dict[str, float]:
     return {"loss": sums["loss_sum"] / n, "accuracy": sums["n_correct"] / n}
 
 
-def classifier_task(model_cfg: ModelConfig) -> loop.Task:
-    """The binary classifier as a fit-loop task: Keras-initialised params, mean binary cross-entropy."""
+def classifier_task(model: "model_api.Model | ModelConfig") -> loop.Task:
+    """A classifier as a fit-loop task: the model's own init; binary cross-entropy for [B] logits, sparse
+    categorical cross-entropy (softmax) for [B, C]; confusion counts as sums."""
+    model = as_model(model)
 
     def loss(params: Params, batch: Batch, rng: PRNGKey):
-        out = logits(model_cfg, params, batch, train=True, rng=rng)
-        return losses.mean_loss(out, batch["label"]), losses.binary_counts(out, batch["label"])
+        out = logits(model, params, batch, train=True, rng=rng)
+        return losses.classification_loss(out, batch["label"]), losses.classification_counts(out, batch["label"])
 
     def counts(params: Params, batch: Batch):
-        return losses.binary_counts(logits(model_cfg, params, batch), batch["label"])
+        return losses.classification_counts(logits(model, params, batch), batch["label"])
 
-    return loop.Task(
-        kind="classifier",
-        init=lambda key: models.init_model(model_cfg.spec, key),
-        loss=loss,
-        counts=counts,
-        metrics=classification_metrics,
+    return loop.Task(kind="classifier", init=model.init, loss=loss, counts=counts, metrics=classification_metrics)
+
+
+def check_outputs(model: model_api.Model, batch: Batch, classes: tuple[str, ...]) -> None:
+    """Raises ValueError unless the model's logits fit the classes: [B] for 2, [B, C] for C (shapes traced only)."""
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    shape = jax.eval_shape(lambda p: model.apply(p, batch, rng=None, train=False), params).shape
+    size = batch["tokens"].shape[0]
+    if shape == (size,) and len(classes) == 2 or shape == (size, len(classes)):
+        return
+    raise ValueError(
+        f"the model gives logits of shape {shape} for a batch of {size}, but the data has {len(classes)} classes "
+        f"{list(classes)[:10]}; end it in Dense(1) for two classes or Dense({len(classes)}) (softmax) for "
+        f"{len(classes)}."
     )
 
 
@@ -154,7 +172,7 @@ def init_block(config: ml_collections.ConfigDict) -> InitSpec | None:
 
 
 def make_optimizer(
-    config: ml_collections.ConfigDict, spec: models.ModelSpec, total_steps: int, steps_per_epoch: int
+    config: ml_collections.ConfigDict, spec: models.ModelSpec | None, total_steps: int, steps_per_epoch: int
 ) -> optax.GradientTransformation:
     """``optim.make_optimizer(config.opt)``, wrapped by ``transfer.finetune_optimizer`` as ``config.init`` asks."""
     tx = optim.make_optimizer(config.opt, total_steps)
@@ -226,12 +244,14 @@ def _load_data(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, An
 
 
 def train_and_evaluate(
-    config: ml_collections.ConfigDict, workdir: str | Path
+    config: ml_collections.ConfigDict, workdir: str | Path, *, model_fn=None
 ) -> tuple[loop.TrainState, dict[str, Any]]:
     """Trains (or resumes) the classifier of ``config`` in ``workdir``, then evaluates it on the test split.
 
-    Writes ``run.json``, ``config.json``, ``model.json``, ``vocabulary.json``, ``checkpoints/``, ``best/``,
-    ``history.json``, ``tensorboard/`` and ``results.json``.
+    The model is ``config.model``'s spec, or a researcher's own: ``model_fn(vocab_size=V, num_classes=C) ->
+    model_api.Model`` (or ``config.model.factory = "module:function"`` naming one), trained with every
+    guarantee of the fit loop. Writes ``run.json``, ``config.json``, ``model.json``, ``vocabulary.json``,
+    ``classes.json``, ``checkpoints/``, ``best/``, ``history.json``, ``tensorboard/`` and ``results.json``.
 
     Returns:
         ``(state, results)``: the final TrainState (the best one with ``train.restore_best``) and
@@ -244,61 +264,96 @@ def train_and_evaluate(
     workdir, train_cfg = Path(workdir), config.train
     # The run directory first (its kind, its config), then every setting: all before anything is written.
     runs.check_run(workdir, kind="classifier", config=config.to_dict(), mutable=settings.MUTABLE)
-    make_model_config(config.model, vocab_size=2, padding=config.data.padding)  # every check before any write
+    model_fn, factory = _model_factory(config, model_fn)
+    if model_fn is None:
+        make_model_config(config.model, vocab_size=2, padding=config.data.padding)  # every check before any write
     optim.make_optimizer(config.opt, 1)
     settings.check_train_settings(train_cfg)
     init_block(config)
     splits = _load_data(config, workdir)
-    vocab = splits["vocabulary"]
-    model_cfg = make_model_config(config.model, vocab_size=vocab.size, padding=config.data.padding)
+    vocab, classes = splits["vocabulary"], tuple(splits["classes"])
+    model, model_cfg, description = _build_model(config, model_fn, factory, vocab.size, classes)
+    check_outputs(model, next(iter(settings.eval_loader(splits["train"], 2).epoch(0))), classes)
+    _check_description(workdir, description)
     validation = splits["validation"] if len(splits["validation"]["label"]) else None
     train_data, val_data = settings.loaders(
-        splits["train"],
-        int(train_cfg.batch_size),
-        int(train_cfg.eval_batch_size),
-        int(config.seed),
-        validation,
+        splits["train"], int(train_cfg.batch_size), int(train_cfg.eval_batch_size), int(config.seed), validation
     )
     steps_per_epoch, total_steps, epochs = settings.steps_for(
-        len(splits["train"]["label"]),
-        int(train_cfg.batch_size),
-        int(train_cfg.epochs),
-        int(train_cfg.max_steps),
+        len(splits["train"]["label"]), int(train_cfg.batch_size), int(train_cfg.epochs), int(train_cfg.max_steps)
     )
-    tx = make_optimizer(config, model_cfg.spec, total_steps, steps_per_epoch)
+    tx = make_optimizer(config, model_cfg.spec if model_cfg else None, total_steps, steps_per_epoch)
     options = settings.fit_options(train_cfg, epochs=epochs, total_steps=total_steps)
     with runs.open_run(
-        workdir,
-        kind="classifier",
-        config=config.to_dict(),
-        mutable=settings.MUTABLE,
+        workdir, kind="classifier", config=config.to_dict(), mutable=settings.MUTABLE,
         keep_checkpoints=int(train_cfg.keep_checkpoints),
     ) as run:
         if jax.process_index() == 0:  # in a multi-process run, process 0 writes the run's files
             if not (workdir / text.VOCABULARY_FILE).exists():
                 text.save_vocabulary(vocab, workdir)
-            runs.write_json(
-                workdir / runs.KINDS["classifier"],
-                {"use_lengths": model_cfg.use_lengths, **models.spec_to_dict(model_cfg.spec)},
-            )
-        task = classifier_task(model_cfg)
-        state = loop.create_state(
-            task,
-            tx,
-            int(config.seed),
-            initial_params(config, model_cfg.spec, vocab) if not run.resumed else None,
-        )
+            if not (workdir / datasets.CLASSES_FILE).exists():
+                datasets.save_classes(classes, workdir)
+            runs.write_json(workdir / runs.KINDS["classifier"], description)
+        given = None
+        if model_cfg is not None and not run.resumed:
+            given = initial_params(config, model_cfg.spec, vocab)
+        state = loop.create_state(classifier_task(model), tx, int(config.seed), given)
         result = loop.fit(
-            task, tx, state, run, train_data, val_data, options, optim.make_schedule(config.opt, total_steps)
+            classifier_task(model), tx, state, run, train_data, val_data, options,
+            optim.make_schedule(config.opt, total_steps),
         )
         results = _results(config, run, splits, result)
     return result.state, results
+
+
+def _model_factory(config: ml_collections.ConfigDict, model_fn) -> tuple[Any, str]:
+    """The researcher's model factory (given, or ``config.model.factory``) and the name model.json records."""
+    factory = str(config.model.get("factory", "") or "")
+    if model_fn is None and factory:
+        model_fn = model_api.load_object(factory)
+    if model_fn is not None and not callable(model_fn):
+        raise ValueError(f"model_fn must be a function (vocab_size, num_classes) -> Model, got {model_fn!r}.")
+    if model_fn is not None and init_block(config) is not None:
+        raise ValueError("config.init (pretrained layers) applies to models built from config.model only.")
+    return model_fn, factory or (model_api.object_name(model_fn) if model_fn is not None else "")
+
+
+def _build_model(config, model_fn, factory: str, vocab_size: int, classes: tuple[str, ...]):
+    """``(model, ModelConfig or None, model.json's description)`` for a spec'd or a researcher's model."""
+    if model_fn is None:
+        model_cfg = make_model_config(
+            config.model, vocab_size=vocab_size, padding=config.data.padding, num_classes=len(classes)
+        )
+        modules = model_api.cell_modules(model_cfg.spec)
+        description = {"use_lengths": model_cfg.use_lengths, **models.spec_to_dict(model_cfg.spec)}
+        if modules:
+            description["modules"] = modules
+        return as_model(model_cfg), model_cfg, description
+    model = model_fn(vocab_size=vocab_size, num_classes=len(classes))
+    if not isinstance(model, model_api.Model):
+        raise ValueError(f"{factory} must return rnnjax.model_api.Model(init, apply), got {type(model).__name__}.")
+    return model, None, {"factory": factory, "vocab_size": vocab_size, "num_classes": len(classes)}
+
+
+def _check_description(workdir: Path, description: Mapping[str, Any]) -> None:
+    """Raises RunError when a classifier run's model.json names another model factory than ``description``
+    (a researcher's model, or one built from config.model): a resumed run keeps its model."""
+    path = Path(workdir) / runs.KINDS["classifier"]
+    if not path.exists():
+        return
+    old, new = runs.read_json(path).get("factory", ""), description.get("factory", "")
+    if old != new:
+        raise runs.RunError(
+            f"{path} describes the model {old or 'built from config.model'}, not {new or 'built from config.model'};"
+            " a run keeps its model: give this one another --workdir."
+        )
 
 
 def _results(config, run: runs.Run, splits: dict, result: loop.FitResult) -> dict[str, Any]:
     results: dict[str, Any] = {
         "workdir": str(run.workdir),
         "dataset": splits["name"],
+        "classes": list(splits["classes"]),
         **result.record(),
         "monitor": result.monitor,
         "best_epoch": result.best_epoch,
@@ -310,7 +365,7 @@ def _results(config, run: runs.Run, splits: dict, result: loop.FitResult) -> dic
         if jax.process_index() == 0:
             print(
                 f"Test: loss {results['test']['loss']:.4f} - accuracy {results['test']['accuracy']:.4f} "
-                f"({counts['n_examples']} reviews)",
+                f"({counts['n_examples']} examples)",
                 flush=True,
             )
     if jax.process_index() == 0:

@@ -15,12 +15,11 @@ Guarantees, each kept here and nowhere else:
 
 * **Check first, write after.** ``open_run`` takes the lock and compares the saved run (kind, config) with the
   new command before anything is written; a refused command leaves the directory byte-identical.
-* **One writer.** ``fcntl.flock`` on ``.lock``: the kernel releases it when the process ends in any way, so a
-  lock left by a dead process is never in the way; a second writer is refused with one line.
+* **One writer.** ``fcntl.flock`` on ``.lock`` (released by the kernel however the process ends); a second
+  writer is refused with one line.
 * **Identity.** Each checkpoint carries the run id of ``run.json``; one copied in from another run is refused.
-* **Damage is moved aside, never deleted.** A checkpoint whose files fail their SHA-256 digests (or that Orbax
-  cannot read) is moved to ``<folder>-damaged/`` and the next older one is used. A checkpoint that is intact
-  but does not fit the run is refused, never moved.
+* **Damage is moved aside, never deleted** (to ``<folder>-damaged/``; the next older checkpoint is used). An
+  intact checkpoint that does not fit the run is refused, never moved.
 * **Inference restores parameters only** (``load_run``), so it does not depend on how the optimizer was built.
 
 Nothing here reads a ConfigDict: configs arrive and leave as plain dicts.
@@ -40,9 +39,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
+from jax.experimental import multihost_utils
 
-from rnnjax import lm, models
-from rnnjax.data import text
+from rnnjax import lm, model_api, models
+from rnnjax.data import datasets, text
 from rnnjax.training.checkpoints import (  # noqa: F401 - the run directory's checkpoint functions, re-exported
     BEST,
     CHECKPOINT_CHOICES,
@@ -315,72 +315,63 @@ def open_run(
 def _sync(name: str) -> None:
     """Waits for every process of a multi-process run (a no-op with one process)."""
     if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
         multihost_utils.sync_global_devices(name)
 
 
 # ------------------------------------------------------------------------------------------- load_run
-
-
 class LoadedRun(NamedTuple):
     """A trained model as its run directory describes it: enough to evaluate, predict or generate."""
 
     workdir: Path
     kind: str  # "classifier" or "language_model"
     config: dict[str, Any]  # config.json as a plain dict
-    spec: Any  # models.ModelSpec or lm.LMSpec
+    spec: Any  # models.ModelSpec or lm.LMSpec; None for a researcher's own model
     use_lengths: bool  # classifier: batches masked by their lengths
     params: Any
     step: int  # the optimizer step of the restored checkpoint
     checkpoint: str  # "best" or "latest"
     vocabulary: text.Vocabulary
+    model: Any = None  # classifier: the model_api.Model; classes: its class names by id
+    classes: tuple[str, ...] = ("0", "1")
 
 
-def load_run(workdir: str | Path, *, which: str = "final", kind: str | None = None) -> LoadedRun:
+def load_run(
+    workdir: str | Path, *, which: str = "final", kind: str | None = None, model_fn=None
+) -> LoadedRun:
     """Restores the parameters of any run kind (classifier, fine-tuned classifier, language model).
 
-    Only the parameters are read, into the shapes the saved model description gives, so the optimizer (plain
-    or wrapped for fine-tuning) plays no part. Nothing is written.
+    Only the parameters are read, into the shapes the saved model description gives (the optimizer plays no
+    part); nothing is written. A researcher's model is rebuilt by the factory model.json names, imported, or
+    by ``model_fn`` (e.g. one defined in a notebook); a registered cell's module is imported first.
 
     Args:
         workdir: the run directory.
         which: "final" (what training ended with), "best" or "latest".
         kind: the kind the caller needs, or None for any.
+        model_fn: the factory ``(vocab_size=, num_classes=) -> Model`` of a researcher's model.
 
     Raises:
         RunError: not a run directory, another kind, no (intact) checkpoint, or damaged run files.
     """
     workdir = Path(workdir)
     if not workdir.is_dir():
-        raise RunError(
-            f"run directory {workdir} does not exist; train first with experiments.train --workdir={workdir}"
-        )
+        raise RunError(f"run directory {workdir} does not exist; train first with experiments.train --workdir={workdir}")
     found = run_kind(workdir)
     if found is None:
-        raise RunError(
-            f"{workdir} is not a run directory (no {RUN_FILE} or model file); give the --workdir of a run."
-        )
+        raise RunError(f"{workdir} is not a run directory (no {RUN_FILE} or model file); give the --workdir of a run.")
     if kind is not None and found != kind:
-        raise RunError(
-            f"{workdir} holds a {found.replace('_', ' ')} run, not a {kind.replace('_', ' ')} run."
-        )
+        raise RunError(f"{workdir} holds a {found.replace('_', ' ')} run, not a {kind.replace('_', ' ')} run.")
     config = read_json(workdir / CONFIG_FILE)
     description = read_json(workdir / KINDS[found])
+    model, classes = None, ("0", "1")
     if found == "classifier":
-        try:
-            spec = models.spec_from_dict(description)
-        except ValueError as error:
-            raise RunError(f"{workdir / KINDS[found]}: {error}; the file is damaged.") from None
-        use_lengths = bool(description.get("use_lengths", True))
-        template = jax.eval_shape(lambda: models.init_model(spec, jax.random.key(0)))
+        spec, model, use_lengths, classes = _classifier_model(workdir, description, model_fn)
+        template = jax.eval_shape(lambda: model.init(jax.random.key(0)))
     else:
         try:
             spec = lm.spec_from_dict(description)
         except (KeyError, TypeError, ValueError) as error:
-            raise RunError(
-                f"{workdir / KINDS[found]} does not describe a language model ({error}); the file is damaged."
-            ) from None
+            raise RunError(f"{workdir / KINDS[found]} does not describe a language model ({error}); damaged.") from None
         use_lengths, template = True, jax.eval_shape(lambda: lm.init_lm(spec, jax.random.key(0)))
     try:
         vocab = text.load_vocabulary(workdir)
@@ -388,4 +379,21 @@ def load_run(workdir: str | Path, *, which: str = "final", kind: str | None = No
         raise RunError(f"{workdir / text.VOCABULARY_FILE}: {error}") from None
     run_id = read_json(workdir / RUN_FILE).get("run_id") if (workdir / RUN_FILE).exists() else None
     params, step, used = restore_params(workdir, template, which, run_id)
-    return LoadedRun(workdir, found, config, spec, use_lengths, params, step, used, vocab)
+    return LoadedRun(workdir, found, config, spec, use_lengths, params, step, used, vocab, model, classes)
+
+
+def _classifier_model(workdir: Path, description: dict, model_fn) -> tuple[Any, Any, bool, tuple[str, ...]]:
+    """``(spec or None, model_api.Model, use_lengths, class names)`` of a classifier run's model.json and
+    classes.json (a run written before classes were saved is binary)."""
+    try:
+        classes = datasets.load_classes(workdir) or ("0", "1")
+        if "factory" in description:
+            factory = model_fn or model_api.load_object(description["factory"])
+            model = factory(vocab_size=int(description["vocab_size"]), num_classes=int(description["num_classes"]))
+            return None, model, True, classes
+        model_api.import_modules(description.get("modules", ()))
+        spec = models.spec_from_dict(description)
+    except (KeyError, TypeError, ValueError) as error:
+        raise RunError(f"{workdir}: {error}; a run file is damaged, or the code it names is not importable.") from None
+    use_lengths = bool(description.get("use_lengths", True))
+    return spec, model_api.spec_model(spec, use_lengths=use_lengths), use_lengths, classes

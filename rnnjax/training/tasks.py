@@ -125,8 +125,11 @@ def _add(totals: dict[str, jax.Array], counts: dict[str, jax.Array]) -> dict[str
 
 
 def host(tree: Mapping[str, jax.Array]) -> dict[str, Any]:
-    """Fetches a dict of device scalars as Python numbers."""
-    return {name: value.item() for name, value in jax.device_get(dict(tree)).items()}
+    """Fetches a dict of device arrays: scalars as Python numbers, others (a confusion matrix) as nested lists."""
+    return {
+        name: value.item() if value.ndim == 0 else value.tolist()
+        for name, value in jax.device_get(dict(tree)).items()
+    }
 
 
 def evaluate(eval_step: Callable, params: Params, batches: Iterable[Batch], put_batch=jax.device_put) -> dict:
