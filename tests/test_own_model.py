@@ -138,3 +138,11 @@ def test_multi_class_training_evaluation_and_prediction(tmp_path):
     (prediction,) = evaluate.predict_texts(run, ["the vote and the story"])
     assert prediction["label"] in run.classes and set(prediction["probabilities"]) == set(run.classes)
     assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_long_range_lab_sweeps_a_registered_cell(tmp_path):
+    done = _run("experiments.long_range", f"--config={REPO / 'tests' / 'own' / 'long_range.py'}", f"--workdir={tmp_path}")
+    assert done.returncode == 0, done.stderr.decode()
+    sweep = json.loads((tmp_path / "sweep.json").read_text())
+    assert [row["model"] for row in sweep] == ["cifg_lstm", "lstm"]
+    assert {"cifg_lstm, trained", "cifg_lstm, untrained"} <= set(json.loads((tmp_path / "gradients.json").read_text()))

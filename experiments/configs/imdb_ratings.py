@@ -12,7 +12,11 @@ Command:
     python -m experiments.train --config=experiments/configs/imdb_ratings.py --workdir=runs/imdb_ratings
     python -m experiments.evaluate --workdir=runs/imdb_ratings     # per-class report, confusion matrix, MAE
 
-Result: see the README's results (multi-class row).
+Result (seed 0, 2-core CPU): test accuracy 42.34% against 20.09% for the majority class ("1"); mean absolute
+error 1.53 stars against 4.51 for the majority class; best epoch 5 of 6 (val_loss); 1 min 11 s from command to
+test result, including preparing IMDB with its ratings (fit about 40 s). Most errors fall on a rating of the
+same polarity (2 and 3 are mostly read as 1 or 4, 9 as 8 or 10; 9 is never predicted); 13.1 % of the reviews
+land on the other side of the neg/pos divide; macro F1 0.28.
 """
 
 from experiments.configs import lstm
