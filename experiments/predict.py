@@ -66,6 +66,15 @@ def _check_texts(run, texts: list[str]) -> None:
             )
 
 
+def _line(prediction: dict) -> str:
+    """``label probability  text``; with several classes, the runners-up's probabilities after it."""
+    line = f"{prediction['label']:<8} {prediction['probability']:.4f}"
+    if "probabilities" in prediction:
+        ranked = sorted(prediction["probabilities"].items(), key=lambda item: -item[1])[1:3]
+        line += "  (" + ", ".join(f"{name} {p:.4f}" for name, p in ranked) + ")"
+    return f"{line}  {prediction['text']}"
+
+
 def main(argv: list[str]) -> None:
     from rnnjax.analysis import evaluate
 
@@ -76,7 +85,7 @@ def main(argv: list[str]) -> None:
         if _JSON.value:
             print(json.dumps(prediction, ensure_ascii=False))
         else:
-            print(f"{prediction['label']:<8} {prediction['probability']:.4f}  {prediction['text']}")
+            print(_line(prediction))
 
 
 if __name__ == "__main__":

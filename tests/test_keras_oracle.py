@@ -365,13 +365,18 @@ def test_import_keras_model_round_trips(rng, tmp_path, name):
     if expected_count is not None:
         assert model.count_params() == expected_count
 
-    path = tmp_path / f"{name}.keras"
+    file_spec, file_params = _import_saved(model, tmp_path / f"{name}.keras", spec, params)
+    _check(f"model-{name}/file", _probabilities(file_spec, file_params, tokens), expected)
+
+
+def _import_saved(model, path, spec, params):
+    """Saves a Keras model as a .keras file and imports it: the same spec and params as the in-memory import."""
     with _keras_ops():
         model.save(path)
     file_spec, file_params = keras_io.import_keras(path)
     assert file_spec == spec
     _assert_same_params(params, file_params)
-    _check(f"model-{name}/file", _probabilities(file_spec, file_params, tokens), expected)
+    return file_spec, file_params
 
 
 def _check_export(label: str, spec, params, tokens) -> None:
@@ -447,12 +452,9 @@ def test_softmax_head_round_trips(rng, tmp_path, name, mask_zero):
     _check(f"{label}/in_memory", np.asarray(jax.nn.softmax(logits, axis=-1)), expected)
     np.testing.assert_allclose(expected.sum(axis=-1), 1.0, rtol=1e-6)
 
-    path = tmp_path / f"{name}.keras"
-    with _keras_ops():
-        model.save(path)
-    file_spec, file_params = keras_io.import_keras(path)
-    assert file_spec == spec
-    _assert_same_params(params, file_params)
+    file_spec, file_params = _import_saved(model, tmp_path / f"{name}.keras", spec, params)
+    _check(f"{label}/file", np.asarray(jax.nn.softmax(_apply(file_spec, file_params, jnp.asarray(tokens)), axis=-1)),
+           expected)
     _check_export(f"{label}/exported", spec, params, tokens)
 
 

@@ -1,4 +1,4 @@
-"""A researcher's own cell (a CIFG LSTM registered by tests/own/cifg.py) works everywhere a stock cell does, and
+"""A researcher's own cell (a CIFG LSTM registered by experiments/own/cifg.py) works everywhere a stock cell does, and
 editing a stock cell changes what ``run`` computes: fast paths belong to a cell's definition, not to its name."""
 
 import jax
@@ -9,7 +9,7 @@ from jax.test_util import check_grads
 
 import rnnjax
 from rnnjax import cells, kernels, scan
-from tests.own import cifg
+from experiments.own import cifg
 
 B, T, F, H = 3, 6, 5, 4
 

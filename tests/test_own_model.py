@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests import test_robustness as robustness
-from tests.own import cifg
+from experiments.own import cifg
 
 REPO = Path(__file__).resolve().parent.parent
 OWN = str(REPO / "tests" / "own" / "config.py")
@@ -43,7 +43,7 @@ def test_a_hand_written_model_trains_evaluates_and_predicts_in_process(tmp_path)
     _, results = classifier.train_and_evaluate(_tiny(), tmp_path / "run", model_fn=cifg.cifg_maxpool)
     assert np.isfinite(results["test"]["loss"]) and results["history"]
     description = json.loads((tmp_path / "run" / "model.json").read_text())
-    assert description["factory"] == "tests.own.cifg:cifg_maxpool"
+    assert description["factory"] == "experiments.own.cifg:cifg_maxpool"
     run = evaluate.load_run(tmp_path / "run")  # the factory is imported by the name model.json records
     assert run.spec is None and run.model_cfg is None
     _, again = classifier.train_and_evaluate(_tiny(), tmp_path / "run", model_fn=cifg.cifg_maxpool)
@@ -94,7 +94,7 @@ def test_a_registered_cell_trains_by_config_name_and_evaluates_in_another_proces
     done = _run("experiments.train", f"--config={OWN}", f"--workdir={workdir}", "--config.model.factory=",
                 "--config.model.cell=cifg_lstm", "--config.model.bidirectional=True")
     assert done.returncode == 0, done.stderr.decode()
-    assert json.loads((workdir / "model.json").read_text())["modules"] == ["tests.own.cifg"]
+    assert json.loads((workdir / "model.json").read_text())["modules"] == ["experiments.own.cifg"]
     evaluated = _run("experiments.evaluate", f"--workdir={workdir}", "--json")
     assert evaluated.returncode == 0, evaluated.stderr.decode()
 
@@ -138,6 +138,10 @@ def test_multi_class_training_evaluation_and_prediction(tmp_path):
     (prediction,) = evaluate.predict_texts(run, ["the vote and the story"])
     assert prediction["label"] in run.classes and set(prediction["probabilities"]) == set(run.classes)
     assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    printed = _run("experiments.predict", f"--workdir={tmp_path / 'run'}", "the vote and the story")
+    assert printed.returncode == 0, printed.stderr.decode()
+    line = printed.stdout.decode().strip()
+    assert line.split()[0] in run.classes and line.count("(") == 1, line  # the class, then the runners-up
 
 
 def test_the_long_range_lab_sweeps_a_registered_cell(tmp_path):

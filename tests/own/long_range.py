@@ -1,6 +1,6 @@
 """The long-range lab (experiments/configs/long_range.py), cut to seconds, on the registered CIFG LSTM."""
 
-import tests.own.cifg  # noqa: F401  (registers cifg_lstm)
+import experiments.own.cifg  # noqa: F401  (registers cifg_lstm)
 from experiments.configs import long_range
 
 

@@ -50,7 +50,7 @@ CIFG = rnnjax.Cell(init_cifg, cifg_carry, cifg, cifg_project, cifg_recur)
 rnnjax.register_cell("cifg_lstm", CIFG)
 
 
-def cifg_maxpool(vocab_size, num_classes, embed_dim=8, hidden_size=8):
+def cifg_maxpool(vocab_size, num_classes, embed_dim=32, hidden_size=32):
     """Embedding -> CIFG LSTM -> max over the real steps -> Dense(1) (two classes) or Dense(C)."""
     outputs = 1 if num_classes == 2 else num_classes
 
