@@ -8,7 +8,9 @@ RMSprop(1e-3), batch 128, validation split 0.2, 5 epochs (lstm.py with ``model.c
 Command:
     python -m experiments.train --config=experiments/configs/cifg_lstm.py --workdir=runs/cifg_lstm
 
-Result: see the closing lines of this docstring once measured.
+Result (seed 0, 2-core CPU): test accuracy 83.88% (loss 0.401) after 5 epochs; validation accuracy peaked at
+87.16% in epoch 4 and dipped in epoch 5; 262,273 parameters against the LSTM's 264,353. Fit 28 s
+(30 steps/s: the plain XLA scan, since fast paths belong to the stock cells); 50 s from command to result.
 """
 
 import experiments.own.cifg  # noqa: F401  (registers cifg_lstm; the run records the module for evaluate/predict)

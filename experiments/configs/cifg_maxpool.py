@@ -8,7 +8,9 @@ layer fields do not apply to a factory's model.
 Command:
     python -m experiments.train --config=experiments/configs/cifg_maxpool.py --workdir=runs/cifg_maxpool
 
-Result: see the closing lines of this docstring once measured.
+Result (seed 0, 2-core CPU): test accuracy 85.16% (loss 0.366; the model has no dropout), best validation
+accuracy 86.10% in epoch 4; fit 31 s, 54 s from command to result. ``python -m experiments.evaluate`` and
+``experiments.predict`` rebuild the model from the factory name the run directory records.
 """
 
 from experiments.configs import lstm
