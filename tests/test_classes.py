@@ -1,11 +1,9 @@
 """Tests for multi-class labels: rnnjax.data.labels, class names and ids in datasets.load_splits, IMDB's star
 ratings from sources.prepare_imdb, and binary data loading exactly as before."""
 
-import gzip
 import hashlib
 import json
 import logging
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import tensorflow_datasets as tfds
 from rnnjax.configs import default
 from rnnjax.data import datasets as data
 from rnnjax.data import labels, sources, text
+from tests import fake_imdb as fake_imdb_module
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 IMDB_DIR = SHARED / "imdb"
@@ -37,9 +36,7 @@ def _rows(n: int, classes, seed: int = 0) -> list[dict]:
 
 
 def _write_jsonl(path: Path, rows, *, compress: bool = False) -> Path:
-    lines = "".join(json.dumps(row) + "\n" for row in rows).encode()
-    path.write_bytes(gzip.compress(lines, mtime=0) if compress else lines)
-    return path
+    return fake_imdb_module.write_jsonl(path, rows, compress=compress)
 
 
 def _write_csv(path: Path, rows, label_column: str = "label") -> Path:
@@ -365,23 +362,9 @@ def _fake_imdb(drop_train_rating: int | None = None) -> dict[str, list[dict]]:
     return splits
 
 
-def _imdb_layouts(root: Path, splits: dict) -> dict[str, Path]:
-    """The fake IMDB as a jsonl folder, an aclImdb/ folder and a tarball of it."""
-    (root / "jsonl").mkdir(parents=True)
-    for split, rows in splits.items():
-        _write_jsonl(root / "jsonl" / f"{split}.jsonl.gz", rows, compress=True)
-        for row in rows:
-            member = root / "folder" / "aclImdb" / f"{row['id']}.txt"
-            member.parent.mkdir(parents=True, exist_ok=True)
-            member.write_text(row["text"], encoding="utf-8")
-    with tarfile.open(root / "aclImdb_v1.tar.gz", "w:gz") as archive:
-        archive.add(root / "folder" / "aclImdb", arcname="aclImdb")
-    return {"jsonl": root / "jsonl", "folder": root / "folder", "tar": root / "aclImdb_v1.tar.gz"}
-
-
 @pytest.fixture(scope="module")
 def fake_imdb(tmp_path_factory) -> dict[str, Path]:
-    return _imdb_layouts(tmp_path_factory.mktemp("fake_imdb"), _fake_imdb())
+    return fake_imdb_module.imdb_layouts(tmp_path_factory.mktemp("fake_imdb"), _fake_imdb())
 
 
 def _imdb_records(source) -> list[tuple[str, int, int]]:
@@ -420,7 +403,7 @@ def test_imdb_ratings_from_each_layout(fake_imdb, tmp_path, layout):
 
 
 def test_imdb_ratings_missing_in_train_warn_and_bad_ones_fail(tmp_path, caplog):
-    layouts = _imdb_layouts(tmp_path / "src", _fake_imdb(drop_train_rating=2))
+    layouts = fake_imdb_module.imdb_layouts(tmp_path / "src", _fake_imdb(drop_train_rating=2))
     cfg = _config(tmp_path, source_dir=str(layouts["folder"]), label_column="rating", validation_split=0.0)
     with caplog.at_level(logging.WARNING):
         splits = data.load_splits(cfg, seed=0)
@@ -455,25 +438,8 @@ def test_imdb_ratings_missing_in_train_warn_and_bad_ones_fail(tmp_path, caplog):
 
 
 def test_imdb_rating_needs_a_copy_with_ratings(fake_imdb, tmp_path, monkeypatch):
-    class Older(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # this builder's 1.0.0 records
-        name = "rnnjax_imdb_reviews"
-        VERSION = tfds.core.Version("1.0.0")
-
-        def _info(self):
-            features = {"text": tfds.features.Text(), "label": tfds.features.ClassLabel(names=["neg", "pos"])}
-            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
-
-        def _split_generators(self, dl_manager):
-            return {s: self._generate_examples(s) for s in ("train", "test", "unsupervised")}
-
-        def _generate_examples(self, split):
-            for i in range(4):
-                yield (
-                    i,
-                    {"text": f"older {split} {_spell(i)}", "label": -1 if split == "unsupervised" else i % 2},
-                )
-
-    Older(data_dir=tmp_path, file_format="array_record").download_and_prepare()
+    # this builder's 1.0.0 records: text and neg/pos only
+    fake_imdb_module.prepare_neg_pos_imdb(tmp_path, name="rnnjax_imdb_reviews", text=lambda split, i: f"older {split} {_spell(i)}")
     monkeypatch.setattr(sources, "_download_imdb", _no_download)
     assert len(data.prepare_imdb(data_dir=tmp_path)["test"]) == 4  # read as it is for neg/pos
     cfg = _config(tmp_path, label_column="rating")

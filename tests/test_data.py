@@ -19,6 +19,7 @@ from rnnjax.data import datasets as data
 from rnnjax.data import sources
 from rnnjax.data import text
 from rnnjax.configs import default
+from tests import fake_imdb
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -55,25 +56,13 @@ TINY_IMDB = _tiny_imdb()
 
 
 def _write_jsonl(path: Path, rows, *, compress: bool = True) -> Path:
-    lines = "".join(json.dumps(row) + "\n" for row in rows).encode()
-    path.write_bytes(gzip.compress(lines, mtime=0) if compress else lines)
-    return path
+    return fake_imdb.write_jsonl(path, rows, compress=compress)
 
 
 @pytest.fixture(scope="module")
 def imdb_sources(tmp_path_factory) -> dict[str, Path]:
     """The tiny IMDB as a jsonl folder, an extracted aclImdb/ folder and an aclImdb-layout tarball."""
-    root = tmp_path_factory.mktemp("imdb_sources")
-    (root / "jsonl").mkdir()
-    for split, rows in TINY_IMDB.items():
-        _write_jsonl(root / "jsonl" / f"{split}.jsonl.gz", rows)
-    for row in (r for rows in TINY_IMDB.values() for r in rows):
-        member = root / "folder" / "aclImdb" / f"{row['id']}.txt"
-        member.parent.mkdir(parents=True, exist_ok=True)
-        member.write_text(row["text"], encoding="utf-8")
-    with tarfile.open(root / "aclImdb_v1.tar.gz", "w:gz") as archive:
-        archive.add(root / "folder" / "aclImdb", arcname="aclImdb")
-    return {"jsonl": root / "jsonl", "folder": root / "folder", "tar": root / "aclImdb_v1.tar.gz"}
+    return fake_imdb.imdb_layouts(tmp_path_factory.mktemp("imdb_sources"), TINY_IMDB)
 
 
 def _records(source) -> list[tuple[str, int]]:
@@ -123,23 +112,8 @@ def _no_download(dl_manager):
 
 
 def test_stock_imdb_reviews_prepared_as_array_record_is_read(tmp_path, monkeypatch):
-    class Stock(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # stands in for TFDS' own builder
-        name = "imdb_reviews"
-        VERSION = tfds.core.Version("1.0.0")
-        BUILDER_CONFIGS = (tfds.core.BuilderConfig(name="plain_text"),)
-
-        def _info(self):
-            features = {"text": tfds.features.Text(), "label": tfds.features.ClassLabel(names=["neg", "pos"])}
-            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
-
-        def _split_generators(self, dl_manager):
-            return {s: self._generate_examples(s) for s in ("train", "test", "unsupervised")}
-
-        def _generate_examples(self, split):
-            for i in range(4):
-                yield i, {"text": f"stock {split} {i}", "label": -1 if split == "unsupervised" else i % 2}
-
-    Stock(data_dir=tmp_path, file_format="array_record").download_and_prepare()
+    # stands in for TFDS' own builder
+    fake_imdb.prepare_neg_pos_imdb(tmp_path, name="imdb_reviews", config="plain_text", text=lambda split, i: f"stock {split} {i}")
     monkeypatch.setattr(sources, "_download_imdb", _no_download)
     assert min(_records(data.prepare_imdb(data_dir=tmp_path)["test"])) == ("stock test 0", 0)
 
