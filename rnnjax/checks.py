@@ -82,9 +82,9 @@ def check_cell(name: str, cell) -> None:
                 leaf + 0.1 * jax.random.normal(jax.random.fold_in(key, i), leaf.shape, leaf.dtype)
                 if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf for i, leaf in enumerate(leaves)
             ])
-            zeros = cell.initial_carry(params, (2,), jnp.float32)
+            zeros = cell.initial_carry(params, (2,))
         except Exception as error:
-            raise ValueError(f"{where}: init(key, 3, 4) then initial_carry(params, (2,), float32) failed: "
+            raise ValueError(f"{where}: init(key, 3, 4) then initial_carry(params, (2,)) failed: "
                              f"{type(error).__name__}: {error}") from error
         if not isinstance(zeros, tuple) or not zeros or any(jnp.shape(c)[:1] != (2,) for c in zeros):
             raise ValueError(f"{where}: initial_carry(params, (2,)) must return a tuple of [2, H] arrays, got "

@@ -101,7 +101,10 @@ def _fast_path(fns: Cell, params: Params, cell_options: dict) -> FastPath | None
 
 def hold(mask_b: jax.Array | None, new_carry: Carry, carry: Carry, y: jax.Array) -> tuple[Carry, jax.Array]:
     """The masked step: where ``mask_b`` ([B], or any leading shape of the carry) is False, the carry is held
-    and the output is zero. Every scan over a cell (``run``, the fast paths) applies it."""
+    and the output is zero. Every scan over a cell (``run``, the fast paths) applies it. The new carry keeps the
+    carry's dtype (a cell that computes in another dtype, e.g. float32 parameters on bfloat16 inputs, still
+    scans)."""
+    new_carry = tuple(n.astype(o.dtype) for n, o in zip(new_carry, carry))
     if mask_b is None:
         return new_carry, y
     m = mask_b[..., None]
@@ -219,7 +222,7 @@ def _prepare(cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, rec
         raise ValueError(f"{name}: dropout acts on x, so it cannot be used with inputs_projected=True.")
     batch, _, features = xs_btf.shape
     dtype = xs_btf.dtype
-    zeros = fns.initial_carry(params, (batch,), dtype)
+    zeros = _zero_carry(fns, params, batch, dtype)
     hidden = zeros[0].shape[-1]
     if recurrent_dropout > 0 and "recurrent_mask" not in inspect.signature(fns.halves()[1]).parameters:
         raise ValueError(
@@ -254,6 +257,14 @@ def _prepare(cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, rec
         xw_tbg = xs_tbf if inputs_projected else fns.halves()[0](params, xs_tbf)
     mask_tb = None if mask_bt is None else time_major(mask_bt)
     return xw_tbg, mask_tb, carry, cell_options
+
+
+def _zero_carry(fns: Cell, params: Params, batch: int, dtype) -> Carry:
+    """The cell's initial carry for a batch, in ``dtype`` (passed to ``initial_carry`` when it takes one)."""
+    parameters = inspect.signature(fns.initial_carry).parameters.values()
+    takes_dtype = len(parameters) >= 3 or any(p.kind == p.VAR_POSITIONAL or p.name == "dtype" for p in parameters)
+    carry = fns.initial_carry(params, (batch,), dtype) if takes_dtype else fns.initial_carry(params, (batch,))
+    return tuple(jnp.asarray(c, dtype) for c in carry)
 
 
 def _finish(carry: Carry, ys_tbh: jax.Array | None, reverse: bool, return_sequences: bool) -> tuple[Carry, jax.Array]:

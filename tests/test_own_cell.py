@@ -153,3 +153,31 @@ def test_every_stock_fast_path_is_attached_to_the_definition_it_implements():
         )
         assert recur in scan.FAST_PATHS
     assert len(scan.PARALLEL_FORMS) == 2
+
+
+def test_a_cell_in_its_simplest_form(key):
+    """init(key, F, H), initial_carry(params, batch_shape) without a dtype, and a step: nothing more."""
+
+    def init(key, input_size, hidden_size):
+        return {"w": jax.random.normal(key, (input_size + hidden_size, hidden_size)) * 0.3}
+
+    def carry(params, batch_shape):
+        return (jnp.zeros((*batch_shape, params["w"].shape[1])),)
+
+    def step(params, carry, x):
+        h = jnp.tanh(jnp.concatenate([x, carry[0]], -1) @ params["w"])
+        return (h,), h
+
+    rnnjax.register_cell("concat_rnn", rnnjax.Cell(init, carry, step))
+    try:
+        params = init(key, F, H)
+        xs = jax.random.normal(key, (B, T, F), jnp.bfloat16)
+        (h,), ys = rnnjax.run("concat_rnn", params, xs, scan.sequence_mask(jnp.array([T, 2, 1]), T))
+        assert h.dtype == jnp.bfloat16 and h.shape == (B, H) and ys.shape == (B, T, H)  # the carry keeps its dtype
+        spec = rnnjax.make_classifier(cell="concat_rnn", vocab_size=20, embed_dim=F, hidden_size=H, bidirectional=True)
+        logits = rnnjax.apply(spec, rnnjax.init(spec, key), jnp.ones((B, T), jnp.int32), jnp.array([T, 2, 1]))
+        assert logits.shape == (B,)
+        with pytest.raises(ValueError, match="takes no recurrent_mask"):
+            rnnjax.make_classifier(cell="concat_rnn", vocab_size=20, embed_dim=F, hidden_size=H, recurrent_dropout=0.1)
+    finally:
+        cells.CELLS.pop("concat_rnn")
