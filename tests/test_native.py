@@ -1,5 +1,14 @@
 """The native CPU LSTM and GRU kernels compute the same function as the XLA path: values and gradients, masks, both
-directions in one call, carries; and the library falls back to the XLA path when they cannot be built."""
+directions in one call, carries; the library falls back to the XLA path when they cannot be built, and a damaged
+cached library is rebuilt, never loaded."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -203,3 +212,134 @@ def test_any_thread_count_gives_the_same_numbers(key, monkeypatch, threads):
     got = _loss("lstm", True, True, True, monkeypatch)(*args)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(reference), strict=True):
         np.testing.assert_array_equal(a, b)  # each row's sequence is computed the same way on any thread
+
+
+# ------------------------------------------------------------------------------------ a damaged kernel cache
+
+REPO = Path(__file__).resolve().parents[1]
+# Runs an LSTM through rnnjax.run with the kernels cached in argv[1] (built with argv[2] when given) and checks it
+# against the plain scan; prints whether the native path ran. A crash while loading the kernels ends it with a
+# signal, which fails the test instead of killing pytest.
+_CHILD = """
+import json, sys
+import jax, numpy as np
+import rnnjax
+from rnnjax.kernels import native, native_calls
+
+native.configure(cache_dir=sys.argv[1], compiler=sys.argv[2] if len(sys.argv) > 2 else None)
+calls, real = [], native_calls.run_native
+native_calls.run_native = lambda *a: calls.append(1) or real(*a)
+k1, k2 = jax.random.split(jax.random.key(0))
+params = rnnjax.init_lstm(k1, 3, 4)
+xs = jax.random.normal(k2, (2, 5, 3))
+got = rnnjax.run("lstm", params, xs)
+want = rnnjax.run("lstm", params, xs, fused=False)
+for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+print(json.dumps({"native": bool(calls)}))
+"""
+
+
+def _child(cache: Path, *compiler: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(cache), *compiler],
+        cwd=REPO,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(child: subprocess.Popen) -> tuple[bool, str]:
+    """Whether the child took the native path, and its stderr; asserts it computed the right numbers and exited 0."""
+    out, err = child.communicate(timeout=600)
+    assert child.returncode == 0, f"exit status {child.returncode}:\n{err[-3000:]}"
+    return json.loads(out.splitlines()[-1])["native"], err
+
+
+def _assert_valid_entry(target: Path) -> None:
+    """The cache holds the library and its digest, the digest matches, and no temporary file is left."""
+    digest = native._digest_file(target)
+    assert digest.read_text().split()[0] == hashlib.sha256(target.read_bytes()).hexdigest()
+    assert sorted(p.name for p in target.parent.iterdir()) == sorted([target.name, digest.name])
+
+
+def _another_library() -> Path:
+    import _ctypes
+
+    candidates = [getattr(_ctypes, "__file__", ""), "/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/libm.so.6"]
+    found = [Path(c) for c in candidates if c and Path(c).is_file()]
+    if not found:
+        pytest.skip("no other shared library found to put in the cache")
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A cache folder holding one valid build for the default compiler (copy it before damaging it)."""
+    compiler = native._compiler()
+    target = native._cache_file(compiler, tmp_path_factory.mktemp("native-cache"))
+    native._build(target, compiler)
+    _assert_valid_entry(target)
+    return target
+
+
+def _damage(target: Path, how: str) -> None:
+    if how == "truncated":
+        target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    elif how == "random-bytes":
+        target.write_bytes(os.urandom(target.stat().st_size))
+    elif how == "another-library":
+        shutil.copyfile(_another_library(), target)
+    else:
+        native._digest_file(target).unlink()
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "truncated",
+        *(pytest.param(h, marks=pytest.mark.slow) for h in ("random-bytes", "another-library", "no-digest")),
+    ],
+)
+def test_a_damaged_cached_library_is_rebuilt_not_loaded(built, tmp_path, how):
+    cache = tmp_path / "cache"
+    shutil.copytree(built.parent, cache)
+    target = cache / built.name
+    _damage(target, how)
+    assert not native._verified(target)
+    took_native, err = _finish(_child(cache))
+    assert took_native and "native CPU kernels unavailable" not in err, err[-3000:]
+    _assert_valid_entry(target)
+    assert native._verified(target)
+
+
+def test_a_damaged_cache_that_cannot_be_rebuilt_falls_back_with_one_warning(built, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    compiler = "/nonexistent"
+    target = native._cache_file(compiler, cache)
+    damaged = built.read_bytes()[: built.stat().st_size // 2]
+    target.write_bytes(damaged)
+    shutil.copyfile(native._digest_file(built), native._digest_file(target))  # the digest of the whole file
+    cache.chmod(0o555)  # read-only (root writes anyway: then the missing compiler alone fails the rebuild)
+    try:
+        took_native, err = _finish(_child(cache, compiler))
+    finally:
+        cache.chmod(0o755)
+    assert not took_native
+    warned = [line for line in err.splitlines() if "native CPU kernels unavailable" in line]
+    assert len(warned) == 1 and str(target) in warned[0] and "XLA path" in warned[0], err[-3000:]
+    assert target.read_bytes() == damaged  # the user's file is left as it was found
+    assert sorted(p.name for p in cache.iterdir()) == sorted([target.name, native._digest_file(target).name])
+
+
+@pytest.mark.slow
+def test_processes_building_at_once_each_load_a_complete_library(tmp_path):
+    children = [_child(tmp_path), _child(tmp_path)]
+    for child in children:
+        took_native, err = _finish(child)
+        assert took_native, err[-3000:]
+    (target,) = tmp_path.glob("*.so")
+    _assert_valid_entry(target)

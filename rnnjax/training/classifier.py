@@ -44,6 +44,7 @@ def make_model_config(
     """
     if padding not in ("pre", "post"):
         raise ValueError(f"data.padding must be 'pre' or 'post', got {padding!r}.")
+    _check_model_block(model_cfg)
     spec = models.make_classifier(
         cell=model_cfg.cell,
         vocab_size=vocab_size,
@@ -64,6 +65,20 @@ def make_model_config(
         num_classes=num_classes,
     )
     return ModelConfig(spec=spec, use_lengths=padding == "post")
+
+
+def _check_model_block(model_cfg: ml_collections.ConfigDict) -> None:
+    """Names the ``config.model`` field of a size or rate out of range (the layer checks name layers instead)."""
+    for name, low in (("embed_dim", 1), ("hidden_size", 1), ("num_layers", 1), ("unroll", 1), ("attention_units", 0),
+                      ("chrono", 0)):
+        if int(model_cfg.get(name, low)) < low:
+            meaning = " (0: none)" if low == 0 else ""
+            raise ValueError(f"model.{name}={model_cfg[name]} must be >= {low}{meaning}.")
+    for name in ("spatial_dropout", "dropout", "recurrent_dropout", "dense_dropout"):
+        if not 0 <= float(model_cfg.get(name, 0.0)) < 1:
+            raise ValueError(f"model.{name}={model_cfg[name]} must be a rate in [0, 1).")
+    if any(int(units) < 1 for units in model_cfg.get("dense_units", ())):
+        raise ValueError(f"model.dense_units={tuple(model_cfg.dense_units)} must hold positive sizes, e.g. (32, 32).")
 
 
 def _check_batch(batch: Batch) -> None:
@@ -268,7 +283,7 @@ def train_and_evaluate(
     if model_fn is None:
         make_model_config(config.model, vocab_size=2, padding=config.data.padding)  # every check before any write
     optim.make_optimizer(config.opt, 1)
-    settings.check_train_settings(train_cfg)
+    settings.check_train_settings(train_cfg, seed=int(config.seed))
     init_block(config)
     splits = _load_data(config, workdir)
     vocab, classes = splits["vocabulary"], tuple(splits["classes"])

@@ -86,7 +86,7 @@ def train_lm(
     runs.check_run(workdir, kind="language_model", config=config.to_dict(), mutable=settings.MUTABLE)
     make_lm_spec(config.model, vocab_size=2)
     optim.make_optimizer(config.opt, 1)
-    settings.check_train_settings(train_cfg)
+    settings.check_train_settings(train_cfg, seed=int(config.seed), metrics=("loss", "accuracy", "perplexity"))
     saved_vocab = workdir if (workdir / text.VOCABULARY_FILE).exists() else None
     splits = lm_rows.load_lm_splits(config.data, seed=int(config.seed), workdir=saved_vocab)
     rows, validation = splits["train"], splits["validation"]

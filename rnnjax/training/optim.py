@@ -6,8 +6,11 @@ root, zero-initialised accumulator), Adam and SGD; optional clipping by global n
 schedule. The training step that applies the transformation lives in ``tasks.py``.
 """
 
+import math
+
 import ml_collections
 import optax
+from absl import logging
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 SCHEDULES = ("constant", "cosine", "linear", "exponential")
@@ -24,14 +27,16 @@ def make_schedule(opt_cfg: ml_collections.ConfigDict, total_steps: int) -> optax
         An Optax schedule (step -> learning rate).
 
     Raises:
-        ValueError: for an unknown schedule or a non-positive learning rate.
+        ValueError: for an invalid ``config.opt`` (``check_opt``).
     """
+    check_opt(opt_cfg)
     peak = float(opt_cfg.learning_rate)
-    if peak <= 0:
-        raise ValueError(f"opt.learning_rate must be positive, got {peak}; Keras' RMSprop default is 1e-3.")
-    if opt_cfg.schedule not in SCHEDULES:
-        raise ValueError(f"opt.schedule must be one of {SCHEDULES}, got {opt_cfg.schedule!r}.")
     warmup = int(opt_cfg.warmup_steps)
+    if warmup >= int(total_steps) > 1:
+        logging.warning(
+            "opt.warmup_steps=%d is not shorter than the run's %d steps: the learning rate never reaches %g.",
+            warmup, int(total_steps), peak,
+        )
     decay_steps = max(int(total_steps) - warmup, 1)
     final = peak * float(opt_cfg.final_fraction)
     if opt_cfg.schedule == "constant":
@@ -45,6 +50,44 @@ def make_schedule(opt_cfg: ml_collections.ConfigDict, total_steps: int) -> optax
     if warmup <= 0:
         return decay
     return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), decay], [warmup])
+
+
+def _finite(opt_cfg: ml_collections.ConfigDict, name: str) -> float:
+    value = opt_cfg.get(name)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"opt.{name}={value!r} must be a finite number.")
+    return number
+
+
+def check_opt(opt_cfg: ml_collections.ConfigDict) -> None:
+    """Refuses, before anything is written, optimizer settings that could only fail (or go NaN) later.
+
+    Raises:
+        ValueError: naming the field, its value and the valid range.
+    """
+    if opt_cfg.name not in OPTIMIZERS:
+        raise ValueError(f"opt.name must be one of {OPTIMIZERS}, got {opt_cfg.name!r}.")
+    if opt_cfg.schedule not in SCHEDULES:
+        raise ValueError(f"opt.schedule must be one of {SCHEDULES}, got {opt_cfg.schedule!r}.")
+    if _finite(opt_cfg, "learning_rate") <= 0:
+        raise ValueError(f"opt.learning_rate={opt_cfg.learning_rate} must be positive; Keras' RMSprop default is 1e-3.")
+    if _finite(opt_cfg, "eps") <= 0:
+        raise ValueError(f"opt.eps={opt_cfg.eps} must be positive (Keras' default 1e-7).")
+    for name in ("rho", "beta_1", "beta_2"):
+        if not 0 < _finite(opt_cfg, name) < 1:
+            raise ValueError(f"opt.{name}={opt_cfg[name]} must be in (0, 1).")
+    if not 0 <= _finite(opt_cfg, "momentum") < 1:
+        raise ValueError(f"opt.momentum={opt_cfg.momentum} must be in [0, 1) (0: none).")
+    if _finite(opt_cfg, "clip_norm") < 0:
+        raise ValueError(f"opt.clip_norm={opt_cfg.clip_norm} must be >= 0 (0 disables clipping).")
+    if not 0 <= _finite(opt_cfg, "final_fraction") <= 1:
+        raise ValueError(f"opt.final_fraction={opt_cfg.final_fraction} must be in [0, 1].")
+    if int(opt_cfg.warmup_steps) < 0:
+        raise ValueError(f"opt.warmup_steps={opt_cfg.warmup_steps} must be >= 0 (0: no warm-up).")
 
 
 def make_optimizer(opt_cfg: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
@@ -83,8 +126,6 @@ def make_optimizer(opt_cfg: ml_collections.ConfigDict, total_steps: int) -> opta
     else:
         raise ValueError(f"opt.name must be one of {OPTIMIZERS}, got {name!r}.")
     clip_norm = float(opt_cfg.clip_norm)
-    if clip_norm < 0:
-        raise ValueError(f"opt.clip_norm must be >= 0 (0 disables clipping), got {clip_norm}.")
     if clip_norm > 0:
         tx = optax.chain(optax.clip_by_global_norm(clip_norm), tx)
     return tx

@@ -43,18 +43,32 @@ def _compute_dtype(name: str):
     return None if name == "float32" else jnp.dtype(name)
 
 
-def check_train_settings(train_cfg: ml_collections.ConfigDict) -> None:
+def check_train_settings(
+    train_cfg: ml_collections.ConfigDict, *, seed: int = 0, metrics: tuple[str, ...] = ("loss", "accuracy")
+) -> None:
     """Refuses, before anything is written, training settings that could only fail later.
+
+    Args:
+        train_cfg: ``config.train``.
+        seed: ``config.seed``.
+        metrics: the task's metric names, which ``train.monitor`` may name (with or without ``val_``).
 
     Raises:
         ValueError: naming the field.
     """
+    if int(seed) < 0:
+        raise ValueError(f"seed={seed} must be >= 0 (it seeds NumPy's generators as well as JAX's keys).")
     for name in ("batch_size", "eval_batch_size", "epochs", "keep_checkpoints"):
         if int(train_cfg[name]) < 1:
             raise ValueError(f"train.{name}={train_cfg[name]} must be at least 1.")
     for name in ("max_steps", "patience", "checkpoint_every_steps", "log_every_steps"):
         if int(train_cfg.get(name, 0)) < 0:
             raise ValueError(f"train.{name}={train_cfg[name]} must be >= 0 (0: off).")
+    if not float(train_cfg.get("min_delta", 0.0)) >= 0:
+        raise ValueError(f"train.min_delta={train_cfg.min_delta} must be >= 0.")
+    monitors = [*metrics, *(f"val_{name}" for name in metrics)]
+    if str(train_cfg.get("monitor", "val_loss")) not in monitors:
+        raise ValueError(f"train.monitor={train_cfg.monitor!r} is not a metric of this task; choose one of {monitors}.")
     _compute_dtype(str(train_cfg.get("compute_dtype", "float32")))
     if train_cfg.get("data_parallel", False):
         available, wanted = jax.device_count(), int(train_cfg.get("num_devices", 0)) or jax.device_count()
