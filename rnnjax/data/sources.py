@@ -1,4 +1,4 @@
-"""Data sources through tensorflow-datasets (without TensorFlow): builders, file readers and the IMDB download.
+"""Data sources through tensorflow-datasets (without TensorFlow): builders, IMDB's local layouts and download.
 
 * ``prepare_imdb(*, data_dir, source_dir=None, with_rating=False)``: IMDB's ``train`` / ``test`` (25,000
   each, label neg=0, pos=1) and ``unsupervised`` (50,000, label -1) splits as random-access array_record
@@ -12,14 +12,11 @@
 * ``read_source(source, label_field="label") -> (texts, labels)``: every record of a prepared source.
 
 The prepared IMDB records are in TFDS' deterministic key-hashed order, the same from every local source. Every
-reader raises a one-line ``DataError`` naming the file, line and problem. Class ids, splitting, the vocabulary
+reader (JSON lines and CSV in ``readers.py``) raises a one-line ``DataError`` naming the file, line and problem. Class ids, splitting, the vocabulary
 and batching live in ``datasets.py``.
 """
 
-import csv
-import gzip
 import hashlib
-import json
 import re
 import socket
 import tarfile
@@ -33,6 +30,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
+from rnnjax.data import readers
 from rnnjax.data.labels import label_from_text, label_text, parse_label
 from rnnjax.data.text import DataError
 
@@ -136,7 +134,7 @@ class ReviewsFile(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _generate_examples(self) -> Iterator[tuple[int, dict[str, Any]]]:
         text_column, label_column, delimited = self._options
-        read = _read_csv if delimited else _read_jsonl
+        read = readers.read_csv if delimited else readers.read_jsonl
         for line, review, label, _ in read(self._path, text_column, label_column):
             yield line, {"text": review, "label": label_text(parse_label(label, f"{self._path}:{line}"))}
 
@@ -222,83 +220,6 @@ def read_source(source: Sequence, label_field: str = "label") -> tuple[list[str]
     return [r["text"].decode("utf-8") for r in records], labels
 
 
-# Readers. Each yields validated rows and raises DataError naming the file (and line) for anything else.
-
-
-def _open_binary(path: Path):
-    """Opens a file for reading bytes, gunzipping ``.gz``; a missing or unreadable file is a DataError."""
-    try:
-        return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-    except OSError as e:
-        raise DataError(f"{path}: cannot open ({e.strerror or e})") from None
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yields (1-based line number, decoded line); bad UTF-8 or a corrupt or truncated gzip is a DataError."""
-    line = 0
-    try:
-        with _open_binary(path) as f:
-            for line, raw in enumerate(f, 1):
-                try:
-                    decoded = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise DataError(
-                        f"{path}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
-                    ) from None
-                yield line, decoded.removeprefix("\ufeff") if line == 1 else decoded
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{path}:{line + 1}: cannot read ({type(e).__name__}: {e})") from None
-
-
-def _read_jsonl(path: Path, text_field: str, label_field: str) -> Iterator[tuple[int, str, Any, dict]]:
-    """Yields (line, text, label value, row) for each non-blank line of a JSON-lines file."""
-    for line, raw in _lines(path):
-        if not raw.strip():
-            continue
-        where = f"{path}:{line}"
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: truncated or malformed JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object, found {type(row).__name__}")
-        missing = [k for k in (text_field, label_field) if k not in row]
-        if missing:
-            raise DataError(f"{where}: missing field {' and '.join(map(repr, missing))}")
-        if not isinstance(row[text_field], str):
-            raise DataError(
-                f"{where}: field {text_field!r} is {type(row[text_field]).__name__}, not a string"
-            )
-        yield line, row[text_field], row[label_field], row
-
-
-def _read_csv(path: Path, text_column: str, label_column: str) -> Iterator[tuple[int, str, str, dict]]:
-    """Yields (line, text, label, row) for each row of a CSV (TSV for .tsv, .tab) file with a header line."""
-    delimiter = "\t" if path.name.removesuffix(".gz").endswith((".tsv", ".tab")) else ","
-    reader = csv.reader((raw for _, raw in _lines(path)), delimiter=delimiter, strict=True)
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise DataError(f"{path}: empty file, expected a header line naming the columns")
-        missing = [c for c in (text_column, label_column) if c not in header]
-        if missing:
-            raise DataError(
-                f"{path}:1: no column {' or '.join(map(repr, missing))} (columns: {', '.join(header)})"
-            )
-        for fields in reader:
-            where = f"{path}:{reader.line_num}"
-            if not fields:
-                continue
-            if len(fields) != len(header):
-                raise DataError(
-                    f"{where}: {len(fields)} fields, expected {len(header)} (truncated or malformed row)"
-                )
-            row = dict(zip(header, fields))
-            yield reader.line_num, row[text_column], row[label_column], row
-    except csv.Error as e:
-        raise DataError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
-
-
 def _imdb_layout(source: Path) -> tuple[str, Path]:
     """Finds what ``source`` holds: ("jsonl" | "folder" | "tar", path)."""
     if source.is_file():
@@ -322,7 +243,7 @@ def _imdb_layout(source: Path) -> tuple[str, Path]:
 def _read_imdb_jsonl(folder: Path, split: str) -> Iterator[tuple[str, str, int, int]]:
     path = folder / f"{_IMDB_JSONL[split]}.jsonl.gz"
     allowed = (-1,) if split == "unsupervised" else (0, 1)
-    for line, review, value, row in _read_jsonl(path, "text", "label"):
+    for line, review, value, row in readers.read_jsonl(path, "text", "label"):
         where, key = f"{path}:{line}", str(row.get("id", f"{split}/{line}"))
         if (label := parse_label(value, where)) not in allowed:
             raise DataError(f"{where}: label {value!r} is not {' or '.join(map(str, allowed))}")
