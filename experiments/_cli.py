@@ -8,7 +8,9 @@ Environment variables are read here and passed into rnnjax as explicit config va
 rnnjax inside ``main``, after the flags are parsed, so that a usage error is reported in well under a second.
 """
 
+import difflib
 import os
+import runpy
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -49,7 +51,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
         remaining = flags.FLAGS(argv)
     except flags.Error as error:
         fail(error)
-    except (OSError, ValueError, SyntaxError, AttributeError) as error:  # a broken config file or override
+    except AttributeError as error:  # an override naming a field the config does not have
+        fail(_unknown_field(argv) or f"{type(error).__name__}: {error}")
+    except (OSError, ValueError, SyntaxError) as error:  # a broken config file or override
         fail(f"{type(error).__name__}: {error}")
     for name in list(flags.FLAGS):
         try:
@@ -62,6 +66,49 @@ def _parse_flags(argv: list[str]) -> list[str]:
             reason = "no such file" if not Path(filename).exists() else f"{type(error).__name__}: {error}"
             fail(f"--{name}={filename}: cannot load the config ({reason})")
     return remaining
+
+
+def _unknown_field(argv: list[str], defaults: dict[str, str] | None = None) -> str | None:
+    """The first ``--<config flag>.<field>=...`` whose field the config file does not define, with the nearest
+    field it does define; None when that cannot be told. ``defaults``: config flags being defined, with their
+    default files."""
+    defaults = defaults or {}
+    for arg in argv[1:]:
+        name, dot, rest = arg.removeprefix("--").partition(".")
+        if not (arg.startswith("--") and dot and (name in flags.FLAGS or name in defaults)):
+            continue
+        field = rest.split("=", 1)[0]
+        given = [a.split("=", 1)[1] for a in argv[1:] if a.startswith(f"--{name}=")]
+        default = defaults.get(name) or str(flags.FLAGS[name].default_as_str).strip("'\"")
+        filename = given[-1] if given else default
+        try:
+            fields = _dotted(runpy.run_path(filename)["get_config"]())
+        except Exception:  # noqa: BLE001 - a config file that cannot load is reported by the caller
+            return None
+        if field not in fields:
+            nearest = difflib.get_close_matches(field, sorted(fields), n=1, cutoff=0.5)
+            hint = f"did you mean {nearest[0]}?" if nearest else f"its fields are in {filename}"
+            return f"--{name}.{field}: the config has no field {field}; {hint}"
+    return None
+
+
+def define_config(default: Path, help_text: str = "experiment config file") -> flags.FlagHolder:
+    """``--config``, a config file with ``--config.<field>=value`` overrides. config_flags applies overrides of the
+    default file while defining the flag, so a mistyped field is reported here, in one line."""
+    try:
+        return config_flags.DEFINE_config_file("config", str(default), help_text)
+    except AttributeError as error:
+        fail(_unknown_field(sys.argv, {"config": str(default)}) or f"{type(error).__name__}: {error}")
+
+
+def _dotted(config: ml_collections.ConfigDict, prefix: str = "") -> set[str]:
+    """Every field of a config as a dotted path (blocks included)."""
+    fields = set()
+    for key, value in config.items():
+        fields.add(prefix + key)
+        if isinstance(value, ml_collections.ConfigDict):
+            fields |= _dotted(value, f"{prefix}{key}.")
+    return fields
 
 
 def run(main: Callable[[list[str]], None]) -> None:

@@ -9,13 +9,10 @@ experiments/_cli.py). Writes DIR/lengths.png.
 from pathlib import Path
 
 from absl import flags
-from ml_collections import config_flags
 
 from experiments import _cli
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", str(_cli.REPO / "rnnjax" / "configs" / "default.py"), "config file"
-)
+_CONFIG = _cli.define_config(_cli.REPO / "rnnjax" / "configs" / "default.py", "config file")
 _OUT = flags.DEFINE_string("out", ".", "folder for lengths.png")
 
 

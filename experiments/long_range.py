@@ -13,13 +13,10 @@ import math
 from pathlib import Path
 
 from absl import flags
-from ml_collections import config_flags
 
 from experiments import _cli
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", str(_cli.CONFIGS / "long_range.py"), "experiment config file"
-)
+_CONFIG = _cli.define_config(_cli.CONFIGS / "long_range.py", "experiment config file")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/long_range", "output directory")
 _FULL = flags.DEFINE_bool("full", False, "sweep config.long_range.full_distances instead of distances")
 _PRECISION = flags.DEFINE_bool(

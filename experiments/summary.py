@@ -5,11 +5,10 @@
 The vocabulary size is the config's ``data.num_words`` (the size a real corpus fills), as in the chapter.
 """
 
-from ml_collections import config_flags
 
 from experiments import _cli
 
-_CONFIG = config_flags.DEFINE_config_file("config", str(_cli.CONFIGS / "lstm.py"), "experiment config file")
+_CONFIG = _cli.define_config(_cli.CONFIGS / "lstm.py", "experiment config file")
 
 
 def main(argv: list[str]) -> None:

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import jax
 from absl import flags
-from ml_collections import config_flags
 
 from experiments import _cli
 
-_CONFIG = config_flags.DEFINE_config_file("config", str(_cli.CONFIGS / "lstm.py"), "experiment config file")
+_CONFIG = _cli.define_config(_cli.CONFIGS / "lstm.py", "experiment config file")
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default: runs/<config name>)")
 _MULTIHOST = flags.DEFINE_bool(
     "multihost", False, "call jax.distributed.initialize first (one process per host; see rnnjax.training.sharding)"

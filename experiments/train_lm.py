@@ -10,13 +10,10 @@ from pathlib import Path
 
 import jax
 from absl import flags
-from ml_collections import config_flags
 
 from experiments import _cli
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", str(_cli.CONFIGS / "lm_gru.py"), "language-model config file"
-)
+_CONFIG = _cli.define_config(_cli.CONFIGS / "lm_gru.py", "language-model config file")
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default: runs/<config name>)")
 
 

@@ -91,3 +91,22 @@ def test_the_script_says_it_in_one_line_with_exit_status_2(tmp_path, flag, messa
     lines = result.stderr.decode().strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr.decode()
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("experiments.train", ("--config=CONFIG", "--config.train.epoch=1"),
+     "--config.train.epoch: the config has no field train.epoch; did you mean train.epochs?"),
+    ("experiments.train", ("--config.opt.learnin_rate=3",),
+     "--config.opt.learnin_rate: the config has no field opt.learnin_rate; did you mean opt.learning_rate?"),
+    ("experiments.train", ("--config=CONFIG", "--config.no_such_field=3"), "the config has no field no_such_field"),
+    ("experiments.train_lm", ("--config.train.epoch=1",), "did you mean train.epochs?"),
+])
+def test_a_mistyped_override_names_the_field_and_the_nearest(tmp_path, script, args, message):
+    args = [a.replace("CONFIG", str(REPO / "experiments/configs/tiny.py")) for a in args]
+    result = subprocess.run(
+        [sys.executable, "-m", script, f"--workdir={tmp_path / 'run'}", *args], cwd=REPO, capture_output=True,
+        timeout=120, env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)},
+    )
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr.decode()
+    assert not (tmp_path / "run").exists()

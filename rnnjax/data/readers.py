@@ -44,10 +44,12 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def read_jsonl(path: Path, text_field: str, label_field: str) -> Iterator[tuple[int, str, Any, dict]]:
-    """Yields (line, text, label value, row) for each non-blank line of a JSON-lines file."""
+    """Yields (line, text, label value, row) for each non-blank line of a JSON-lines file (at least one)."""
+    rows = 0
     for line, raw in _lines(path):
         if not raw.strip():
             continue
+        rows += 1
         where = f"{path}:{line}"
         try:
             row = json.loads(raw)
@@ -63,6 +65,8 @@ def read_jsonl(path: Path, text_field: str, label_field: str) -> Iterator[tuple[
                 f"{where}: field {text_field!r} is {type(row[text_field]).__name__}, not a string"
             )
         yield line, row[text_field], row[label_field], row
+    if not rows:
+        raise DataError(f"{path}: no rows; expected one JSON object per line with {text_field!r} and {label_field!r}")
 
 
 def read_csv(path: Path, text_column: str, label_column: str) -> Iterator[tuple[int, str, str, dict]]:
@@ -84,6 +88,7 @@ def read_csv(path: Path, text_column: str, label_column: str) -> Iterator[tuple[
             raise DataError(
                 f"{path}:1: no column {' or '.join(map(repr, missing))} (columns: {', '.join(header)})"
             )
+        rows = 0
         for fields in reader:
             where = f"{path}:{reader.line_num}"
             if not fields:
@@ -93,6 +98,9 @@ def read_csv(path: Path, text_column: str, label_column: str) -> Iterator[tuple[
                     f"{where}: {len(fields)} fields, expected {len(header)} (truncated or malformed row)"
                 )
             row = dict(zip(header, fields))
+            rows += 1
             yield reader.line_num, row[text_column], row[label_column], row
+        if not rows:
+            raise DataError(f"{path}: a header line and no rows; expected one row per review after it")
     except csv.Error as e:
         raise DataError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
