@@ -181,7 +181,7 @@ def resolve_config(config_flag: flags.FlagHolder, workdir: Path) -> ml_collectio
     if not given and (workdir / "config.json").exists():
         from rnnjax.training import runs  # imported late, so that usage errors are reported before JAX loads
 
-        config = as_config(runs.read_json(workdir / runs.CONFIG_FILE))
+        config = as_config(runs.read_config(workdir / runs.CONFIG_FILE))
         overrides = config_flags.get_override_values(flags.FLAGS[config_flag.name])
         if overrides:
             config.update_from_flattened_dict(overrides)

@@ -150,3 +150,15 @@ def test_the_long_range_lab_sweeps_a_registered_cell(tmp_path):
     sweep = json.loads((tmp_path / "sweep.json").read_text())
     assert [row["model"] for row in sweep] == ["cifg_lstm", "lstm"]
     assert {"cifg_lstm, trained", "cifg_lstm, untrained"} <= set(json.loads((tmp_path / "gradients.json").read_text()))
+
+
+def test_a_run_with_a_registered_cell_resumes_from_its_directory_alone(tmp_path):
+    """``--workdir`` alone reuses config.json, whose model.cell names a registered cell: the module model.json
+    records is imported before the config is checked."""
+    workdir = tmp_path / "run"
+    done = _run("experiments.train", f"--config={OWN}", f"--workdir={workdir}", "--config.model.factory=",
+                "--config.model.cell=cifg_lstm", "--config.train.epochs=1")
+    assert done.returncode == 0, done.stderr.decode()
+    resumed = _run("experiments.train", f"--workdir={workdir}", "--config.train.epochs=2")
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    assert len(json.loads((workdir / "history.json").read_text())["loss"]) == 2

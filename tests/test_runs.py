@@ -367,3 +367,50 @@ def test_a_run_of_the_previous_checkpoint_layout_loads_and_resumes(classifier_ru
     assert results["history"]["epoch"] == [1, 2, 3] and results["step"] == 24
     assert "at step 16 (epoch 2)" in capsys.readouterr().out
     assert not (workdir / "checkpoints-damaged").exists() and 16 in runs.steps(workdir / "checkpoints")
+
+
+DAMAGED_FILES = [
+    ("config.json", "", "config.json is not valid JSON"),
+    ("config.json", '{"seed": 0, "data":', "config.json is not valid JSON"),
+    ("config.json", "[]", "config.json holds a list, expected a JSON dict"),
+    ("config.json", "{}", "config.json has no data, model, opt, train"),
+    ("config.json", '{"seed": 0, "data": {}, "model": {}, "opt": {}, "train": {}}', "config.json has no data.name"),
+    ("model.json", "[]", "model.json holds a list"),
+    ("model.json", "{}", "model.json: not a model description"),
+    ("run.json", "{}", "run.json: unknown run kind"),
+    ("classes.json", "{}", "classes.json: not a classes file"),
+    ("classes.json", '{"classes": ["a"]}', "classes.json"),
+]
+
+
+@pytest.mark.parametrize("name,content,message", DAMAGED_FILES, ids=[f"{n}:{c[:12]}" for n, c, _ in DAMAGED_FILES])
+def test_a_damaged_run_file_is_named_and_nothing_changes(classifier_run, tmp_path, name, content, message):
+    workdir = tmp_path / "run"
+    shutil.copytree(classifier_run, workdir)
+    (workdir / name).write_text(content)
+    before = _tree_digest(workdir)
+    with pytest.raises(ValueError, match=message):
+        evaluate.load_run(workdir)
+    with pytest.raises(ValueError, match=message):
+        config = tiny.get_config()
+        classifier.train_and_evaluate(config, workdir)
+    assert _tree_digest(workdir) == before
+
+
+def _tree_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != ".lock"):
+        digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_a_damaged_config_json_is_one_line_from_each_script(classifier_run, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(classifier_run, workdir)
+    (workdir / "config.json").write_text("{}")
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    for args in (("experiments.evaluate",), ("experiments.predict", "a good film"), ("experiments.train",)):
+        result = subprocess.run([sys.executable, "-m", args[0], f"--workdir={workdir}", *args[1:]], env=env,
+                                capture_output=True, timeout=300, cwd=env["PYTHONPATH"])
+        lines = result.stderr.decode().strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and "config.json has no data" in lines[0], lines

@@ -58,6 +58,29 @@ def read_json(path: str | Path, *, expect: type = dict) -> Any:
     return payload
 
 
+# Fields every run's config.json has held since the first version (newer fields may be absent from old runs).
+_CONFIG_FIELDS = ("seed", "data.name", "data.maxlen", "data.num_words", "model.cell", "train.batch_size")
+
+
+def read_config(path: str | Path) -> dict:
+    """Reads a run's config.json: a dict with the data, model, opt and train blocks and their oldest fields.
+
+    Raises:
+        RunError: naming the file and what is missing or damaged.
+    """
+    config = read_json(path)
+    missing = [block for block in ("data", "model", "opt", "train") if not isinstance(config.get(block), dict)]
+    if not missing:
+        for field in _CONFIG_FIELDS:
+            block, _, name = field.rpartition(".")
+            if name not in (config[block] if block else config):
+                missing.append(field)
+    if missing:
+        raise RunError(f"{path} has no {', '.join(missing)}; the file is damaged (a run's config.json is written "
+                       "by experiments.train or train_lm).")
+    return config
+
+
 # ------------------------------------------------------------------------------------------- checkpoints
 
 

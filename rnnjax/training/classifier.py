@@ -1,8 +1,8 @@
 """The text classifier as a task of the fit loop, and ``train_and_evaluate``, its config builder.
 
-``classifier_task`` turns a ``ModelSpec`` into a ``loop.Task`` (mean binary cross-entropy over the real
-examples; confusion counts as sums). ``train_and_evaluate`` is the one place that reads a classifier's
-ConfigDict: it validates every setting before anything is written, loads the data, opens the run directory
+``classifier_task`` turns any ``model_api.Model`` (a ModelSpec's, or a researcher's) into a ``loop.Task``: binary
+or softmax cross-entropy over the real examples, confusion counts as sums. ``train_and_evaluate`` alone reads
+the classifier's ConfigDict: it validates every setting before anything is written, loads the data, opens the run directory
 (``runs.open_run``: lock, config comparison), builds the model, optimizer and initial state (with
 ``config.init``: a language model's layers or word vectors, frozen or slower pretrained layers, gradual
 unfreezing), hands them to ``loop.fit`` and evaluates the result on the test split.
@@ -97,14 +97,11 @@ def _check_batch(batch: Batch) -> None:
 
 def as_model(model: "model_api.Model | ModelConfig") -> model_api.Model:
     """A Model; a ModelConfig becomes its spec's (``model_api.spec_model``)."""
-    if isinstance(model, ModelConfig):
-        return model_api.spec_model(model.spec, use_lengths=model.use_lengths)
-    return model
+    return model_api.spec_model(model.spec, use_lengths=model.use_lengths) if isinstance(model, ModelConfig) else model
 
 
 def logits(model, params: Params, batch: Batch, *, train: bool = False, rng: PRNGKey | None = None):
-    """float32 logits of a batch: [B] for a binary model, [B, C] for C classes (``model``: a Model or
-    ModelConfig)."""
+    """float32 logits of a batch: [B] for a binary model, [B, C] for C classes (``model``: Model or ModelConfig)."""
     _check_batch(batch)
     return as_model(model).apply(params, batch, rng=rng, train=train).astype(jnp.float32)
 
@@ -279,6 +276,8 @@ def train_and_evaluate(
     workdir, train_cfg = Path(workdir), config.train
     # The run directory first (its kind, its config), then every setting: all before anything is written.
     runs.check_run(workdir, kind="classifier", config=config.to_dict(), mutable=settings.MUTABLE)
+    if (workdir / runs.KINDS["classifier"]).exists():  # a resumed run's registered cells, by their modules
+        model_api.import_modules(runs.read_json(workdir / runs.KINDS["classifier"]).get("modules", ()))
     model_fn, factory = _model_factory(config, model_fn)
     if model_fn is None:
         make_model_config(config.model, vocab_size=2, padding=config.data.padding)  # every check before any write
@@ -351,12 +350,17 @@ def _build_model(config, model_fn, factory: str, vocab_size: int, classes: tuple
 
 
 def _check_description(workdir: Path, description: Mapping[str, Any]) -> None:
-    """Raises RunError when a classifier run's model.json names another model factory than ``description``
-    (a researcher's model, or one built from config.model): a resumed run keeps its model."""
+    """Raises RunError for a damaged model.json, or one naming another model factory: a run keeps its model."""
     path = Path(workdir) / runs.KINDS["classifier"]
     if not path.exists():
         return
-    old, new = runs.read_json(path).get("factory", ""), description.get("factory", "")
+    saved = runs.read_json(path)
+    old, new = saved.get("factory", ""), description.get("factory", "")
+    if not old:
+        try:
+            models.spec_from_dict(saved)
+        except ValueError as error:
+            raise runs.RunError(f"{path}: {error}; the file is damaged.") from None
     if old != new:
         raise runs.RunError(
             f"{path} describes the model {old or 'built from config.model'}, not {new or 'built from config.model'};"

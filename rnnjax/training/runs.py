@@ -52,6 +52,7 @@ from rnnjax.training.checkpoints import (  # noqa: F401 - the run directory's ch
     RunError,
     check_owner,
     pick_checkpoint,
+    read_config,
     read_json,
     restore,
     restore_latest,
@@ -195,10 +196,10 @@ def _check_config(workdir: Path, config: Mapping[str, Any], mutable: frozenset[s
     """Compares the saved config with the new one; refuses any change to a field outside ``mutable``."""
     if not (workdir / CONFIG_FILE).exists():
         return {}
-    changes = config_changes(read_json(workdir / CONFIG_FILE), config)
-    missing = flatten(read_json(workdir / CONFIG_FILE)).keys()
+    saved = read_config(workdir / CONFIG_FILE)
+    changes, known = config_changes(saved, config), flatten(saved).keys()
     # A field the saved config lacks was added by a newer rnnjax; its default cannot contradict the run.
-    fixed = {key: change for key, change in changes.items() if key not in mutable and key in missing}
+    fixed = {key: change for key, change in changes.items() if key not in mutable and key in known}
     if fixed:
         listed = "; ".join(f"{key}: {_show(a)} -> {_show(b)}" for key, (a, b) in fixed.items())
         raise RunError(
@@ -255,12 +256,7 @@ def _check_identity(workdir: Path) -> None:
 
 @contextlib.contextmanager
 def open_run(
-    workdir: str | Path,
-    *,
-    kind: str,
-    config: Mapping[str, Any],
-    mutable: frozenset[str],
-    keep_checkpoints: int,
+    workdir: str | Path, *, kind: str, config: Mapping[str, Any], mutable: frozenset[str], keep_checkpoints: int
 ) -> Iterator[Run]:
     """Opens ``workdir`` for one training command: lock, checks, then (if accepted) run.json, config.json.
 
@@ -318,7 +314,6 @@ def _sync(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-# ------------------------------------------------------------------------------------------- load_run
 class LoadedRun(NamedTuple):
     """A trained model as its run directory describes it: enough to evaluate, predict or generate."""
 
@@ -361,7 +356,7 @@ def load_run(
         raise RunError(f"{workdir} is not a run directory (no {RUN_FILE} or model file); give the --workdir of a run.")
     if kind is not None and found != kind:
         raise RunError(f"{workdir} holds a {found.replace('_', ' ')} run, not a {kind.replace('_', ' ')} run.")
-    config = read_json(workdir / CONFIG_FILE)
+    config = read_config(workdir / CONFIG_FILE)
     description = read_json(workdir / KINDS[found])
     model, classes = None, ("0", "1")
     if found == "classifier":
@@ -383,8 +378,7 @@ def load_run(
 
 
 def _classifier_model(workdir: Path, description: dict, model_fn) -> tuple[Any, Any, bool, tuple[str, ...]]:
-    """``(spec or None, model_api.Model, use_lengths, class names)`` of a classifier run's model.json and
-    classes.json (a run written before classes were saved is binary)."""
+    """``(spec or None, Model, use_lengths, class names)`` of model.json and classes.json (absent: binary)."""
     try:
         classes = datasets.load_classes(workdir) or ("0", "1")
         if "factory" in description:
@@ -393,7 +387,11 @@ def _classifier_model(workdir: Path, description: dict, model_fn) -> tuple[Any, 
             return None, model, True, classes
         model_api.import_modules(description.get("modules", ()))
         spec = models.spec_from_dict(description)
+    except datasets.DataError as error:  # classes.json: the message names the file
+        raise RunError(str(error)) from None
     except (KeyError, TypeError, ValueError) as error:
-        raise RunError(f"{workdir}: {error}; a run file is damaged, or the code it names is not importable.") from None
+        raise RunError(
+            f"{workdir / KINDS['classifier']}: {error}; the file is damaged, or the code it names is not importable."
+        ) from None
     use_lengths = bool(description.get("use_lengths", True))
     return spec, model_api.spec_model(spec, use_lengths=use_lengths), use_lengths, classes
