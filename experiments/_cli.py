@@ -119,6 +119,10 @@ def run(main: Callable[[list[str]], None]) -> None:
     def guarded(argv: list[str]) -> None:
         if not _VERBOSE.value:
             logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every save and read at INFO
+            # A failed checkpoint write is reported in one line below; Orbax's threads would log it again.
+            logging.get_absl_handler().addFilter(
+                lambda record: not ("orbax" in record.pathname and record.levelno >= 40)  # 40: std logging.ERROR
+            )
         try:
             configure_native()
             main(argv)
@@ -126,6 +130,12 @@ def run(main: Callable[[list[str]], None]) -> None:
             if _VERBOSE.value:
                 raise
             fail(error)
+        except OSError as error:  # a full or read-only disk while writing the run's files
+            if _VERBOSE.value:
+                raise
+            where = f"cannot write {error.filename}" if error.filename else "cannot write the run's files"
+            fail(f"{where}: {error.strerror or error}; make room or use a writable --workdir (checkpoints already "
+                 "saved stay usable: rerun the command to resume)")
         except Exception as error:
             # rnnjax.training.loop.TrainingStopped (a signal or a non-finite loss) carries its own exit status; looked up
             # in sys.modules so that this module never imports JAX itself.

@@ -42,7 +42,7 @@ def plot_history(history: dict[str, list], path: str | Path, *, title: str = "")
         figure.suptitle(title)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    _save(figure, path)
     plt.close(figure)
     return path
 
@@ -95,6 +95,14 @@ def plot_comparison(
         axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    _save(figure, path)
     plt.close(figure)
     return path
+
+
+def _save(figure, path) -> None:
+    """Writes a figure; an OSError (full or read-only disk) names the file."""
+    try:
+        figure.savefig(path, dpi=100)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from None

@@ -127,16 +127,20 @@ def save(run: Any, which: str, step: int, params: Any, state: Any, meta: dict[st
         return False
     manager = _manager(folder, run.keep_checkpoints if which == "latest" else 1)
     meta = {**meta, "run_id": run.run_id}
-    manager.save(
-        step,
-        args=ocp.args.Composite(
-            params=ocp.args.StandardSave(params),
-            state=ocp.args.StandardSave(state),
-            meta=ocp.args.JsonSave(meta),
-        ),
-    )
-    manager.wait_until_finished()
-    manager.close()
+    try:
+        manager.save(
+            step,
+            args=ocp.args.Composite(
+                params=ocp.args.StandardSave(params),
+                state=ocp.args.StandardSave(state),
+                meta=ocp.args.JsonSave(meta),
+            ),
+        )
+        manager.wait_until_finished()
+    except OSError as error:  # a full or read-only disk: the checkpoints already saved are untouched
+        raise OSError(error.errno, error.strerror or str(error), str(folder / str(step))) from None
+    finally:
+        manager.close()
     if jax.process_index() == 0:
         write_json(
             folder / str(step) / DIGESTS, {"sha256": _digests(folder / str(step)), "run_id": run.run_id}
