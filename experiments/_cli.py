@@ -243,7 +243,7 @@ def with_data_location(config: ml_collections.ConfigDict) -> ml_collections.Conf
         else:
             print(
                 "IMDB not found (set RNNJAX_IMDB_DIR to the folder of train/test.jsonl.gz, or place it in "
-                f"{REPO.parent / 'shared' / 'data' / 'imdb'}); training on the embedded synthetic dataset instead.",
+                f"{REPO.parent / 'shared' / 'data' / 'imdb'}); using the embedded synthetic dataset instead.",
                 file=sys.stderr,
             )
             data.name = "synthetic"
