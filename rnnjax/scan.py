@@ -27,7 +27,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rnnjax.cells import Cell, get_cell
+from rnnjax.cells import Cell, accepted_options, get_cell
 from rnnjax.checks import check_sequence
 from rnnjax.dropout import dropout_mask
 from rnnjax.types import Carry, Params, PRNGKey
@@ -224,7 +224,7 @@ def _prepare(cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, rec
     dtype = xs_btf.dtype
     zeros = _zero_carry(fns, params, batch, dtype)
     hidden = zeros[0].shape[-1]
-    if recurrent_dropout > 0 and "recurrent_mask" not in inspect.signature(fns.halves()[1]).parameters:
+    if recurrent_dropout > 0 and not accepted_options(fns.halves()[1], recurrent_mask=None):
         raise ValueError(
             f"{name}: the cell takes no recurrent_mask (e.g. it has no recurrent matmul), so recurrent_dropout "
             f"must be 0 (got {recurrent_dropout})."

@@ -308,12 +308,11 @@ def train_and_evaluate(
             if not (workdir / datasets.CLASSES_FILE).exists():
                 datasets.save_classes(classes, workdir)
             runs.write_json(workdir / runs.KINDS["classifier"], description)
-        given = None
-        if model_cfg is not None and not run.resumed:
-            given = initial_params(config, model_cfg.spec, vocab)
-        state = loop.create_state(classifier_task(model), tx, int(config.seed), given)
+        given = initial_params(config, model_cfg.spec, vocab) if model_cfg is not None and not run.resumed else None
+        task = classifier_task(model)
+        state = loop.create_state(task, tx, int(config.seed), given)
         result = loop.fit(
-            classifier_task(model), tx, state, run, train_data, val_data, options,
+            task, tx, state, run, train_data, val_data, options,
             optim.make_schedule(config.opt, total_steps),
         )
         results = _results(config, run, splits, result)
