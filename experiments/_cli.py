@@ -136,14 +136,14 @@ def run(main: Callable[[list[str]], None]) -> None:
             where = f"cannot write {error.filename}" if error.filename else "cannot write the run's files"
             fail(f"{where}: {error.strerror or error}; make room or use a writable --workdir (checkpoints already "
                  "saved stay usable: rerun the command to resume)")
-        except Exception as error:
-            # rnnjax.training.loop.TrainingStopped (a signal or a non-finite loss) carries its own exit status; looked up
-            # in sys.modules so that this module never imports JAX itself.
-            stopped = getattr(sys.modules.get("rnnjax.training.loop"), "TrainingStopped", None)
-            if stopped is None or not isinstance(error, stopped) or _VERBOSE.value:
+        except BaseException as error:
+            # A stop on purpose carries its own exit status: rnnjax.training.loop.TrainingStopped (a signal or a
+            # non-finite loss), rnnjax.data.prepared.PreparationInterrupted (a signal while preparing data).
+            status = getattr(error, "exit_status", None)
+            if not isinstance(status, int) or not type(error).__module__.startswith("rnnjax.") or _VERBOSE.value:
                 raise
             print(f"{_script_name()}: {' '.join(str(error).split())}", file=sys.stderr)
-            sys.exit(error.exit_status)
+            sys.exit(status)
 
     app.run(guarded, flags_parser=_parse_flags)
 
@@ -213,9 +213,13 @@ def as_config(payload: dict) -> ml_collections.ConfigDict:
 
 
 def imdb_dir() -> Path | None:
-    """Where the IMDB JSON-lines files are: ``$RNNJAX_IMDB_DIR``, else ``../shared/data/imdb`` beside the repo."""
+    """The local IMDB copy: ``$RNNJAX_IMDB_DIR`` (which must exist), else ``../shared/data/imdb`` beside the repo."""
     if os.environ.get("RNNJAX_IMDB_DIR"):
-        return Path(os.environ["RNNJAX_IMDB_DIR"])
+        folder = Path(os.environ["RNNJAX_IMDB_DIR"]).expanduser()
+        if not folder.exists():
+            raise UsageError(f"RNNJAX_IMDB_DIR={folder}: not found; point it at aclImdb_v1.tar.gz, an aclImdb/ "
+                             "folder or a folder of train/test.jsonl.gz, or unset it")
+        return folder
     candidate = REPO.parent / "shared" / "data" / "imdb"
     return candidate if candidate.exists() else None
 
@@ -228,25 +232,21 @@ def amazon_dir() -> Path | None:
     return candidate if candidate.exists() else None
 
 
-def with_data_location(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Points the config at the local data copies; trains on the synthetic set (saying why) without IMDB.
+def with_data_location(config: ml_collections.ConfigDict, *, fallback: bool = False) -> ml_collections.ConfigDict:
+    """Points the config at the local data copies. Returns a copy; the given config is not changed.
 
-    IMDB is read from ``imdb_dir()`` unless ``data.source_dir`` is already set; the Amazon sample from
-    ``amazon_dir()`` unless ``data.source_file`` is set. Returns a copy; the given config is not changed.
+    IMDB's local copy is ``imdb_dir()`` unless ``data.source_dir`` is set (a prepared TFDS copy is still read
+    first; without either, TFDS downloads it). ``fallback`` (the no-flag main job only) sets
+    ``data.fallback_to_synthetic``: when IMDB cannot be had, the run uses the embedded synthetic set and says so
+    (``rnnjax.data.availability``). The Amazon sample is ``amazon_dir()`` unless ``data.source_file`` is set.
     """
     config = ml_collections.ConfigDict(config.to_dict())
     data = config.data
     if data.name == "imdb_reviews" and not data.source_dir:
         folder = imdb_dir()
-        if folder is not None and folder.is_dir():
-            data.source_dir = str(folder)
-        else:
-            print(
-                "IMDB not found (set RNNJAX_IMDB_DIR to the folder of train/test.jsonl.gz, or place it in "
-                f"{REPO.parent / 'shared' / 'data' / 'imdb'}); using the embedded synthetic dataset instead.",
-                file=sys.stderr,
-            )
-            data.name = "synthetic"
+        data.source_dir = str(folder) if folder is not None else ""
+    if fallback:
+        data.fallback_to_synthetic = True
     if data.name == "amazon_reviews" and not data.source_file:
         folder = amazon_dir()
         files = sorted(folder.glob("*.jsonl.gz")) if folder is not None and folder.is_dir() else []

@@ -2,8 +2,9 @@
 
     python -m experiments.train --config=experiments/configs/lstm.py --workdir=runs/lstm [--config.train.epochs=3]
 
-With no flags it trains the chapter's LSTM on IMDB in runs/lstm (on the embedded synthetic set, saying why,
-when IMDB is not available). Rerunning a command resumes its run; ``--workdir`` alone resumes from the run
+With no flags it trains the chapter's LSTM on IMDB in runs/lstm: a prepared TFDS copy, else the local copy
+(``RNNJAX_IMDB_DIR`` or ``../shared/data/imdb``), else the official download; only this no-flag command falls back
+to the embedded synthetic set, saying why, when IMDB cannot be had. Rerunning a command resumes its run; ``--workdir`` alone resumes from the run
 directory's own config.json.
 """
 
@@ -38,7 +39,9 @@ def main(argv: list[str]) -> None:
     if _MULTIHOST.value:
         sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     workdir = Path(_WORKDIR.value or Path("runs") / _cli.config_name(_CONFIG))
-    config = _cli.with_data_location(_cli.resolve_config(_CONFIG, workdir))
+    # Only the no-flag main job may train on the embedded synthetic set when IMDB cannot be had.
+    fallback = not flags.FLAGS[_CONFIG.name].present and not (workdir / "config.json").exists()
+    config = _cli.with_data_location(_cli.resolve_config(_CONFIG, workdir), fallback=fallback)
     if jax.process_index() == 0:
         print(f"Run directory: {workdir}; JAX devices: {jax.devices()}", flush=True)
     _, results = classifier.train_and_evaluate(config, workdir)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from rnnjax.data import availability
 from rnnjax.data import datasets as data
 from rnnjax.data import sources
 from rnnjax.data import text
@@ -104,7 +105,8 @@ def test_prepared_imdb_is_reused_without_the_source(imdb_sources, tmp_path, monk
     first = _records(data.prepare_imdb(data_dir=tmp_path, source_dir=imdb_sources["jsonl"])["test"])
     monkeypatch.setattr(sources, "_download_imdb", _no_download)
     assert _records(data.prepare_imdb(data_dir=tmp_path)["test"]) == first
-    assert _records(data.prepare_imdb(data_dir=tmp_path, source_dir=tmp_path / "gone")["test"]) == first
+    with pytest.raises(data.DataError, match="gone: not found"):  # a location given must exist
+        data.prepare_imdb(data_dir=tmp_path, source_dir=tmp_path / "gone")
 
 
 def _no_download(dl_manager):
@@ -167,12 +169,21 @@ def _config(tmp_path, **overrides):
     return cfg
 
 
-def test_imdb_falls_back_to_synthetic_only_when_allowed(tmp_path, monkeypatch):
+def test_imdb_falls_back_to_synthetic_only_when_allowed(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sources, "_download_imdb", _no_download)
-    splits = data.load_splits(_config(tmp_path, synthetic_examples=200), seed=0)
+    config = default.get_config()
+    config.data = _config(tmp_path, synthetic_examples=200, fallback_to_synthetic=True)
+    resolved = availability.with_available_data(config)
+    assert resolved.data.name == "synthetic" and config.data.name == "imdb_reviews"  # a copy; the given is kept
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "using the embedded synthetic dataset" in said[0] and "no download" in said[0]
+    splits = data.load_splits(resolved.data, seed=0)
     assert splits["name"] == "synthetic" and len(splits["test"]["label"]) == 40
-    with pytest.raises(data.DataError, match="no download"):
-        data.load_splits(_config(tmp_path, fallback_to_synthetic=False), seed=0)
+    with pytest.raises(data.DataError, match="no download"):  # load_splits itself never falls back
+        data.load_splits(config.data, seed=0)
+    for data_cfg in (_config(tmp_path), _config(tmp_path, fallback_to_synthetic=True, source_dir=str(tmp_path / "x"))):
+        config.data = data_cfg  # no fallback asked, or a local copy named: the config is kept (then an error)
+        assert availability.with_available_data(config).data.name == "imdb_reviews"
     with pytest.raises(data.DataError, match="not found"):  # an explicit source never falls back
         data.load_splits(_config(tmp_path, source_dir=str(tmp_path / "missing")), seed=0)
 

@@ -39,7 +39,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.splits = ("unsupervised", "train")  # IMDB splits whose texts are read (never "test")
     config.data.data_dir = "~/tensorflow_datasets"  # TFDS data dir: prepared datasets are cached here
     config.data.source_dir = ""  # local IMDB copy (see rnnjax.data.sources.prepare_imdb); "" = prepared or download
-    config.data.fallback_to_synthetic = True  # use the synthetic reviews (logged) when IMDB cannot be had
     config.data.max_reviews = 0  # keep a seeded random subset of this many reviews (0: all)
     config.data.validation_split = 0.02  # fraction of the reviews held out for validation perplexity
     config.data.tokenizer = "keras"  # keras | porter, as the classifier's pipeline (rnnjax.data.text)

@@ -21,7 +21,7 @@ def _data() -> ml_collections.ConfigDict:
     data.name = "imdb_reviews"  # imdb_reviews | amazon_reviews | csv | synthetic
     data.data_dir = "~/tensorflow_datasets"  # TFDS data dir: prepared datasets are cached here
     data.source_dir = ""  # local IMDB copy: aclImdb_v1.tar.gz, aclImdb/ or *.jsonl.gz folder; "" = download
-    data.fallback_to_synthetic = True  # use the synthetic set (logged) when IMDB's neg/pos cannot be had
+    data.fallback_to_synthetic = False  # IMDB neg/pos not to be had: the embedded synthetic set (said) instead of an error
     data.source_file = ""  # amazon_reviews / csv: JSON-lines or CSV/TSV file of (text, label) rows
     data.text_column = "text"  # amazon_reviews / csv: field or column with the review text
     data.label_column = "label"  # field or column of the label (ints or names); imdb_reviews: label | rating

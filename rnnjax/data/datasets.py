@@ -57,7 +57,13 @@ from rnnjax.data.labels import (  # noqa: F401 - the run's classes file, re-expo
     load_classes,
     save_classes,
 )
-from rnnjax.data.sources import LABEL_NAMES, prepare_imdb, prepare_reviews_file, read_source
+from rnnjax.data.sources import (  # noqa: F401 - prepare_* re-exported: the prepared sources
+    LABEL_NAMES,
+    prepare_imdb,
+    prepare_reviews_file,
+    read_imdb,
+    read_reviews_file,
+)
 from rnnjax.data.text import DataError, Vocabulary
 from rnnjax.types import Batch
 
@@ -292,34 +298,19 @@ def _load_texts(
     """Returns (dataset name, source for messages, class names, train (texts, ids), test (texts, ids))."""
     name, field = data_cfg.name, data_cfg.label_column
     if name == "imdb_reviews":
-        try:
-            sources = prepare_imdb(
-                data_dir=data_cfg.data_dir,
-                source_dir=data_cfg.source_dir or None,
-                with_rating=field == "rating",
-            )
-            train, test = read_source(sources["train"], field), read_source(sources["test"], field)
-        except DataError as e:
-            # The synthetic set is binary: it stands in for neg/pos only.
-            if data_cfg.source_dir or not data_cfg.fallback_to_synthetic or field != "label":
-                raise
-            logging.warning("IMDB is not available (%s); using the synthetic dataset instead", e)
-            name = "synthetic"
-        else:
-            return name, name, *_imdb_classes(train, test, field, fixed)
+        read = read_imdb(data_dir=data_cfg.data_dir, source_dir=data_cfg.source_dir or None, label_field=field)
+        return name, name, *_imdb_classes(read["train"], read["test"], field, fixed)
     if name in ("amazon_reviews", "csv"):
         if not data_cfg.source_file:
             raise ValueError(
                 f"config.data.source_file is empty: {name} needs a JSON-lines or CSV file of reviews"
             )
-        texts, labels = read_source(
-            prepare_reviews_file(
-                data_cfg.source_file,
-                data_dir=data_cfg.data_dir,
-                text_column=data_cfg.text_column,
-                label_column=data_cfg.label_column,
-                delimited=True if name == "csv" else None,
-            )
+        texts, labels = read_reviews_file(
+            data_cfg.source_file,
+            data_dir=data_cfg.data_dir,
+            text_column=data_cfg.text_column,
+            label_column=data_cfg.label_column,
+            delimited=True if name == "csv" else None,
         )
         source = str(data_cfg.source_file)
     else:  # synthetic

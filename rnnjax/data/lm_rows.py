@@ -7,7 +7,6 @@ reviews, or read from a run directory when resuming. Training on the rows is ``t
 job.
 """
 
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,26 +22,11 @@ _VALIDATION_STREAM = 2  # SeedSequence stream of the held-out reviews (as datase
 def _read_texts(data_cfg: ml_collections.ConfigDict, *, seed: int) -> tuple[str, list[str]]:
     """Returns (dataset name, review texts) for the language model: IMDB's configured splits or synthetic."""
     if data_cfg.name == "imdb_reviews":
-        try:
-            sources = datasets.prepare_imdb(
-                data_dir=data_cfg.data_dir, source_dir=data_cfg.source_dir or None
-            )
-            texts = []
-            for split in data_cfg.splits:
-                if split not in sources:
-                    raise ValueError(
-                        f"config.data.splits: IMDB has no split {split!r}; choose from {sorted(sources)}."
-                    )
-                source = sources[split]
-                texts += [
-                    record["text"].decode("utf-8") for record in source.__getitems__(range(len(source)))
-                ]
-            return "imdb_reviews", texts
-        except datasets.DataError as error:
-            if data_cfg.source_dir or not data_cfg.fallback_to_synthetic:
-                raise
-            print(f"IMDB is not available ({error}); using the synthetic reviews instead.", file=sys.stderr)
-    elif data_cfg.name != "synthetic":
+        read = datasets.read_imdb(
+            data_dir=data_cfg.data_dir, source_dir=data_cfg.source_dir or None, splits=tuple(data_cfg.splits)
+        )
+        return "imdb_reviews", [t for split in data_cfg.splits for t in read[split][0]]
+    if data_cfg.name != "synthetic":
         raise ValueError(f"config.data.name must be imdb_reviews or synthetic, got {data_cfg.name!r}.")
     texts, _ = synthetic.generate_reviews(
         int(data_cfg.synthetic_examples),

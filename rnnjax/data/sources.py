@@ -10,6 +10,9 @@
   ``.gz``) or CSV/TSV file of (text, label) rows as one ``train`` source in file order, prepared once per file
   version and columns; labels as read (``labels.parse_label``), so no class mapping is baked in.
 * ``read_source(source, label_field="label") -> (texts, labels)``: every record of a prepared source.
+* ``read_imdb(*, data_dir, source_dir=None, splits=("train", "test"), label_field="label")`` and
+  ``read_reviews_file(path, *, data_dir, ...)``: every record of the splits as (texts, labels); a prepared copy
+  that cannot be read is set aside and prepared again (``prepared.py``, which also locks and guards preparing).
 
 The prepared IMDB records are in TFDS' deterministic key-hashed order, the same from every local source. Every
 reader (JSON lines and CSV in ``readers.py``) raises a one-line ``DataError`` naming the file, line and problem. Class ids, splitting, the vocabulary
@@ -30,7 +33,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from rnnjax.data import readers
+from rnnjax.data import prepared, readers
 from rnnjax.data.labels import label_from_text, label_text, parse_label
 from rnnjax.data.text import DataError
 
@@ -147,6 +150,7 @@ def prepare_imdb(
     Args:
       data_dir: the TFDS data directory.
       source_dir: a local copy: a tarball, an ``aclImdb/`` folder (or its parent), a folder of jsonl.gz files.
+        When given, it must exist, even if a prepared copy makes reading it unnecessary.
       with_rating: accept only a copy with ``rating``; without, an older copy (no ``rating``) may be used.
 
     Returns:
@@ -154,20 +158,58 @@ def prepare_imdb(
 
     Raises:
       DataError: if the source is missing, unreadable or malformed, or the download fails.
+      prepared.PreparationInterrupted: SIGINT/SIGTERM while preparing.
     """
     data_dir = Path(data_dir).expanduser()
+    if source_dir and not Path(source_dir).expanduser().exists():
+        raise DataError(f"{source_dir}: not found (config.data.source_dir, or RNNJAX_IMDB_DIR)")
+    copy = imdb_copy(data_dir, with_rating=with_rating)
+    if copy is not None and copy.name == "1.0.0":  # an older copy: the same keys, order, text and label
+        return tfds.builder_from_directory(copy).as_data_source()
     builder = ImdbReviews(data_dir=data_dir, source_dir=source_dir, file_format="array_record")
-    if not builder.is_prepared():
-        # The same keys, order, text and label, without the rating.
-        older = (data_dir / ImdbReviews.name / "1.0.0", data_dir / "imdb_reviews" / "plain_text" / "1.0.0")
-        for prepared in older if not with_rating else ():
-            if (prepared / "dataset_info.json").exists():
-                older_builder = tfds.builder_from_directory(prepared)
-                if older_builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD:
-                    return older_builder.as_data_source()
-                logging.info("%s is not array_record (reading it needs TensorFlow)", prepared)
-        builder.download_and_prepare()
+    prepared.prepare(builder, "IMDB")
     return builder.as_data_source()
+
+
+def imdb_copy(data_dir: str | Path, *, with_rating: bool = False) -> Path | None:
+    """The prepared IMDB folder ``prepare_imdb`` reads under ``data_dir``, or None before it is prepared:
+    this builder's, else (unless ``with_rating``) an array_record copy without ratings."""
+    data_dir = Path(data_dir).expanduser()
+    current = data_dir / ImdbReviews.name / str(ImdbReviews.VERSION)
+    if current.exists():
+        return current
+    older = (data_dir / ImdbReviews.name / "1.0.0", data_dir / "imdb_reviews" / "plain_text" / "1.0.0")
+    for copy in older if not with_rating else ():
+        if (copy / "dataset_info.json").exists():
+            if any(copy.glob("*.array_record-*")):
+                return copy
+            logging.info("%s is not array_record (reading it needs TensorFlow)", copy)
+    return None
+
+
+def read_imdb(
+    *,
+    data_dir: str | Path,
+    source_dir: str | Path | None = None,
+    splits: Sequence[str] = ("train", "test"),
+    label_field: str = "label",
+) -> dict[str, tuple[list[str], list[int]]]:
+    """Every record of IMDB's ``splits`` as (texts, labels) (``prepare_imdb``, then ``read_source``). A
+    prepared copy that cannot be read is set aside and prepared again (``prepared.read_or_reprepare``).
+
+    Raises:
+      DataError: as ``prepare_imdb``, or for a split IMDB does not have.
+    """
+    with_rating = label_field == "rating"
+
+    def read() -> dict[str, tuple[list[str], list[int]]]:
+        sources = prepare_imdb(data_dir=data_dir, source_dir=source_dir, with_rating=with_rating)
+        if unknown := [s for s in splits if s not in sources]:
+            choices = ", ".join(sources)
+            raise DataError(f"config.data.splits: imdb_reviews has no split {unknown[0]!r}; choose from {choices}")
+        return {split: read_source(sources[split], label_field) for split in splits}
+
+    return prepared.read_or_reprepare(imdb_copy(data_dir, with_rating=with_rating), read, read)
 
 
 def prepare_reviews_file(
@@ -193,15 +235,32 @@ def prepare_reviews_file(
     Raises:
       DataError: if the file is missing, unreadable or malformed, or a label is neither an integer nor a name.
     """
+    builder = _reviews_builder(path, data_dir, (text_column, label_column), delimited)
+    prepared.prepare(builder, str(path))
+    return builder.as_data_source()["train"]
+
+
+def read_reviews_file(path: str | Path, *, data_dir: str | Path, **options: Any) -> tuple[list[str], list]:
+    """Every row of a reviews file as (texts, labels) through its prepared copy (``prepare_reviews_file``
+    and its options), which is set aside and prepared again when it cannot be read."""
+    text_column, label_column = options.get("text_column", "text"), options.get("label_column", "label")
+    builder = _reviews_builder(path, data_dir, (text_column, label_column), options.get("delimited"))
+    copy = Path(builder.data_path)
+
+    def read() -> tuple[list[str], list]:
+        return read_source(prepare_reviews_file(path, data_dir=data_dir, **options))
+
+    return prepared.read_or_reprepare(copy if copy.exists() else None, read, read)
+
+
+def _reviews_builder(path, data_dir, columns: tuple[str, str], delimited: bool | None) -> "ReviewsFile":
     path = Path(path).expanduser()
     if delimited is None:
         delimited = not path.name.removesuffix(".gz").endswith(_JSON_SUFFIXES)
-    columns, data_dir = (text_column, label_column), Path(data_dir).expanduser()
-    builder = ReviewsFile(
-        path=path, columns=columns, delimited=delimited, data_dir=data_dir, file_format="array_record"
+    return ReviewsFile(
+        path=path, columns=columns, delimited=delimited, data_dir=Path(data_dir).expanduser(),
+        file_format="array_record",
     )
-    builder.download_and_prepare()
-    return builder.as_data_source()["train"]
 
 
 def read_source(source: Sequence, label_field: str = "label") -> tuple[list[str], list[int | str]]:

@@ -19,7 +19,7 @@ import ml_collections
 import optax
 
 from rnnjax import losses, model_api, models
-from rnnjax.data import datasets, embeddings, text
+from rnnjax.data import availability, datasets, embeddings, text
 from rnnjax.initializers import chrono_init
 from rnnjax.training import loop, optim, runs, settings, tensorboard, transfer
 from rnnjax.types import Batch, Params, PRNGKey
@@ -274,16 +274,17 @@ def train_and_evaluate(
         command. loop.TrainingStopped: SIGINT/SIGTERM (after a save) or a non-finite step.
     """
     workdir, train_cfg = Path(workdir), config.train
-    # The run directory first (its kind, its config), then every setting: all before anything is written.
+    # Every setting, the data actually used, then the run directory (its kind, its config): before any write.
+    optim.make_optimizer(config.opt, 1)
+    settings.check_train_settings(train_cfg, seed=int(config.seed))
+    init_block(config)
+    config = availability.with_available_data(config)
     runs.check_run(workdir, kind="classifier", config=config.to_dict(), mutable=settings.MUTABLE)
     if (workdir / runs.KINDS["classifier"]).exists():  # a resumed run's registered cells, by their modules
         model_api.import_modules(runs.read_json(workdir / runs.KINDS["classifier"]).get("modules", ()))
     model_fn, factory = _model_factory(config, model_fn)
     if model_fn is None:
-        make_model_config(config.model, vocab_size=2, padding=config.data.padding)  # every check before any write
-    optim.make_optimizer(config.opt, 1)
-    settings.check_train_settings(train_cfg, seed=int(config.seed))
-    init_block(config)
+        make_model_config(config.model, vocab_size=2, padding=config.data.padding)
     splits = _load_data(config, workdir)
     vocab, classes = splits["vocabulary"], tuple(splits["classes"])
     model, model_cfg, description = _build_model(config, model_fn, factory, vocab.size, classes)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from rnnjax import lm
-from rnnjax.data import lm_rows, text
+from rnnjax.data import availability, lm_rows, text
 from rnnjax.training import loop, optim, runs, settings, tensorboard
 from rnnjax.types import Batch, Params, PRNGKey
 
@@ -82,11 +82,12 @@ def train_lm(
         command; ``loop.TrainingStopped``: SIGINT/SIGTERM (after a save) or a non-finite step.
     """
     workdir, train_cfg = Path(workdir), config.train
-    # The run directory first (its kind, its config), then every setting: all before anything is written.
-    runs.check_run(workdir, kind="language_model", config=config.to_dict(), mutable=settings.MUTABLE)
+    # Every setting, the data actually used, then the run directory (its kind, its config): before any write.
     make_lm_spec(config.model, vocab_size=2)
     optim.make_optimizer(config.opt, 1)
     settings.check_train_settings(train_cfg, seed=int(config.seed), metrics=("loss", "accuracy", "perplexity"))
+    config = availability.with_available_data(config)
+    runs.check_run(workdir, kind="language_model", config=config.to_dict(), mutable=settings.MUTABLE)
     saved_vocab = workdir if (workdir / text.VOCABULARY_FILE).exists() else None
     splits = lm_rows.load_lm_splits(config.data, seed=int(config.seed), workdir=saved_vocab)
     rows, validation = splits["train"], splits["validation"]
