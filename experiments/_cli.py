@@ -256,6 +256,16 @@ def with_data_location(config: ml_collections.ConfigDict, *, fallback: bool = Fa
     return config
 
 
+def say_where(workdir: Path, use: str) -> None:
+    """The end of a training command: where the run's files are, how to use the run (``use``: a script that
+    takes ``--workdir``) and how to look at its TensorBoard logs."""
+    names = ("checkpoints", "best", "history.json", "curves.png", "results.json")
+    present = [f"{name}/" if (workdir / name).is_dir() else name for name in names if (workdir / name).exists()]
+    print(f"Saved in {workdir}: {', '.join(present)}. Next: python -m {use} --workdir={workdir}", flush=True)
+    if (workdir / "tensorboard").is_dir():
+        print(f"TensorBoard logs: tensorboard --logdir {workdir / 'tensorboard'}", flush=True)
+
+
 def parse_value(text: str, config: ml_collections.ConfigDict, key: str):
     """Parses ``text`` as the type of the existing config field ``key`` (dotted path)."""
     current = config

@@ -43,10 +43,12 @@ def main(argv: list[str]) -> None:
     fallback = not flags.FLAGS[_CONFIG.name].present and not (workdir / "config.json").exists()
     config = _cli.with_data_location(_cli.resolve_config(_CONFIG, workdir), fallback=fallback)
     if jax.process_index() == 0:
-        print(f"Run directory: {workdir}; JAX devices: {jax.devices()}", flush=True)
+        print(f"Run directory: {workdir}", flush=True)
     _, results = classifier.train_and_evaluate(config, workdir)
-    if results["history"] and jax.process_index() == 0:
-        plots.plot_history(results["history"], workdir / "curves.png", title=workdir.name)
+    if jax.process_index() == 0:
+        if results["history"]:
+            plots.plot_history(results["history"], workdir / "curves.png", title=plots.run_title(workdir))
+        _cli.say_where(workdir, "experiments.evaluate")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ command stops with one line (``--config.data.name=synthetic`` trains on the embe
 
 from pathlib import Path
 
-import jax
 from absl import flags
 
 from experiments import _cli
@@ -25,10 +24,11 @@ def main(argv: list[str]) -> None:
     _cli.no_positional(argv)
     workdir = Path(_WORKDIR.value or Path("runs") / _cli.config_name(_CONFIG))
     config = _cli.with_data_location(_cli.resolve_config(_CONFIG, workdir))
-    print(f"Run directory: {workdir}; JAX devices: {jax.devices()}", flush=True)
+    print(f"Run directory: {workdir}", flush=True)
     _, results = language_model.train_lm(config, workdir)
     if results["history"]:
-        plots.plot_history(results["history"], workdir / "curves.png", title=workdir.name)
+        plots.plot_history(results["history"], workdir / "curves.png", title=plots.run_title(workdir))
+    _cli.say_where(workdir, "experiments.generate")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""Notebooks: each runs headless in small mode without an error, and is committed without outputs."""
+"""Notebooks: each runs headless in small mode without an error, is committed without outputs, and imports
+only public modules."""
 
+import ast
 import os
 import sys
 from pathlib import Path
@@ -50,6 +52,41 @@ def test_notebook_opens_with_purpose_and_mode_switch(path):
     assert notebook.cells[0].cell_type == "markdown", f"{path.name}: the first cell must state its purpose"
     first_code = next(cell for cell in notebook.cells if cell.cell_type == "code")
     assert "RNNJAX_NOTEBOOK_MODE" in first_code.source, f"{path.name}: the first code cell must read the mode"
+
+
+def _private_imports(source: str) -> list[str]:
+    """The imports in a code cell of anything private: a module or a name whose part starts with ``_``."""
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    found = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            names = [f"{node.module or ''}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found += [name for name in names if any(part.startswith("_") for part in name.split(".") if part)]
+    return found
+
+
+def test_private_import_check_sees_module_and_name_imports():
+    cell = "%autoreload 2\nfrom experiments import _cli\nimport rnnjax._x as x\nimport os"
+    assert _private_imports(cell) == ["experiments._cli", "rnnjax._x"]
+    assert _private_imports("from rnnjax.analysis import plots\nfrom __future__ import annotations") == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_imports_no_private_module(path):
+    notebook = nbformat.read(path, as_version=4)
+    private = {
+        index: names
+        for index, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code" and (names := _private_imports(cell.source))
+    }
+    assert not private, (
+        f"{path.name}: code cells import private modules or names {private}; notebooks use the public API "
+        "(rnnjax, experiments.configs), with a script's private helper written out in the notebook."
+    )
 
 
 @pytest.mark.slow  # a kernel start, JAX import and a few compilations: 10-70 s per notebook on a busy 2-core CPU

@@ -186,17 +186,23 @@ def straight_run(tmp_path_factory):
 @pytest.mark.parametrize("stop", [6, 15])
 def test_train_and_evaluate_resumes_exactly(tmp_path, capsys, straight_run, stop):
     """``stop`` steps (mid-epoch; 15 is one step before the last epoch's end), then a rerun to the full 16,
-    resumes there and ends bitwise equal to the uninterrupted run: same parameters, same history."""
+    resumes there and ends bitwise equal to the uninterrupted run: same parameters, same history. The run cut
+    short still validates and writes its row (the fraction of the epoch as its epoch), history.json and the
+    best checkpoint."""
     straight_dir, straight_params, _ = straight_run
     first, partial = classifier.train_and_evaluate(_tiny_config(max_steps=stop), tmp_path)
-    assert int(first.step) == stop and len(partial["history"].get("epoch", [])) == stop // 8
+    assert int(first.step) == stop and partial["history"]["epoch"] == [*range(1, stop // 8 + 1), stop / 8]
+    assert json.loads((tmp_path / "history.json").read_text()) == json.loads(json.dumps(partial["history"]))
+    assert "val_loss" in partial["history"] and (tmp_path / "best").is_dir()
+    _, again = classifier.train_and_evaluate(_tiny_config(max_steps=stop), tmp_path)  # already done: kept
+    assert again["history"]["epoch"] == partial["history"]["epoch"]
     capsys.readouterr()
     resumed, results = classifier.train_and_evaluate(_tiny_config(), tmp_path)
     assert f"at step {stop}" in capsys.readouterr().out
     assert int(resumed.step) == 16 and results["step"] == 16
     jax.tree.map(np.testing.assert_array_equal, straight_params, jax.device_get(resumed.params))
     histories = [json.loads((run / "history.json").read_text()) for run in (straight_dir, tmp_path)]
-    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+    for name in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy"):
         assert histories[0][name] == histories[1][name], name
 
 

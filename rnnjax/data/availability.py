@@ -28,7 +28,8 @@ def with_available_data(config: ml_collections.ConfigDict) -> ml_collections.Con
       prepared.PreparationInterrupted: SIGINT/SIGTERM while IMDB was being prepared.
     """
     data = config.data
-    fallback = data.get("fallback_to_synthetic", False) and data.label_column == "label" and not data.source_dir
+    fallback = data.get("fallback_to_synthetic", False) and data.get("label_column", "label") == "label"
+    fallback = fallback and not data.get("source_dir")
     if data.name != "imdb_reviews" or not fallback or sources.imdb_copy(data.data_dir) is not None:
         return config
     try:

@@ -94,7 +94,8 @@ def load_splits(
       ``{"train", "validation", "test"}`` each ``{"tokens": [N, T] int32, "lengths": [N] int32,
       "label": [N] int32}`` with T = ``maxlen``, lengths in ``[1, T]`` and labels in ``[0, K)``;
       ``"vocabulary"``: the Vocabulary, whose ``size`` (<= ``num_words``) is the embedding's input dimension
-      V; ``"classes"``: the K class names in id order (tuple of str); ``"name"``: the dataset used.
+      V; ``"classes"``: the K class names in id order (tuple of str); ``"name"``: the dataset used;
+      ``"source"``: where it was read (the file for amazon_reviews/csv, else the name).
 
     Raises:
       DataError: for unusable data (see ``DataError``), a label outside the fixed classes, a damaged
@@ -109,7 +110,7 @@ def load_splits(
         vocab = _fit(words["train"][0], data_cfg)
         if workdir is not None:
             text.save_vocabulary(vocab, workdir)
-    out: dict[str, Any] = {"vocabulary": vocab, "classes": classes, "name": name}
+    out: dict[str, Any] = {"vocabulary": vocab, "classes": classes, "name": name, "source": source}
     pad = {"maxlen": data_cfg.maxlen, "padding": data_cfg.padding, "truncating": data_cfg.truncating}
     for split, (split_words, labels) in words.items():
         ids, labels = _encode_split(split_words, labels, vocab, classes, source=source, split=split)

@@ -93,6 +93,7 @@ class Loader:
             "shuffle": shuffle,
             "drop_remainder": drop_remainder,
         }
+        self.batch_size = batch_size
         self.steps_per_epoch = n // batch_size if drop_remainder else -(-n // batch_size)
 
     def epoch(self, epoch: int, *, state: dict[str, Any] | None = None) -> EpochIterator:

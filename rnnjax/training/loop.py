@@ -11,11 +11,13 @@ task:
 * resume: the state, history, partial epoch sums and the input pipeline's position are restored from the run's
   newest checkpoint (``runs.py``), so a run restarted at step ``s`` continues as if it had never stopped;
 * checkpoints at epoch ends and every ``checkpoint_every_steps``; the best epoch by ``monitor``; early
-  stopping with Keras' ``min_delta`` rule; restoring the best parameters at the end;
+  stopping with Keras' ``min_delta`` rule; restoring the best parameters at the end; a run that ends inside
+  an epoch (``total_steps``) still validates and writes its history row, and resumes from there with more steps;
 * SIGINT/SIGTERM: a flag checked between steps; the loop saves there and raises ``TrainingStopped`` (the
   handler never saves). A non-finite step stops the run naming the step (or is skipped and counted, with
   ``skip_nonfinite``), keeping the last good checkpoint;
-* the Keras-like progress line, TensorBoard scalars (``tensorboard.py``) and ``history.json``.
+* the start line (parameters, devices, steps), the Keras-like progress line with an ETA (a line every 30 s
+  without a terminal), TensorBoard scalars (``tensorboard.py``) and ``history.json``.
 """
 
 import dataclasses
@@ -30,7 +32,15 @@ import jax.numpy as jnp
 import optax
 
 from rnnjax.training import runs, sharding, tensorboard
-from rnnjax.training.control import StopRequest, early_stopping_status, monitor_mode, progress_line  # noqa: F401
+from rnnjax.training.control import (  # noqa: F401 - monitor_mode and TrainingStopped re-exported
+    LOG_EVERY_S,
+    StopRequest,
+    TrainingStopped,
+    early_stopping_status,
+    monitor_mode,
+    progress_line,
+    start_line,
+)
 from rnnjax.training.tasks import (  # noqa: F401 - the loop's vocabulary, re-exported for callers of the loop
     NO_STEP,
     Task,
@@ -45,14 +55,6 @@ from rnnjax.training.tasks import (  # noqa: F401 - the loop's vocabulary, re-ex
     train_step_fn,
     zero_sums,
 )
-
-
-class TrainingStopped(RuntimeError):
-    """The loop stopped on purpose (a signal, a non-finite loss); ``exit_status`` is for the command line."""
-
-    def __init__(self, message: str, exit_status: int):
-        super().__init__(message)
-        self.exit_status = exit_status
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,8 +192,9 @@ def _save_partial(loop: _Loop, progress: _Progress, step: int) -> None:
 
 def _train_epoch(
     loop: _Loop, progress: _Progress, epoch: int, partial: dict | None, stop: StopRequest
-) -> float | None:
-    """Runs the rest of ``epoch``; its training time in seconds, or None when it stopped inside the epoch."""
+) -> tuple[float, int]:
+    """Runs the rest of ``epoch`` (or up to ``total_steps``): its training time in seconds and the steps of
+    the epoch done (``steps_per_epoch`` unless it stopped inside the epoch)."""
     options, steps_per_epoch = loop.options, loop.train_data.steps_per_epoch
     data_state = partial.get("data_state") if partial else None
     batches = loop.train_data.epoch(epoch, state=data_state)
@@ -203,7 +206,8 @@ def _train_epoch(
     else:
         progress.sums = jax.tree.map(jnp.zeros_like, progress.sums)
     start = last_draw = time.perf_counter()
-    show_bar = options.progress_bar and sys.stdout.isatty() and _primary()
+    tty = sys.stdout.isatty()
+    shows, every_s = options.progress_bar and _primary(), 0.25 if tty else LOG_EVERY_S
     every = options.checkpoint_every_steps
     step = int(progress.state.step)  # counted on the host: reading the device's step would wait for each step
     for batch in batches:
@@ -216,38 +220,34 @@ def _train_epoch(
         if options.log_every_steps and step % options.log_every_steps == 0:
             _check_finite(progress, options, loop.run)
             _log_step(loop, step, metrics)
-        if show_bar and time.perf_counter() - last_draw > 0.25:
+        if shows and time.perf_counter() - last_draw > every_s:
             last_draw = time.perf_counter()
             shown = loop.task.metrics(host(progress.sums))
-            line = progress_line(
-                epoch + 1,
-                options.epochs,
-                batches.position,
-                steps_per_epoch,
-                last_draw - start,
-                shown,
-                loop.task.shown,
-            )
-            print("\r\x1b[K" + line, end="", flush=True)
+            line = progress_line(epoch + 1, options.epochs, batches.position, steps_per_epoch,
+                                 last_draw - start, shown, loop.task.shown)
+            print("\r\x1b[K" + line if tty else line, end="" if tty else "\n", flush=True)
         if every and step % every == 0 and batches.position < steps_per_epoch and step < options.total_steps:
             _check_finite(progress, options, loop.run)
             _save_partial(loop, progress, step)
         if step >= options.total_steps:  # checked after a step, so no batch is drawn and left untrained
             break
     _check_finite(progress, options, loop.run)
-    if batches.position < steps_per_epoch:  # stopped by total_steps inside the epoch: keep the partial epoch
-        _save_partial(loop, progress, step)
-        if show_bar:
-            print(flush=True)
-        return None
-    return time.perf_counter() - start
+    return time.perf_counter() - start, batches.position
 
 
-def _end_epoch(loop: _Loop, progress: _Progress, epoch: int, started: float, train_time: float) -> None:
-    """Validation, the history row, the progress line, TensorBoard, the best and latest checkpoints."""
-    task, options, step = loop.task, loop.options, int(progress.state.step)
+def _end_epoch(
+    loop: _Loop, progress: _Progress, epoch: int, started: float, train_time: float, done: int
+) -> None:
+    """Validation, the history row, the progress line, TensorBoard, the best and latest checkpoints.
+
+    An epoch cut short by ``total_steps`` (``done`` < steps per epoch) gets its row too, with the fraction of
+    the epoch as its ``epoch``; its latest checkpoint keeps the epoch's sums and input position, and flags the
+    row, so that a run resumed with more steps drops it and finishes the epoch as if it had never stopped.
+    """
+    task, options, step, per_epoch = loop.task, loop.options, int(progress.state.step), loop.train_data.steps_per_epoch
     sums = host(progress.sums)
-    row: dict[str, Any] = {"epoch": epoch + 1, **task.metrics(sums)}
+    row: dict[str, Any] = {"epoch": epoch + 1 if done == per_epoch else round(epoch + done / per_epoch, 4)}
+    row.update(task.metrics(sums))
     if options.skip_nonfinite:
         row["skipped_steps"] = sums["n_nonfinite"]
     if loop.validation is not None:
@@ -265,15 +265,7 @@ def _end_epoch(loop: _Loop, progress: _Progress, epoch: int, started: float, tra
         progress.history.setdefault(name, []).append(value)
     shown = {**task.metrics(sums), **{k: v for k, v in row.items() if k.startswith("val_")}}
     names = task.shown + tuple(f"val_{name}" for name in task.shown)
-    line = progress_line(
-        epoch + 1,
-        options.epochs,
-        loop.train_data.steps_per_epoch,
-        loop.train_data.steps_per_epoch,
-        train_time,
-        shown,
-        names,
-    )
+    line = progress_line(epoch + 1, options.epochs, done, per_epoch, train_time, shown, names, eta=False)
     if row.get("skipped_steps"):
         line += f" - skipped non-finite steps: {row['skipped_steps']}"
     _say(("\r\x1b[K" if options.progress_bar and sys.stdout.isatty() else "") + line)
@@ -285,10 +277,14 @@ def _end_epoch(loop: _Loop, progress: _Progress, epoch: int, started: float, tra
             tensorboard.write_scalars(
                 loop.writers["validation"], epoch + 1, {f"epoch_{k}": val[k] for k in val}
             )
-    if early_stopping_status(progress.history, options.monitor, options.min_delta)[0] == epoch + 1:
-        _save(loop.run, "best", progress, step, {"monitor": options.monitor, "epoch": epoch + 1})
-    progress.data_state = None
-    _save(loop.run, "latest", progress, step, {"epoch_sums": None, "data_state": None})
+    position = len(progress.history["epoch"])
+    if early_stopping_status(progress.history, options.monitor, options.min_delta)[0] == position:
+        _save(loop.run, "best", progress, step, {"monitor": options.monitor, "epoch": row["epoch"]})
+    in_epoch = done < per_epoch
+    if not in_epoch:
+        progress.data_state = None
+    extra = {"epoch_sums": sums if in_epoch else None, "data_state": progress.data_state, "row_shown": in_epoch}
+    _save(loop.run, "latest", progress, step, extra)
     if _primary():
         runs.write_json(loop.run.workdir / "history.json", progress.history)
 
@@ -304,6 +300,8 @@ def _resume(run: runs.Run, state: TrainState) -> tuple[TrainState, dict, dict | 
     history = meta.get("history") or {}
     _say(f"Resuming {run.workdir} at step {int(state.step)} (epoch {len(history.get('epoch', []))}).")
     partial = {"epoch_sums": meta.get("epoch_sums"), "data_state": meta.get("data_state")}
+    if meta.get("row_shown"):  # the row of an epoch cut short by total_steps: the epoch goes on without it
+        partial["history_with_row"], history = history, {k: v[:-1] for k, v in history.items()}
     return state, history, partial if (partial["data_state"] or partial["epoch_sums"]) else None
 
 
@@ -373,7 +371,15 @@ def fit(
     loop = _Loop(
         task, run, options, train_step, eval_step, put_batch, train_data, validation, learning_rate, writers
     )
-    steps_per_epoch = train_data.steps_per_epoch
+    steps_per_epoch, step = train_data.steps_per_epoch, int(progress.state.step)
+    if partial and "history_with_row" in partial and step >= options.total_steps:  # finished: the row stays
+        progress.history = partial["history_with_row"]
+    _say(start_line(
+        int(sum(leaf.size for leaf in jax.tree.leaves(state.params))),
+        list(options.mesh.devices.flat) if options.mesh is not None else jax.local_devices()[:1],
+        step=step, total_steps=options.total_steps, steps_per_epoch=steps_per_epoch,
+        batch_size=train_data.batch_size,
+    ))
     try:
         with StopRequest() as stop:
             for epoch in range(int(progress.state.step) // steps_per_epoch, options.epochs):
@@ -383,11 +389,11 @@ def fit(
                 ) >= options.total_steps:
                     break
                 started = time.perf_counter()
-                train_time = _train_epoch(loop, progress, epoch, partial, stop)
-                if train_time is None:
-                    break
+                train_time, done = _train_epoch(loop, progress, epoch, partial, stop)
                 partial = None
-                _end_epoch(loop, progress, epoch, started, train_time)
+                _end_epoch(loop, progress, epoch, started, train_time, done)
+                if done < steps_per_epoch:
+                    break
                 if stop.signum is not None:
                     _stop_on_signal(stop.signum, run, progress, options, in_epoch=False)
     finally:
