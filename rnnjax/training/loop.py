@@ -10,9 +10,8 @@ task:
 * data parallelism (``sharding.py`` jits the same step over a mesh);
 * resume: the state, history, partial epoch sums and the input pipeline's position are restored from the run's
   newest checkpoint (``runs.py``), so a run restarted at step ``s`` continues as if it had never stopped;
-* checkpoints at epoch ends and every ``checkpoint_every_steps``; the best epoch by ``monitor``; early
-  stopping with Keras' ``min_delta`` rule; restoring the best parameters at the end; a run that ends inside
-  an epoch (``total_steps``) still validates and writes its history row, and resumes from there with more steps;
+* checkpoints at epoch ends (an epoch cut short by ``total_steps`` too: validated, with its history row) and
+  every ``checkpoint_every_steps``; the best epoch by ``monitor``; Keras' early stopping; restoring the best;
 * SIGINT/SIGTERM: a flag checked between steps; the loop saves there and raises ``TrainingStopped`` (the
   handler never saves). A non-finite step stops the run naming the step (or is skipped and counted, with
   ``skip_nonfinite``), keeping the last good checkpoint;
@@ -374,12 +373,9 @@ def fit(
     steps_per_epoch, step = train_data.steps_per_epoch, int(progress.state.step)
     if partial and "history_with_row" in partial and step >= options.total_steps:  # finished: the row stays
         progress.history = partial["history_with_row"]
-    _say(start_line(
-        int(sum(leaf.size for leaf in jax.tree.leaves(state.params))),
-        list(options.mesh.devices.flat) if options.mesh is not None else jax.local_devices()[:1],
-        step=step, total_steps=options.total_steps, steps_per_epoch=steps_per_epoch,
-        batch_size=train_data.batch_size,
-    ))
+    devices = list(options.mesh.devices.flat) if options.mesh is not None else jax.local_devices()[:1]
+    _say(start_line(sum(leaf.size for leaf in jax.tree.leaves(state.params)), devices, step=step,
+                    total_steps=options.total_steps, steps_per_epoch=steps_per_epoch, batch_size=train_data.batch_size))
     try:
         with StopRequest() as stop:
             for epoch in range(int(progress.state.step) // steps_per_epoch, options.epochs):
