@@ -19,6 +19,16 @@ def main(argv: list[str]) -> None:
 
     _cli.no_positional(argv)
     config = _CONFIG.value
+    if config.model.get("factory"):  # a model of one's own: its parameters, counted from the pytree
+        from rnnjax import model_api
+
+        model = model_api.load_object(config.model.factory)(vocab_size=config.data.num_words, num_classes=2)
+        params = jax.eval_shape(model.init, jax.random.key(config.seed))
+        print(f"Model: {_cli.config_name(_CONFIG)} ({config.model.factory})")
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+            print(f"  {jax.tree_util.keystr(path):<40} {str(tuple(leaf.shape)):<16} {leaf.size:>12,}")
+        print(f"Total params: {models.count_params(params):,}")
+        return
     model_cfg = classifier.make_model_config(
         config.model, vocab_size=config.data.num_words, padding=config.data.padding
     )

@@ -3,7 +3,8 @@
     python -m experiments.benchmarks.keras_fit --config=experiments/configs/lstm.py --workdir=runs/chapter/lstm
 
 It builds the config's model as a Keras ``Sequential`` (Embedding, SpatialDropout1D, SimpleRNN/LSTM/GRU
-layers, optionally Bidirectional, Dropout, Dense), trains it with Keras' RMSprop on the arrays that
+layers, optionally Bidirectional, Dropout, Dense; or the bag-of-words baseline of ``rnnjax.baselines`` on the
+same multi-hot vectors), trains it with Keras' RMSprop or Adam on the arrays that
 ``rnnjax.data.datasets.load_splits`` gives (same vocabulary, padding and validation split; post-padded batches are
 masked with ``mask_zero=True``, as rnnjax masks them by length), evaluates it on the test split, and writes
 ``<workdir>/keras_fit.json`` (fit time, epoch times, history, test accuracy), which experiments.compare reads.
@@ -26,8 +27,32 @@ _CONFIG = config_flags.DEFINE_config_file("config", str(_cli.CONFIGS / "lstm.py"
 _WORKDIR = flags.DEFINE_string("workdir", None, "where keras_fit.json goes (default: runs/<config name>)")
 
 
+def _build_bag_of_words(keras, vocab_size: int):
+    """rnnjax.baselines.dlwp_bag_of_words in Keras: the book's multi-hot -> Dense(16) x 2 -> Dense(1) model."""
+    return keras.Sequential([
+        keras.Input((vocab_size,)),
+        keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+
+
+def _multi_hot(tokens, vocab_size: int):
+    """The book's ``vectorize_sequences`` of padded id rows (the padding id 0 never counts)."""
+    import numpy as np
+
+    hot = np.zeros((len(tokens), vocab_size), np.float32)
+    hot[np.arange(len(tokens))[:, None], tokens] = 1.0
+    hot[:, 0] = 0.0
+    return hot
+
+
 def _build(keras, config, vocab_size: int):
     model_cfg = config.model
+    if model_cfg.get("factory"):
+        if model_cfg.factory != "rnnjax.baselines:dlwp_bag_of_words":
+            raise _cli.UsageError(f"keras_fit has no Keras twin of model.factory={model_cfg.factory!r}")
+        return _build_bag_of_words(keras, vocab_size)
     if model_cfg.attention_units or model_cfg.recurrent_dropout:
         raise _cli.UsageError(
             "keras_fit covers the chapter's layers only (no attention or recurrent_dropout)"
@@ -65,19 +90,24 @@ def main(argv: list[str]) -> None:
     from rnnjax.data import datasets as data
 
     config = _cli.with_data_location(_CONFIG.value)
-    if config.opt.name != "rmsprop" or config.opt.clip_norm or config.opt.schedule != "constant":
-        raise _cli.UsageError("keras_fit reproduces the chapter's plain RMSprop only")
+    opt = config.opt
+    if opt.name not in ("rmsprop", "adam") or opt.clip_norm or opt.schedule != "constant" or opt.warmup_steps:
+        raise _cli.UsageError("keras_fit reproduces plain RMSprop and Adam (constant rate, no clipping) only")
     workdir = Path(_WORKDIR.value or Path("runs") / _cli.config_name(_CONFIG))
     splits = data.load_splits(config.data, seed=config.seed)
     keras.utils.set_random_seed(config.seed)
-    model = _build(keras, config, splits["vocabulary"].size)
-    model.compile(
-        optimizer=keras.optimizers.RMSprop(
-            learning_rate=config.opt.learning_rate, rho=config.opt.rho, epsilon=config.opt.eps
-        ),
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
+    vocab_size = splits["vocabulary"].size
+    model = _build(keras, config, vocab_size)
+    if config.model.get("factory"):  # the bag of words reads multi-hot vectors
+        for split in ("train", "validation", "test"):
+            splits[split] = {**splits[split], "tokens": _multi_hot(splits[split]["tokens"], vocab_size)}
+    optimizer = (
+        keras.optimizers.RMSprop(learning_rate=opt.learning_rate, rho=opt.rho, epsilon=opt.eps, momentum=opt.momentum)
+        if opt.name == "rmsprop"
+        else keras.optimizers.Adam(learning_rate=opt.learning_rate, beta_1=opt.beta_1, beta_2=opt.beta_2, epsilon=opt.eps)
     )
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+    validation = splits["validation"]
     epoch_times, starts = [], []
     timer = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: starts.append(time.perf_counter()),
@@ -89,7 +119,7 @@ def main(argv: list[str]) -> None:
         splits["train"]["label"],
         batch_size=config.train.batch_size,
         epochs=config.train.epochs,
-        validation_data=(splits["validation"]["tokens"], splits["validation"]["label"]),
+        validation_data=(validation["tokens"], validation["label"]) if len(validation["label"]) else None,
         callbacks=[timer],
         verbose=2,
     )
