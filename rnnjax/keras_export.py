@@ -1,9 +1,9 @@
 """Keras export: an rnnjax model (``ModelSpec`` and params) as the equivalent Keras 3 Sequential.
 
 ``export_keras`` builds the Keras layer for each layer spec (Embedding, SpatialDropout1D, Dropout, SimpleRNN,
-LSTM, GRU, Bidirectional, Dense) with the same options and sets its weights as they are: rnnjax keeps Keras'
-names and layouts. ``keras_io.import_keras`` is the other direction and loads Keras for both; Keras is imported
-inside the functions, never when this module is imported.
+LSTM, GRU, Bidirectional, GlobalAveragePooling1D, GlobalMaxPooling1D, Dense) with the same options and sets
+its weights as they are: rnnjax keeps Keras' names and layouts. ``keras_io.import_keras`` is the other
+direction and loads Keras for both; Keras is loaded inside the functions, never when this module is imported.
 """
 
 from typing import Any
@@ -12,7 +12,17 @@ import jax
 import numpy as np
 
 from rnnjax.keras_io import keras_context, require_keras
-from rnnjax.layers import Attention, Dense, Dropout, Embedding, Layer, Recurrent, SpatialDropout1D
+from rnnjax.layers import (
+    Attention,
+    Dense,
+    Dropout,
+    Embedding,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    Layer,
+    Recurrent,
+    SpatialDropout1D,
+)
 from rnnjax.models import ModelSpec, layer_names
 from rnnjax.types import Params
 
@@ -26,12 +36,17 @@ def _cell_weights(params: Params) -> list[np.ndarray]:
     return [_host(params[name]) for name in names]
 
 
-def _export_recurrent(keras, layer: Recurrent, name: str, index: int) -> Any:
+def _export_recurrent(keras, layer: Recurrent, name: str, index: int, masked: bool) -> Any:
     where = f"export_keras: layer {index} {name!r} (Recurrent)"
     if layer.peephole:
         raise ValueError(f"{where}: Keras 3 has no peephole LSTM; export a model with peephole=False.")
     if layer.bidirectional and layer.go_backwards:
         raise ValueError(f"{where}: go_backwards has no Keras equivalent inside Bidirectional; set it False.")
+    if masked and layer.bidirectional and layer.return_sequences and not layer.zero_output_for_mask:
+        raise ValueError(
+            f"{where}: Keras' Bidirectional always outputs zeros at masked steps when it returns sequences; "
+            "export a model with zero_output_for_mask=True."
+        )
     options = dict(
         units=layer.hidden_size,
         return_sequences=layer.return_sequences,
@@ -40,6 +55,9 @@ def _export_recurrent(keras, layer: Recurrent, name: str, index: int) -> Any:
         recurrent_dropout=layer.recurrent_dropout,
         use_bias=layer.use_bias,
     )
+    if not layer.bidirectional:  # Bidirectional sets it on its layers itself (True when returning sequences)
+        # Keras' zero_output_for_mask=True would also zero the last output of a sequence ending in padding.
+        options["zero_output_for_mask"] = layer.zero_output_for_mask and layer.return_sequences
     if layer.cell == "simple_rnn":
         cls = keras.layers.SimpleRNN
         options["activation"] = layer.activation
@@ -56,8 +74,10 @@ def _export_recurrent(keras, layer: Recurrent, name: str, index: int) -> Any:
     return cls(**options, name=name)
 
 
-def _export_layer(keras, layer: Layer, name: str, index: int, p: Params | None) -> tuple[Any, list | None]:
-    """One layer spec as ``(Keras layer, its weights for set_weights or None)``."""
+def _export_layer(
+    keras, layer: Layer, name: str, index: int, p: Params | None, masked: bool
+) -> tuple[Any, list | None]:
+    """One layer spec as ``(Keras layer, its weights for set_weights or None)``; ``masked``: mask_zero."""
     if isinstance(layer, Embedding):
         keras_layer = keras.layers.Embedding(
             layer.vocab_size, layer.embed_dim, mask_zero=layer.mask_zero, name=name
@@ -67,8 +87,12 @@ def _export_layer(keras, layer: Layer, name: str, index: int, p: Params | None) 
         return keras.layers.SpatialDropout1D(layer.rate, name=name), None
     if isinstance(layer, Dropout):
         return keras.layers.Dropout(layer.rate, name=name), None
+    if isinstance(layer, GlobalAveragePooling1D):
+        return keras.layers.GlobalAveragePooling1D(name=name), None
+    if isinstance(layer, GlobalMaxPooling1D):
+        return keras.layers.GlobalMaxPooling1D(name=name), None
     if isinstance(layer, Recurrent):
-        keras_layer = _export_recurrent(keras, layer, name, index)
+        keras_layer = _export_recurrent(keras, layer, name, index, masked)
         if layer.bidirectional:
             return keras_layer, _cell_weights(p["forward"]) + _cell_weights(p["backward"])
         return keras_layer, _cell_weights(p)
@@ -98,13 +122,15 @@ def export_keras(spec: ModelSpec, params: Params) -> Any:
     Raises:
         ImportError: if Keras 3 is not installed.
         ValueError: for layers Keras cannot express (Attention, peephole LSTM, go_backwards inside
-            Bidirectional) or params whose shapes do not fit the spec.
+            Bidirectional, zero_output_for_mask=False on a masked Bidirectional returning sequences) or params
+            whose shapes do not fit the spec.
     """
     keras = require_keras()
+    masked = isinstance(spec.layers[0], Embedding) and spec.layers[0].mask_zero
     with keras_context():
         keras_layers, weights = [], []
         for index, (name, layer) in enumerate(zip(layer_names(spec), spec.layers)):
-            keras_layer, layer_weights = _export_layer(keras, layer, name, index, params.get(name))
+            keras_layer, layer_weights = _export_layer(keras, layer, name, index, params.get(name), masked)
             keras_layers.append(keras_layer)
             weights.append(layer_weights)
         model = keras.Sequential([keras.Input(shape=(None,), dtype="int32"), *keras_layers])

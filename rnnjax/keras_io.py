@@ -1,11 +1,12 @@
 """Keras import: a Keras 3 text classifier as ``(ModelSpec, params)``; and the one place that loads Keras.
 
 ``import_keras`` reads a Sequential (or a functional model whose layers form one chain) made of InputLayer,
-Embedding, SpatialDropout1D, Dropout, SimpleRNN, LSTM, GRU, Bidirectional and Dense, translates each layer's
-config into the matching ``models`` layer spec, and copies its weights. rnnjax keeps Keras' names and layouts
-(``kernel [F, G*H]``, ``recurrent_kernel [H, G*H]``, ``bias``; GRU reset_after ``bias [2, 3H]``; gate orders
-i, f, c, o and z, r, h), so weights are copied as they are. The other direction, ``export_keras``, lives in
-``keras_export.py``, so a model can be checked against Keras both ways.
+Embedding, SpatialDropout1D, Dropout, SimpleRNN, LSTM, GRU, Bidirectional, GlobalAveragePooling1D,
+GlobalMaxPooling1D and Dense, translates each layer's config into the matching ``models`` layer spec (a
+recurrent layer's ``zero_output_for_mask`` included), and copies its weights. rnnjax keeps Keras' names and
+layouts (``kernel [F, G*H]``, ``recurrent_kernel [H, G*H]``, ``bias``; GRU reset_after ``bias [2, 3H]``; gate
+orders i, f, c, o and z, r, h), so weights are copied as they are. The other direction, ``export_keras``,
+lives in ``keras_export.py``, so a model can be checked against Keras both ways.
 
 Keras is an optional dependency (the ``test`` extra): ``require_keras`` imports it inside the functions, never when
 this module is imported. What the layers compute lives in ``layers.py``, ``scan.py`` and ``cells.py``.
@@ -19,13 +20,24 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnjax.cells import ACTIVATIONS
-from rnnjax.layers import DENSE_ACTIVATIONS, Dense, Dropout, Embedding, Layer, Recurrent, SpatialDropout1D
+from rnnjax.layers import (
+    DENSE_ACTIVATIONS,
+    Dense,
+    Dropout,
+    Embedding,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    Layer,
+    Recurrent,
+    SpatialDropout1D,
+)
 from rnnjax.models import ModelSpec, layer_names
 from rnnjax.types import Params
 
 _CELL_CLASSES = {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
 _MERGE_MODES = ("concat", "sum", "mul", "ave")
 _OUTPUT_ACTIVATIONS = ("linear", "sigmoid", "softmax")
+_POOLING_CLASSES = {cls.__name__: cls for cls in (GlobalAveragePooling1D, GlobalMaxPooling1D)}
 
 
 def require_keras():
@@ -113,8 +125,9 @@ def _recurrent_fields(layer: Any, *, masked: bool) -> dict[str, Any]:
                 f"activation={activation!r}, recurrent_activation={recurrent_activation!r} are unsupported; "
                 "rnnjax's LSTM and GRU use tanh and sigmoid",
             )
-    returns_last = not config["return_sequences"] and not config["unroll"]
-    if masked and config.get("zero_output_for_mask") and returns_last:
+    # Keras' unrolled loop repeats the previous output at a masked step whatever zero_output_for_mask says.
+    zero_output = bool(config.get("zero_output_for_mask")) and not config["unroll"]
+    if masked and zero_output and not config["return_sequences"]:
         # Keras then returns zeros for a sequence that ends in padding; rnnjax returns its last real output.
         raise _unsupported(layer, "zero_output_for_mask=True with return_sequences=False is unsupported")
     fields = dict(
@@ -125,6 +138,8 @@ def _recurrent_fields(layer: Any, *, masked: bool) -> dict[str, Any]:
         dropout=float(config["dropout"]),
         recurrent_dropout=float(config["recurrent_dropout"]),
         use_bias=bool(config["use_bias"]),
+        # Only outputs returned per step differ; a layer returning its last output keeps the default.
+        zero_output_for_mask=zero_output or not config["return_sequences"],
     )
     if cell == "simple_rnn":
         fields["activation"] = activation
@@ -141,15 +156,9 @@ def _cell_params(layer: Any, use_bias: bool) -> Params:
 
 
 def _import_recurrent(layer: Any, *, masked: bool) -> tuple[Recurrent, Params]:
+    # With go_backwards and return_sequences, Keras passes the input mask on unchanged with the reversed
+    # outputs, so the layer above reads held (or zero) outputs at real steps: zero_output_for_mask gives them.
     fields = _recurrent_fields(layer, masked=masked)
-    if masked and fields["go_backwards"] and fields["return_sequences"]:
-        # Keras passes the input mask on unchanged with the reversed outputs, so the layer above reads the
-        # outputs Keras holds at padded steps (where rnnjax outputs zeros) and skips real ones.
-        raise _unsupported(
-            layer,
-            "go_backwards=True with return_sequences=True under a mask_zero Embedding is unsupported; "
-            "Keras' mask no longer lines up with the reversed outputs",
-        )
     return Recurrent(**fields), _cell_params(layer, fields["use_bias"])
 
 
@@ -209,6 +218,12 @@ def _import_layer(layer: Any, *, masked: bool) -> tuple[Layer, Params | None]:
         return _import_recurrent(layer, masked=masked)
     if kind == "Bidirectional":
         return _import_bidirectional(layer, masked=masked)
+    if kind in _POOLING_CLASSES:
+        if config.get("data_format", "channels_last") != "channels_last" or config.get("keepdims"):
+            raise _unsupported(
+                layer, "only data_format='channels_last' and keepdims=False ([B, T, D] -> [B, D]) work"
+            )
+        return _POOLING_CLASSES[kind](), None
     if kind == "Dense":
         activation = _activation_name(layer, config, "activation")
         if activation not in DENSE_ACTIVATIONS:
@@ -221,7 +236,7 @@ def _import_layer(layer: Any, *, masked: bool) -> tuple[Layer, Params | None]:
     raise _unsupported(
         layer,
         "layer type is unsupported; rnnjax imports InputLayer, Embedding, SpatialDropout1D, Dropout, "
-        "SimpleRNN, LSTM, GRU, Bidirectional and Dense",
+        "SimpleRNN, LSTM, GRU, Bidirectional, GlobalAveragePooling1D, GlobalMaxPooling1D and Dense",
     )
 
 
@@ -299,7 +314,8 @@ def import_keras(path_or_model: Any) -> tuple[ModelSpec, Params]:
     Args:
         path_or_model: a ``.keras`` file path, or a built ``keras.Sequential`` or functional ``keras.Model``
             whose layers form one chain: [InputLayer] -> Embedding -> SpatialDropout1D / Dropout / SimpleRNN
-            / LSTM / GRU / Bidirectional / Dense ... -> Dense(1 or C), linear, sigmoid or softmax.
+            / LSTM / GRU / Bidirectional / GlobalAveragePooling1D / GlobalMaxPooling1D / Dense ...
+            -> Dense(1 or C), linear, sigmoid or softmax.
 
     Returns:
         ``(spec, params)``: the ``ModelSpec`` and ``{layer name: layer params}`` (float32 jax arrays).
@@ -309,7 +325,8 @@ def import_keras(path_or_model: Any) -> tuple[ModelSpec, Params]:
         TypeError: if the argument is neither a path nor a Keras model.
         ValueError: for an unbuilt model, or a layer (named with its class) whose type or options rnnjax
             cannot reproduce: other layer types, stateful or return_state RNNs, LSTM/GRU activations other
-            than tanh/sigmoid, Bidirectional merge_mode None or a
+            than tanh/sigmoid, zero_output_for_mask=True on a masked layer returning its last output,
+            pooling with keepdims or channels_first, Bidirectional merge_mode None or a
             differing backward_layer, Dense activations outside linear/relu/tanh/sigmoid/softmax, non-float32
             dtype policies, or a last layer that is not Dense (or is Dense(1) with a softmax, which Keras
             makes a constant 1).

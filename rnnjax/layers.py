@@ -1,9 +1,10 @@
 """Layers of a model: their frozen spec records, their checks, and each layer's init and apply.
 
 A layer spec is a small frozen dataclass with Keras' options: ``Embedding``, ``SpatialDropout1D``, ``Dropout``,
-``Recurrent`` (SimpleRNN, LSTM, GRU, minGRU, minLSTM; optionally bidirectional), ``Attention`` and ``Dense``.
-``check_layer`` validates one of them in its place in a model; ``init_layer`` makes its parameters (Keras'
-default initialisers) and ``output_size`` its output features; ``apply_recurrent`` and ``apply_dense`` run it.
+``Recurrent`` (SimpleRNN, LSTM, GRU, minGRU, minLSTM; optionally bidirectional), ``Attention``,
+``GlobalAveragePooling1D``, ``GlobalMaxPooling1D`` and ``Dense``. ``check_layer`` validates one of them in its
+place in a model; ``init_layer`` makes its parameters (Keras' default initialisers) and ``output_size`` its
+output features; ``apply_recurrent``, ``apply_pooling`` and ``apply_dense`` run it.
 
 How layers are stacked into a model (``ModelSpec``, names, the loop over layers, the embedding folded into the
 first recurrent layer) lives in ``models.py``; the cells and the time loop in ``cells.py``/``scan.py``.
@@ -64,6 +65,10 @@ class Recurrent:
     use_bias: bool = True
     unroll: int = 1  # time steps per scan iteration
     parallel: bool = False  # min_gru/min_lstm: parallel-in-time associative scan instead of a sequential one
+    # Keras' name. Outputs at masked steps with return_sequences: zeros (True; Keras' Bidirectional's) or
+    # the last real output before the step in processing order, zeros before any (False: a plain Keras layer's
+    # default). The carry and the last output are the same either way.
+    zero_output_for_mask: bool = True
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,19 @@ class Attention:
     """Additive attention pooling over the outputs of the recurrent layer below ([B, T, D] -> [B, D])."""
 
     units: int  # A
+
+
+@dataclass(frozen=True)
+class GlobalAveragePooling1D:
+    """The mean over time ([B, T, D] -> [B, D]) of the real steps, as Keras does with a mask (a sequence with
+    no real step gives zeros, where Keras divides 0 by 0)."""
+
+
+@dataclass(frozen=True)
+class GlobalMaxPooling1D:
+    """The maximum over time ([B, T, D] -> [B, D]). Like Keras 3's, it ignores the mask: masked steps enter
+    the maximum with the values the layer below gives them (zeros, or held outputs with
+    ``zero_output_for_mask=False``)."""
 
 
 @dataclass(frozen=True)
@@ -82,13 +100,19 @@ class Dense:
     use_bias: bool = True
 
 
-Layer = Union[Embedding, SpatialDropout1D, Dropout, Recurrent, Attention, Dense]
+Layer = Union[
+    Embedding, SpatialDropout1D, Dropout, Recurrent, Attention, GlobalAveragePooling1D, GlobalMaxPooling1D,
+    Dense,
+]
+POOLING = (GlobalAveragePooling1D, GlobalMaxPooling1D)
 
 _KERAS_NAMES = {
     Embedding: "embedding",
     SpatialDropout1D: "spatial_dropout1d",
     Dropout: "dropout",
     Attention: "attention",
+    GlobalAveragePooling1D: "global_average_pooling1d",
+    GlobalMaxPooling1D: "global_max_pooling1d",
     Dense: "dense",
 }
 DENSE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
@@ -121,10 +145,10 @@ def check_layer(layer: Layer, where: str, has_time: bool) -> bool:
     if isinstance(layer, Recurrent):
         _check_recurrent(layer, where, has_time)
         return layer.return_sequences
-    if isinstance(layer, Attention):
+    if isinstance(layer, (Attention, *POOLING)):
         if not has_time:
             raise ValueError(f"{where}: needs the recurrent layer below to set return_sequences=True.")
-        if layer.units <= 0:
+        if isinstance(layer, Attention) and layer.units <= 0:
             raise ValueError(f"{where}: units must be positive, got {layer.units}.")
         return False
     if isinstance(layer, Dense) and (layer.units <= 0 or layer.activation not in DENSE_ACTIVATIONS):
@@ -217,6 +241,25 @@ def apply_dense(layer: Dense, params: Params, x: jax.Array, *, activate: bool = 
     return jax.nn.softmax(x, axis=-1) if layer.activation == "softmax" else ACTIVATIONS[layer.activation](x)
 
 
+def apply_pooling(
+    layer: GlobalAveragePooling1D | GlobalMaxPooling1D, x: jax.Array, mask: jax.Array | None
+) -> jax.Array:
+    """Pools [B, T, D] over time to [B, D] as Keras 3 does: the average over real steps (all steps without a
+    mask), the maximum over all steps (Keras' GlobalMaxPooling1D takes no mask).
+
+    Args:
+        layer: the pooling layer spec.
+        x: [B, T, D] floating outputs of the layer below.
+        mask: [B, T] bool, True at real steps, or None.
+    """
+    if isinstance(layer, GlobalMaxPooling1D):
+        return jnp.max(x, axis=1)
+    if mask is None:
+        return jnp.mean(x, axis=1)
+    weights = mask[..., None].astype(x.dtype)
+    return jnp.sum(x * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1)
+
+
 def apply_recurrent(
     layer: Recurrent,
     params: Params,
@@ -246,6 +289,7 @@ def apply_recurrent(
         dropout=layer.dropout,
         recurrent_dropout=layer.recurrent_dropout,
         rng=rng,
+        zero_output_for_mask=layer.zero_output_for_mask,
     )
     cell = get_cell(layer.cell)
     options.update(accepted_options(cell.halves()[1], activation=layer.activation, reset_after=layer.reset_after))

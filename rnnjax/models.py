@@ -2,8 +2,8 @@
 
 A ``ModelSpec`` is a tuple of layer specs applied in order, the shape of a Keras ``Sequential``:
 
-    Embedding -> [SpatialDropout1D] -> Recurrent (xN, optionally bidirectional) -> [Attention]
-              -> [Dropout] -> Dense ... -> Dense(1)
+    Embedding -> [SpatialDropout1D] -> Recurrent (xN, optionally bidirectional)
+              -> [Attention | global pooling] -> [Dropout] -> Dense ... -> Dense(1)
 
 Parameters are a dict keyed by Keras-style layer names (``embedding``, ``lstm``, ``lstm_1``, ``bidirectional``,
 ``dense``, ...); layers without weights have no entry. ``apply_model`` returns logits: the last Dense layer's
@@ -24,14 +24,18 @@ import numpy as np
 from rnnjax import attention, scan
 from rnnjax.dropout import dropout
 from rnnjax.layers import (
+    POOLING,
     Attention,
     Dense,
     Dropout,
     Embedding,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
     Layer,
     Recurrent,
     SpatialDropout1D,
     apply_dense,
+    apply_pooling,
     apply_recurrent,
     check_layer,
     init_layer,
@@ -78,7 +82,7 @@ def _validate(spec: ModelSpec) -> None:
     if has_time:
         raise ValueError(
             "ModelSpec: the model still has a time axis at its output; set return_sequences=False on the last "
-            "recurrent layer or add an Attention layer."
+            "recurrent layer or add an Attention or global pooling layer."
         )
 
 
@@ -185,6 +189,8 @@ def apply_model(
             x = apply_recurrent(layer, p, x, mask, layer_rng)
         elif isinstance(layer, Attention):
             x, weights = attention.attention_pool(p, x, mask)
+        elif isinstance(layer, POOLING):
+            x = apply_pooling(layer, x, mask)
         elif isinstance(layer, Dense):
             x = apply_dense(layer, p, x, activate=index != last)
     logits = x[..., 0] if x.shape[-1] == 1 else x
@@ -233,7 +239,7 @@ def summary(spec: ModelSpec, params: Params) -> str:
         features = output_size(layer, features)
         if isinstance(layer, Recurrent):
             has_time = layer.return_sequences
-        elif isinstance(layer, Attention):
+        elif isinstance(layer, (Attention, *POOLING)):
             has_time = False
         kind = type(layer).__name__
         if isinstance(layer, Recurrent):
@@ -263,6 +269,7 @@ def make_classifier(
     dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     attention_units: int = 0,
+    pooling: str | None = None,
     dense_units: tuple[int, ...] = (),
     dense_dropout: float = 0.0,
     reset_after: bool = True,
@@ -271,8 +278,9 @@ def make_classifier(
     parallel: bool = False,
     num_classes: int = 2,
 ) -> ModelSpec:
-    """The chapter's classifier: Embedding -> [SpatialDropout1D] -> recurrent x N -> [Attention] -> [Dropout]
-    -> (Dense(relu) -> [Dropout]) x len(dense_units) -> Dense(1, sigmoid), or Dense(C, softmax) for C > 2 classes.
+    """The chapter's classifier: Embedding -> [SpatialDropout1D] -> recurrent x N -> [Attention | pooling]
+    -> [Dropout] -> (Dense(relu) -> [Dropout]) x len(dense_units) -> Dense(1, sigmoid), or Dense(C, softmax)
+    for C > 2 classes.
 
     Args:
         cell: simple_rnn, lstm, gru, min_gru, min_lstm or a name given to ``register_cell``.
@@ -286,6 +294,8 @@ def make_classifier(
         dropout: Dropout rate after the recurrent stack (0 for none).
         recurrent_dropout: recurrent_dropout of each recurrent layer.
         attention_units: A of an attention pooling layer after the recurrent stack (0 for none).
+        pooling: "avg" (GlobalAveragePooling1D) or "max" (GlobalMaxPooling1D) over the last recurrent layer's
+            outputs instead of its last output; None for none.
         dense_units: hidden Dense(relu) layers before the output.
         dense_dropout: Dropout rate after each hidden Dense layer.
         reset_after: GRU variant.
@@ -301,6 +311,10 @@ def make_classifier(
         raise ValueError(f"make_classifier: num_layers must be >= 1, got {num_layers}.")
     if num_classes < 2:
         raise ValueError(f"make_classifier: num_classes must be >= 2, got {num_classes}.")
+    if pooling not in (None, "avg", "max") or (pooling and attention_units):
+        raise ValueError(
+            f"make_classifier: pooling must be None, 'avg' or 'max' (without attention), got {pooling!r}."
+        )
     layers: list[Layer] = [Embedding(vocab_size, embed_dim, mask_zero=mask_zero)]
     if spatial_dropout:
         layers.append(SpatialDropout1D(spatial_dropout))
@@ -309,7 +323,7 @@ def make_classifier(
             Recurrent(
                 cell,
                 hidden_size,
-                return_sequences=index < num_layers - 1 or attention_units > 0,
+                return_sequences=index < num_layers - 1 or attention_units > 0 or pooling is not None,
                 bidirectional=bidirectional,
                 recurrent_dropout=recurrent_dropout,
                 reset_after=reset_after,
@@ -320,6 +334,8 @@ def make_classifier(
         )
     if attention_units:
         layers.append(Attention(attention_units))
+    if pooling:
+        layers.append(GlobalAveragePooling1D() if pooling == "avg" else GlobalMaxPooling1D())
     if dropout:
         layers.append(Dropout(dropout))
     for units in dense_units:
@@ -348,7 +364,8 @@ def spec_from_dict(payload: dict) -> ModelSpec:
     Raises:
         ValueError: for an unknown layer type, fields a layer does not have, or a payload of another shape.
     """
-    kinds = {cls.__name__: cls for cls in (Embedding, SpatialDropout1D, Dropout, Recurrent, Attention, Dense)}
+    kinds = {cls.__name__: cls for cls in (Embedding, SpatialDropout1D, Dropout, Recurrent, Attention,
+                                           GlobalAveragePooling1D, GlobalMaxPooling1D, Dense)}
     layers = []
     try:
         for entry in payload["layers"]:

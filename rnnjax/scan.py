@@ -8,7 +8,8 @@ Masking (``mask [B, T] bool``, True = real step): at a masked step the carry is 
 so the final carry is the state after each sequence's last real step, with right or left padding alike.
 A reversed layer flips the time axis, scans, and flips the outputs back: real steps are visited from last to
 first, padding stays where it was, and outputs are aligned with the inputs. Without a mask every step is
-processed, as Keras does for ``mask_zero=False``.
+processed, as Keras does for ``mask_zero=False``. With ``zero_output_for_mask=False`` a masked step repeats
+the previous output as a plain Keras RNN layer does (``hold_outputs``, applied after every scan path).
 
 Fast paths: ``FAST_PATHS`` maps a cell definition's ``recur`` function to a whole-sequence implementation of it
 (a ``FastPath``: hand-written backward passes, native kernels). ``rnnjax.kernels`` fills it for the stock
@@ -33,7 +34,8 @@ from rnnjax.dropout import dropout_mask
 from rnnjax.types import Carry, Params, PRNGKey
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
-_RUN_OPTIONS = ("fused", "parallel", "unroll", "dropout", "recurrent_dropout", "inputs_projected")  # run()'s own keywords
+_RUN_OPTIONS = ("fused", "parallel", "unroll", "dropout", "recurrent_dropout", "inputs_projected",
+                "zero_output_for_mask")  # run()'s own keywords
 
 
 class Gathered(NamedTuple):
@@ -111,6 +113,21 @@ def hold(mask_b: jax.Array | None, new_carry: Carry, carry: Carry, y: jax.Array)
     return tuple(jnp.where(m, n, o) for n, o in zip(new_carry, carry)), jnp.where(m, y, jnp.zeros((), y.dtype))
 
 
+def hold_outputs(ys_tbh: jax.Array, mask_tb: jax.Array) -> jax.Array:
+    """Keras' outputs at masked steps (``zero_output_for_mask=False``): a masked step repeats the last real
+    output before it in processing order, zeros before any; a post-processing that every scan path shares.
+
+    Args:
+        ys_tbh: [T, ..., H] outputs in processing order, zero at masked steps (as ``hold`` writes them).
+        mask_tb: [T, ...] bool, True at real steps.
+    """
+    steps = jnp.arange(ys_tbh.shape[0]).reshape((-1,) + (1,) * (mask_tb.ndim - 1))
+    last_tb = jax.lax.cummax(jnp.where(mask_tb, steps, -1), axis=0)  # last real step so far, -1 before any
+    index = jnp.broadcast_to(jnp.maximum(last_tb, 0)[..., None], ys_tbh.shape)
+    held = jnp.take_along_axis(ys_tbh, index, axis=0)  # gradients reach the real step each copy reads
+    return jnp.where((last_tb >= 0)[..., None], held, jnp.zeros((), ys_tbh.dtype))
+
+
 def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
     """Mask of real steps for right-padded sequences.
 
@@ -149,6 +166,7 @@ def run(
     fused: bool = True,
     parallel: bool = False,
     inputs_projected: bool = False,
+    zero_output_for_mask: bool = True,
     **cell_options,
 ) -> tuple[Carry, jax.Array]:
     """Runs a cell over a batch of sequences with a masked ``lax.scan``.
@@ -172,11 +190,13 @@ def run(
             in log space (O(log T) depth; pays on accelerators) instead of a sequential scan. Same values.
         inputs_projected: ``xs`` are already ``x @ kernel + input bias`` ([B, T, G*H]), e.g. gathered from an
             embedding table multiplied by the kernel once (see ``models.apply_model``); ``dropout`` must be 0.
+        zero_output_for_mask: outputs are zero at masked steps (True); False gives a plain Keras RNN layer's
+            default: a masked step repeats the last real output before it (processing order); zeros first.
         **cell_options: static options of the cell's step (e.g. ``activation`` for simple_rnn).
 
     Returns:
         ``(carry, outputs)``: the final carry (after each sequence's last real step; this is Keras'
-        ``return_state``) and outputs [B, T, H] (zero at masked steps) or [B, H] (the last real output).
+        ``return_state``) and outputs [B, T, H] (zero/held at masked steps) or [B, H] (the last real output).
 
     Raises:
         ValueError: if xs, mask or initial_carry has the wrong shape or dtype.
@@ -185,16 +205,17 @@ def run(
         cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, recurrent_dropout, rng, inputs_projected,
         cell_options,
     )
+    keep = None if zero_output_for_mask else mask_tb
     fns = get_cell(cell)
     recur = fns.halves()[1]
     solver = PARALLEL_FORMS.get(recur) if parallel else None  # only the stock definitions have one
     if solver is not None and unroll == 1 and not cell_options:
         ys_tbh, carry = solver(materialize(xw_tbg), mask_tb, carry)
-        return _finish(carry, ys_tbh, reverse, return_sequences)
+        return _finish(carry, ys_tbh, reverse, return_sequences, keep)
     fast = _fast_path(fns, params, cell_options) if fused and unroll == 1 else None
     if fast is not None:
         ys_tbh, carry = fast.run(params, xw_tbg, mask_tb, carry, return_sequences=return_sequences, **cell_options)
-        return _finish(carry, ys_tbh, reverse, return_sequences)
+        return _finish(carry, ys_tbh, reverse, return_sequences, keep)
     xw_tbg = materialize(xw_tbg)
 
     def step(carry, inputs):
@@ -204,7 +225,7 @@ def run(
         return carry, (y_bh if return_sequences else None)
 
     carry, ys_tbh = jax.lax.scan(step, carry, (xw_tbg, mask_tb), unroll=unroll)
-    return _finish(carry, ys_tbh, reverse, return_sequences)
+    return _finish(carry, ys_tbh, reverse, return_sequences, keep)
 
 
 def _prepare(cell, params, xs_btf, mask_bt, initial_carry, reverse, dropout, recurrent_dropout, rng,
@@ -267,10 +288,13 @@ def _zero_carry(fns: Cell, params: Params, batch: int, dtype) -> Carry:
     return tuple(jnp.asarray(c, dtype) for c in carry)
 
 
-def _finish(carry: Carry, ys_tbh: jax.Array | None, reverse: bool, return_sequences: bool) -> tuple[Carry, jax.Array]:
-    """Back to batch-major outputs, aligned with the inputs; the last output is the final h."""
+def _finish(carry: Carry, ys_tbh: jax.Array | None, reverse: bool, return_sequences: bool,
+            keep_tb: jax.Array | None = None) -> tuple[Carry, jax.Array]:
+    """Batch-major outputs aligned with the inputs (held at masked steps given ``keep_tb``), or final h."""
     if not return_sequences:
         return carry, carry[0]
+    if keep_tb is not None:
+        ys_tbh = hold_outputs(ys_tbh, keep_tb)
     if reverse:
         ys_tbh = jnp.flip(ys_tbh, 0)
     return carry, jnp.swapaxes(ys_tbh, 0, 1)
@@ -310,6 +334,7 @@ def bidirectional(
     initial_carry: Sequence[Carry] | None = None,
     return_sequences: bool = True,
     rng: PRNGKey | None = None,
+    zero_output_for_mask: bool = True,
     **run_options,
 ) -> tuple[tuple[Carry, Carry], jax.Array | tuple[jax.Array, jax.Array]]:
     """Runs a cell forward and in reverse over the same sequences and merges the outputs (Keras' Bidirectional).
@@ -324,6 +349,7 @@ def bidirectional(
         initial_carry: ``(forward carry, backward carry)`` or None for zeros.
         return_sequences: merged outputs per step ([B, T, D]) or of the last step of each direction ([B, D]).
         rng: key for dropout (split between the directions); None for no dropout.
+        zero_output_for_mask: as in ``run``, per direction in processing order (Keras' Bidirectional: True).
         **run_options: passed to ``run`` for both directions (dropout, recurrent_dropout, unroll, cell options).
 
     Returns:
@@ -361,10 +387,11 @@ def bidirectional(
                 tuple(jnp.stack(pair) for pair in zip(fw_init, bw_init)), return_sequences=return_sequences, **fw_opts,
             )
             fw_ys, bw_ys = (None, None) if ys_tdbh is None else (ys_tdbh[:, 0], ys_tdbh[:, 1])
-            fw_carry, fw_out = _finish(tuple(c[0] for c in carry), fw_ys, False, return_sequences)
-            bw_carry, bw_out = _finish(tuple(c[1] for c in carry), bw_ys, True, return_sequences)
+            fw_keep, bw_keep = (None, None) if zero_output_for_mask else (fw_mask, bw_mask)
+            fw_carry, fw_out = _finish(tuple(c[0] for c in carry), fw_ys, False, return_sequences, fw_keep)
+            bw_carry, bw_out = _finish(tuple(c[1] for c in carry), bw_ys, True, return_sequences, bw_keep)
             return (fw_carry, bw_carry), merge(fw_out, bw_out, merge_mode)
-    common = dict(return_sequences=return_sequences, **run_options)
+    common = dict(return_sequences=return_sequences, zero_output_for_mask=zero_output_for_mask, **run_options)
     fw_carry, fw_out = run(cell, params["forward"], fw_xs, mask_bt, initial_carry=fw_carry, rng=fw_rng, **common)
     bw_carry, bw_out = run(
         cell, params["backward"], bw_xs, mask_bt, initial_carry=bw_carry, rng=bw_rng, reverse=True, **common

@@ -132,9 +132,10 @@ def test_cell_matches_keras_layer(rng, case, mask_kind, go_backwards):
     """Outputs and final states of every cell against the Keras layer, with the mask as Keras' ``mask=``.
 
     Outside Bidirectional, Keras outputs the previous output at a masked step (``zero_output_for_mask`` is
-    False) where rnnjax outputs zeros, so step outputs are compared at real steps only; rnnjax's zeros are
-    checked separately. Keras returns a ``go_backwards`` layer's outputs in processing order, so rnnjax's
-    input-aligned outputs are flipped before comparing.
+    False) where rnnjax outputs zeros by default, so step outputs are compared at real steps only; rnnjax's
+    zeros are checked here, its ``zero_output_for_mask=False`` in test_keras_masking.py. Keras returns a
+    ``go_backwards`` layer's outputs in processing order, so rnnjax's input-aligned outputs are flipped before
+    comparing.
     """
     cell, _, run_options, _ = CELL_CASES[case]
     params = _cell_params(rng, case)
@@ -495,8 +496,10 @@ def _gru(**options):
 UNSUPPORTED = {
     "conv1d": (lambda: [L.Conv1D(4, 3, kernel_initializer="zeros", name="conv"), L.GlobalMaxPooling1D()],
                False, r"'conv' \(Conv1D\).*layer type is unsupported"),
-    "global_max_pooling": (lambda: [L.GlobalMaxPooling1D(name="pool")],
-                           False, r"'pool' \(GlobalMaxPooling1D\).*layer type is unsupported"),
+    "pooling_keepdims": (
+        lambda: [_lstm(return_sequences=True), L.GlobalMaxPooling1D(keepdims=True, name="pool")],
+        False, r"'pool' \(GlobalMaxPooling1D\).*keepdims=False",
+    ),
     "lstm_relu": (lambda: [_lstm(activation="relu", name="relu_lstm")],
                   False, r"'relu_lstm' \(LSTM\).*activation='relu'"),
     "gru_hard_sigmoid": (lambda: [_gru(recurrent_activation="hard_sigmoid", name="g")],
@@ -511,10 +514,6 @@ UNSUPPORTED = {
                            False, r"cannot be built in rnnjax.*time axis"),
     "zero_output_for_mask": (lambda: [_lstm(zero_output_for_mask=True, name="z")],
                              True, r"'z' \(LSTM\).*zero_output_for_mask=True"),
-    "masked_go_backwards_sequences": (
-        lambda: [_gru(go_backwards=True, return_sequences=True, name="gb"), _gru()],
-        True, r"'gb' \(GRU\).*go_backwards=True with return_sequences=True",
-    ),
     "mixed_backward_layer": (
         lambda: [L.Bidirectional(_lstm(), backward_layer=_gru(go_backwards=True), name="mixed")],
         False, r"'mixed' \(Bidirectional\).*backward_layer",

@@ -7,7 +7,16 @@ import pytest
 
 import rnnjax
 from rnnjax import models
-from rnnjax.layers import Attention, Dense, Dropout, Embedding, Recurrent, SpatialDropout1D
+from rnnjax.layers import (
+    Attention,
+    Dense,
+    Dropout,
+    Embedding,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    Recurrent,
+    SpatialDropout1D,
+)
 from rnnjax.models import ModelSpec
 from tests import reference
 
@@ -59,13 +68,27 @@ def _numpy_forward(spec, params, tokens, mask):
             else:
                 c, y = reference.run_batch(layer.cell, p, x, mask, **opts)
                 x = y if layer.return_sequences else c[0]
+                if layer.return_sequences and not layer.zero_output_for_mask:
+                    x = np.stack([_hold_forward(x[b], mask[b]) for b in range(len(x))])
         elif isinstance(layer, Attention):
             x, _ = reference.attention_pool(p, x, mask)
+        elif isinstance(layer, GlobalAveragePooling1D):
+            x = (x * mask[..., None]).sum(1) / mask.sum(1)[:, None]
+        elif isinstance(layer, GlobalMaxPooling1D):
+            x = x.max(1)
         elif isinstance(layer, Dense):
             x = x @ np.asarray(p["kernel"], np.float64) + np.asarray(p["bias"], np.float64)
             if layer is not spec.layers[-1]:
                 x = reference.ACT[layer.activation](x)
     return x[..., 0]
+
+
+def _hold_forward(ys, mask):
+    """Outputs with zero_output_for_mask=False: a masked step repeats the previous one (zeros first)."""
+    held, previous = np.zeros_like(ys), np.zeros(ys.shape[-1])
+    for t in range(len(ys)):
+        previous = held[t] = ys[t] if mask[t] else previous
+    return held
 
 
 def _random_params(params, key):
@@ -82,6 +105,13 @@ SPECS = {
                                                bidirectional=True, attention_units=6, spatial_dropout=0.3, dropout=0.2),
     "bigru_stacked": rnnjax.make_classifier(cell="gru", vocab_size=11, embed_dim=3, hidden_size=4, num_layers=2,
                                             bidirectional=True, reset_after=False),
+    "gru_average": rnnjax.make_classifier(cell="gru", vocab_size=11, embed_dim=3, hidden_size=4,
+                                          pooling="avg"),
+    # Held outputs: right padding repeats the last real output, so the maximum does not see padding.
+    "lstm_max_held": ModelSpec((
+        Embedding(11, 3), Recurrent("lstm", 4, return_sequences=True, zero_output_for_mask=False),
+        GlobalMaxPooling1D(), Dense(1, "sigmoid"),
+    )),
 }
 
 
@@ -190,6 +220,9 @@ def test_bad_inputs_raise_value_error(key):
         ((Embedding(5, 3), Recurrent("lstm", 4, dropout=1.5), Dense(1)), r"must be in \[0, 1\)"),
         ((Embedding(5, 3), SpatialDropout1D(-0.1), Recurrent("lstm", 4), Dense(1)), r"rate must be in \[0, 1\)"),
         ((Embedding(5, 3), Recurrent("lstm", 4), Attention(3), Dense(1)), "return_sequences=True"),
+        ((Embedding(5, 3), Recurrent("lstm", 4), GlobalMaxPooling1D(), Dense(1)), "return_sequences=True"),
+        ((Embedding(5, 3), Recurrent("lstm", 4, return_sequences=True), GlobalAveragePooling1D(),
+          GlobalMaxPooling1D(), Dense(1)), "return_sequences=True"),
         ((Embedding(0, 3), Recurrent("lstm", 4), Dense(1)), "must be positive"),
         ((Embedding(5, 3), Recurrent("lstm", 4, bidirectional=True, merge_mode="max"), Dense(1)), "merge_mode"),
         ((Embedding(5, 3), Recurrent("lstm", 4), Dropout(0.2), Dense(2, "relu")), "last layer must be Dense"),
@@ -226,3 +259,27 @@ def test_parallel_minimal_cells_in_a_model(key, cell):
     grads = [jax.grad(lambda p, s=s: jnp.sum(rnnjax.apply(s, p, tokens, lengths)))(params) for s in (sequential, parallel)]
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), *grads)
     assert "MinGRU" in rnnjax.summary(sequential, params) or "MinLSTM" in rnnjax.summary(sequential, params)
+
+
+def test_global_pooling_layers_in_summary_and_model_files(key):
+    """Pooling layers have Keras' names and shapes and no weights; model descriptions keep
+    zero_output_for_mask, and one written before the field existed loads with its default (zero outputs)."""
+    spec = rnnjax.make_classifier(cell="lstm", vocab_size=11, embed_dim=3, hidden_size=4, bidirectional=True,
+                                  pooling="max")
+    assert [type(layer) for layer in spec.layers[1:3]] == [Recurrent, GlobalMaxPooling1D]
+    table = rnnjax.summary(spec, rnnjax.init(spec, key))
+    row = next(line for line in table.splitlines() if line.startswith("global_max_pooling1d"))
+    assert row.split() == ["global_max_pooling1d", "(GlobalMaxPooling1D)", "(None,", "8)", "0"]
+    held = models.replace_layer(spec, 1, zero_output_for_mask=False)
+    assert models.spec_from_dict(models.spec_to_dict(held)) == held
+    old = models.spec_to_dict(held)
+    del old["layers"][1]["zero_output_for_mask"]
+    assert models.spec_from_dict(old) == spec
+    layers = [*models.spec_to_dict(spec)["layers"][:2], {"type": "GlobalAveragePooling1D"},
+              {"type": "Dense", "units": 1}]
+    assert models.spec_from_dict({"layers": layers}).layers[2] == GlobalAveragePooling1D()
+    with pytest.raises(ValueError, match="pooling must be None, 'avg' or 'max'"):
+        rnnjax.make_classifier(cell="lstm", vocab_size=11, embed_dim=3, hidden_size=4, pooling="mean")
+    with pytest.raises(ValueError, match="without attention"):
+        rnnjax.make_classifier(cell="lstm", vocab_size=11, embed_dim=3, hidden_size=4, pooling="avg",
+                               attention_units=2)
