@@ -3,9 +3,13 @@
     python -m experiments.generate --workdir=runs/lm_gru --prompt="this movie" --num_words=30 --temperature=0.8
     python -m experiments.generate --workdir=runs/lm_gru --prompt="the acting" --top_k=40 --seed=3 --num_samples=5
     python -m experiments.generate --workdir=runs/lm_gru --prompt="i think" --greedy
+    python -m experiments.generate --workdir=runs/theano_gru_lm --num_samples=5
 
-The prompt goes through the run's own tokenizer and vocabulary (unknown words become [UNK]); the same seed
-gives the same words. Padding, the start id and [UNK] are never generated.
+The prompt goes through the run's own tokenizer and vocabulary (unknown words become [UNK]) and follows the
+start id; with no prompt, generation starts from the start id alone. The same seed gives the same words.
+Padding, the start id and [UNK] are never generated. A model trained with an end id (``data.end_token``, e.g.
+sentences) stops each sample at its end id, as its sentences ended; a sample still open after --num_words
+words is shown with a trailing "...".
 """
 
 from pathlib import Path
@@ -50,7 +54,8 @@ def main(argv: list[str]) -> None:
             f"--top_k must be at most the vocabulary size {spec.vocab_size}, got {_TOP_K.value}"
         )
     words = text.tokenize([_PROMPT.value], method=data_cfg["tokenizer"], strip_html=data_cfg["strip_html"])[0]
-    prompt = jnp.asarray([text.encode(vocab, words)] * _NUM_SAMPLES.value, jnp.int32)
+    ids = text.encode(vocab, words, end=False)  # a prompt is continued, not ended
+    prompt = jnp.asarray([ids] * _NUM_SAMPLES.value, jnp.int32)
     banned = tuple(sorted({0, *(i for i in (vocab.start_id, vocab.oov_id) if i is not None)}))
     out = lm.generate(
         spec,
@@ -62,10 +67,12 @@ def main(argv: list[str]) -> None:
         top_k=_TOP_K.value,
         greedy=_GREEDY.value,
         banned=banned,
+        end_id=vocab.end_id,
     )
     shown = " ".join(text.decode(vocab, prompt[0]))
     for row in jax.device_get(out["tokens"]):
-        print(f"{shown} >> {' '.join(text.decode(vocab, row))}")
+        still_open = vocab.end_id is not None and vocab.end_id not in row
+        print(f"{shown} >> {' '.join(text.decode(vocab, row))}{' ...' if still_open else ''}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ Dropout is "locked" (one mask per sequence, shared over time): on the embeddings
 each recurrent layer's outputs (``dropout``); ``recurrent_dropout`` is Keras' and runs the slower plain scan.
 
 ``generate`` reads a prompt with the masked scan once, then runs one cell step per generated word with the
-state carried in a jitted ``lax.scan`` (no re-reading of the prefix). The fit loop and run directories live in
+state carried in a jitted ``lax.scan`` (no re-reading of the prefix), stopping a row at an end id if given
+(a sentence model's, ``text.Vocabulary.end_id``). The fit loop and run directories live in
 ``training/language_model.py``; the time loop in ``scan.py``.
 """
 
@@ -47,9 +48,12 @@ class LMSpec:
     recurrent_dropout: float = 0.0  # Keras' recurrent_dropout (plain scan: slower)
     tie_embeddings: bool = False  # output layer = embedding table (transposed) + bias
     reset_after: bool = True  # gru: Keras/cuDNN variant (True) or the original (False)
+    use_bias: bool = True  # recurrent layers with biases (Keras' use_bias); the output layer always has one
 
     def __post_init__(self):
-        get_cell(self.cell)
+        init = get_cell(self.cell).init
+        if not self.use_bias and not accepted_options(init, use_bias=False):
+            raise ValueError(f"LMSpec: the {self.cell} cell's init takes no use_bias; use use_bias=True.")
         if min(self.vocab_size, self.embed_dim, self.hidden_size, self.num_layers) <= 0:
             raise ValueError(
                 f"LMSpec: vocab_size, embed_dim, hidden_size and num_layers must be positive: {self}."
@@ -70,7 +74,7 @@ def spec_to_dict(spec: LMSpec) -> dict[str, Any]:
 
 
 def spec_from_dict(data: dict[str, Any]) -> LMSpec:
-    """Rebuilds the spec that ``spec_to_dict`` described.
+    """Rebuilds the spec that ``spec_to_dict`` described; fields added since a file was written take defaults.
 
     Raises:
         ValueError: for unknown fields.
@@ -105,7 +109,7 @@ def init_lm(spec: LMSpec, key: PRNGKey) -> Params:
             )
         }
     }
-    options = accepted_options(get_cell(spec.cell).init, reset_after=spec.reset_after)
+    options = accepted_options(get_cell(spec.cell).init, reset_after=spec.reset_after, use_bias=spec.use_bias)
     features = spec.embed_dim
     for index, name in enumerate(recurrent_names(spec)):
         params[name] = get_cell(spec.cell).init(keys[1 + index], features, spec.hidden_size, **options)
@@ -309,10 +313,10 @@ def _sample(
     return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
 
 
-@partial(
-    jax.jit,
-    static_argnames=("spec", "num_steps", "temperature", "top_k", "greedy", "banned", "return_logits"),
-)
+_STATIC_ARGS = ("spec", "num_steps", "temperature", "top_k", "greedy", "banned", "end_id", "return_logits")
+
+
+@partial(jax.jit, static_argnames=_STATIC_ARGS)
 def generate(
     spec: LMSpec,
     params: Params,
@@ -324,12 +328,14 @@ def generate(
     top_k: int = 0,
     greedy: bool = False,
     banned: tuple[int, ...] = (),
+    end_id: int | None = None,
     return_logits: bool = False,
 ) -> dict[str, Any]:
     """Continues prompts word by word, carrying each layer's state (the prompt is read once).
 
     Step i draws word i from the current logits with ``fold_in(key, i)``, then feeds it through one step of
-    every layer. The same key, prompt and settings give the same words.
+    every layer. The same key, prompt and settings give the same words. A row that draws ``end_id`` stops
+    there: its later words are 0 (padding) and its carry stays the state after the end id.
 
     Args:
         spec: the model (static).
@@ -341,6 +347,7 @@ def generate(
         top_k: sample among the k most likely words only (0: all).
         greedy: take the most likely word (ignores temperature, top_k and key).
         banned: ids never generated (e.g. padding, the start id, the OOV id).
+        end_id: the id that ends a row (a sentence model's end id; static), or None to draw N words.
         return_logits: also return the logits each word was drawn from.
 
     Returns:
@@ -362,25 +369,25 @@ def generate(
     step_fn = get_cell(spec.cell).step
     options = _cell_options(spec, step_fn)
     names = recurrent_names(spec)
+    sample = partial(_sample, temperature=temperature, top_k=top_k, greedy=greedy, banned=banned)
 
     def step(state, index):
-        carries, last_logits = state
-        word = _sample(
-            last_logits,
-            jax.random.fold_in(key, index),
-            temperature=temperature,
-            top_k=top_k,
-            greedy=greedy,
-            banned=banned,
-        )
+        carries, last_logits, done = state
+        word = jnp.where(done, 0, sample(last_logits, jax.random.fold_in(key, index)))
         x = jnp.take(params["embedding"]["embeddings"], word, axis=0)
         new_carries = []
         for name, carry in zip(names, carries):
             carry, x = step_fn(params[name], carry, x, **options)
             new_carries.append(carry)
-        return (tuple(new_carries), readout(spec, params, x)), (word, last_logits if return_logits else None)
+        # A finished row holds its state, as the masked scan holds a padded step's.
+        new_carries = jax.tree.map(lambda a, b: jnp.where(done[:, None], b, a), tuple(new_carries), carries)
+        done = done if end_id is None else done | (word == end_id)
+        return (new_carries, readout(spec, params, x), done), (word, last_logits if return_logits else None)
 
-    (carries, _), (words, step_logits) = jax.lax.scan(step, (carries, logits[:, -1]), jnp.arange(num_steps))
+    done = jnp.zeros(prompt.shape[:1], bool)
+    (carries, _, _), (words, step_logits) = jax.lax.scan(
+        step, (carries, logits[:, -1], done), jnp.arange(num_steps)
+    )
     out = {"tokens": jnp.swapaxes(words, 0, 1), "carry": carries}
     if return_logits:
         out["logits"] = jnp.swapaxes(step_logits, 0, 1)

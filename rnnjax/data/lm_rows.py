@@ -1,12 +1,15 @@
 """A language model's data: reviews tokenized and cut into next-word rows, with held-out validation rows.
 
-Each review is tokenized as for the classifier (``text.py``), encoded with the start id first and cut into
-rows of at most ``data.maxlen`` ids that overlap by one id, so every next-word target is predicted exactly
-once. Validation rows come from held-out reviews. The vocabulary (with the start id) is fitted on the training
-reviews, or read from a run directory when resuming. Training on the rows is ``training/language_model.py``'s
-job.
+Each sequence is tokenized as for the classifier (``text.py``), encoded with the start id first (and with
+``data.end_token`` the end id last) and cut into rows of at most ``data.maxlen`` ids that overlap by one id,
+so every next-word target is predicted exactly once. A sequence is a whole review (``data.unit = "review"``)
+or one of its sentences (``"sentence"``, see ``split_sentences``). Validation rows come from held-out reviews
+(all sentences of a review fall on one side). The vocabulary (with the start id, and the end id when asked)
+is fitted on the training reviews, or read from a run directory when resuming. Training on the rows is
+``training/language_model.py``'s job.
 """
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,26 @@ import numpy as np
 from rnnjax.data import datasets, synthetic, text
 
 _VALIDATION_STREAM = 2  # SeedSequence stream of the held-out reviews (as datasets.py's validation stream)
+UNITS = ("review", "sentence")  # what one sequence of ``data.unit`` is
+_HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])\s+")
+
+
+def split_sentences(review: str) -> list[str]:
+    """Splits a text into sentences, each ending at ``.``, ``!`` or ``?`` followed by whitespace.
+
+    HTML line breaks (``<br />``, IMDB's paragraph breaks) become spaces first, so they do not end a sentence.
+    No abbreviation list: "Mr. Smith" is two sentences; and an end mark followed by a closing quote or bracket
+    (``"Wow!" he said``) ends no sentence.
+
+    Args:
+        review: the raw text.
+
+    Returns:
+        The non-blank sentences, stripped, with their end marks, e.g. ``["Great film!", "Really."]`` for
+        ``"Great film! <br /><br />Really."``.
+    """
+    return [s.strip() for s in _SENTENCE_BOUNDARY.split(_HTML_BREAK.sub(" ", review)) if s.strip()]
 
 
 def _read_texts(data_cfg: ml_collections.ConfigDict, *, seed: int) -> tuple[str, list[str]]:
@@ -69,6 +92,14 @@ def make_rows(sequences: Iterable[list[int]], maxlen: int) -> dict[str, np.ndarr
     }
 
 
+def _review_sequences(texts: list[str], unit: str, tokenizer: str, strip_html: bool) -> list[list[list[str]]]:
+    """Per review, the word lists of its sequences (the review, or each sentence), empty ones dropped."""
+    units = [split_sentences(t) for t in texts] if unit == "sentence" else [[t] for t in texts]
+    words = text.tokenize([u for review in units for u in review], method=tokenizer, strip_html=strip_html)
+    ends = np.cumsum([len(review) for review in units]).tolist()
+    return [[ws for ws in words[start:end] if ws] for start, end in zip([0, *ends[:-1]], ends)]
+
+
 def load_lm_splits(
     data_cfg: ml_collections.ConfigDict, *, seed: int, workdir: str | Path | None = None
 ) -> dict[str, Any]:
@@ -81,32 +112,41 @@ def load_lm_splits(
         written.
 
     Returns:
-        ``{"train", "validation"}`` rows (see ``make_rows``), ``"vocabulary"``, ``"name"`` and
-        ``"reviews"`` (reviews per split).
+        ``{"train", "validation"}`` rows (see ``make_rows``), ``"vocabulary"``, ``"name"``, ``"reviews"``
+        (reviews per split) and ``"sequences"`` (non-empty reviews or sentences per split).
 
     Raises:
         ValueError, DataError: for invalid settings or data.
     """
+    # Configs written before these options existed mean whole reviews without an end id.
+    unit, end = data_cfg.get("unit", "review"), bool(data_cfg.get("end_token", False))
+    if unit not in UNITS:
+        raise ValueError(f"config.data.unit must be one of {UNITS}, got {unit!r}.")
     if not 0 <= data_cfg.validation_split < 1:
         raise ValueError(f"config.data.validation_split={data_cfg.validation_split} must be in [0, 1).")
     name, texts = _read_texts(data_cfg, seed=seed)
     if data_cfg.max_reviews:
         order = np.random.default_rng([seed, _VALIDATION_STREAM, 1]).permutation(len(texts))
         texts = [texts[i] for i in np.sort(order[: int(data_cfg.max_reviews)])]
-    words = text.tokenize(texts, method=data_cfg.tokenizer, strip_html=data_cfg.strip_html)
-    order = np.random.default_rng([seed, _VALIDATION_STREAM]).permutation(len(words))
-    num_kept = int(len(words) * (1 - data_cfg.validation_split))
-    train_words = [words[i] for i in np.sort(order[:num_kept])]
-    validation_words = [words[i] for i in np.sort(order[num_kept:])]
+    reviews = _review_sequences(texts, unit, data_cfg.tokenizer, data_cfg.strip_html)
+    order = np.random.default_rng([seed, _VALIDATION_STREAM]).permutation(len(reviews))
+    num_kept = int(len(reviews) * (1 - data_cfg.validation_split))
+    held_out = {"train": np.sort(order[:num_kept]), "validation": np.sort(order[num_kept:])}
+    words = {split: [ws for i in kept for ws in reviews[i]] for split, kept in held_out.items()}
     if workdir is not None and (Path(workdir) / text.VOCABULARY_FILE).exists():
         vocab = text.load_vocabulary(workdir)
+        if (vocab.end_id is not None) != end:
+            raise ValueError(
+                f"config.data.end_token={end}, but {Path(workdir) / text.VOCABULARY_FILE} was fitted "
+                f"{'without' if end else 'with'} an end id; use the run's own config.json."
+            )
     else:
-        vocab = text.fit_vocabulary(train_words, int(data_cfg.num_words), oov=True, start=True)
+        vocab = text.fit_vocabulary(words["train"], int(data_cfg.num_words), oov=True, start=True, end=end)
     maxlen = int(data_cfg.maxlen)
     return {
-        "train": make_rows((text.encode(vocab, ws) for ws in train_words), maxlen),
-        "validation": make_rows((text.encode(vocab, ws) for ws in validation_words), maxlen),
+        **{split: make_rows((text.encode(vocab, ws) for ws in words[split]), maxlen) for split in held_out},
         "vocabulary": vocab,
         "name": name,
-        "reviews": {"train": len(train_words), "validation": len(validation_words)},
+        "reviews": {split: len(kept) for split, kept in held_out.items()},
+        "sequences": {split: len(words[split]) for split in held_out},
     }

@@ -16,6 +16,8 @@ distinct words, as any real corpus does):
 * ``0``: padding, never a word.
 * ``vocab.start_id``: prepended to every sequence when ``start=True`` (``keras.datasets.imdb``'s
   ``start_char``).
+* ``vocab.end_id``: appended to every sequence when ``end=True`` (a sentence language model's end token),
+  reserved right after the start id; without it every other id is as before.
 * ``vocab.oov_id``: words outside the vocabulary when ``oov=True`` (Keras' ``oov_token``, imdb's
   ``oov_char``); with ``oov=False`` such words are dropped, as Keras' ``Tokenizer`` does without an
   ``oov_token``.
@@ -24,7 +26,8 @@ distinct words, as any real corpus does):
 
 So ``fit_vocabulary(words, 8000)`` gives ids 0 pad, 1 OOV, 2..7999 words (``Tokenizer(8000, oov_token=...)``),
 and ``fit_vocabulary(words, 8000, start=True, index_from=3)`` reproduces ``keras.datasets.imdb.load_data``'s
-layout.
+layout; ``fit_vocabulary(words, 8000, start=True, end=True)`` gives 0 pad, 1 start, 2 end, 3 OOV and
+4..7999 words.
 Reading data files and batching live in ``rnnjax.data.datasets``.
 """
 
@@ -170,12 +173,14 @@ class Vocabulary:
       index_from: the id of ``words[0]``.
       oov_id: the id of out-of-vocabulary words, or None to drop them.
       start_id: the id prepended to every sequence, or None.
+      end_id: the id appended to every sequence, or None (vocabulary files without it have none).
     """
 
     words: tuple[str, ...]
     index_from: int
     oov_id: int | None
     start_id: int | None
+    end_id: int | None = None
 
     @property
     def size(self) -> int:
@@ -194,6 +199,7 @@ def fit_vocabulary(
     *,
     oov: bool = True,
     start: bool = False,
+    end: bool = False,
     index_from: int | None = None,
 ) -> Vocabulary:
     """Ranks the words of the training texts by frequency and keeps the most frequent.
@@ -203,6 +209,7 @@ def fit_vocabulary(
       num_words: the number of ids including the reserved ones (Keras' ``num_words``); None keeps every word.
       oov: reserve an id for out-of-vocabulary words (otherwise ``encode`` drops them).
       start: reserve an id prepended to every sequence.
+      end: reserve an id appended to every sequence, right after the start id.
       index_from: the first word id; None for the first free id after the reserved ones.
 
     Returns:
@@ -211,7 +218,7 @@ def fit_vocabulary(
     Raises:
       ValueError: if ``index_from`` overlaps the reserved ids or ``num_words`` leaves no room for a word.
     """
-    reserved = 1 + int(start) + int(oov)
+    reserved = 1 + int(start) + int(end) + int(oov)
     index_from = reserved if index_from is None else index_from
     if index_from < reserved:
         raise ValueError(
@@ -230,15 +237,17 @@ def fit_vocabulary(
         index_from=index_from,
         oov_id=reserved - 1 if oov else None,
         start_id=1 if start else None,
+        end_id=1 + int(start) if end else None,
     )
 
 
-def encode(vocab: Vocabulary, words: Sequence[str]) -> list[int]:
-    """Maps words to ids: the start id first (if any), unknown words to ``oov_id`` or dropped.
+def encode(vocab: Vocabulary, words: Sequence[str], *, end: bool = True) -> list[int]:
+    """Maps words to ids: start id first, end id last (if any), unknown words to ``oov_id`` or dropped.
 
     Args:
       vocab: the vocabulary.
       words: one text's words.
+      end: append the end id (when the vocabulary has one); False for a prompt that is to be continued.
 
     Returns:
       The ids, each in ``[1, vocab.size)``.
@@ -248,11 +257,15 @@ def encode(vocab: Vocabulary, words: Sequence[str]) -> list[int]:
         ids = [i for i in map(index.get, words) if i is not None]
     else:
         ids = list(map(index.get, words, itertools.repeat(vocab.oov_id)))  # C-level loop: twice as fast
-    return ids if vocab.start_id is None else [vocab.start_id, *ids]
+    if vocab.start_id is not None:
+        ids.insert(0, vocab.start_id)
+    if end and vocab.end_id is not None:
+        ids.append(vocab.end_id)
+    return ids
 
 
 def decode(vocab: Vocabulary, ids: Iterable[int]) -> list[str]:
-    """Maps ids back to words, skipping padding and the start id; the OOV id becomes ``OOV_WORD``.
+    """Maps ids back to words, skipping padding, the start id and the end id; the OOV id becomes ``OOV_WORD``.
 
     Args:
       vocab: the vocabulary.
@@ -266,7 +279,7 @@ def decode(vocab: Vocabulary, ids: Iterable[int]) -> list[str]:
     """
     words = []
     for i in map(int, ids):
-        if i == 0 or i == vocab.start_id:
+        if i == 0 or i == vocab.start_id or i == vocab.end_id:
             continue
         if i == vocab.oov_id:
             words.append(OOV_WORD)
@@ -290,6 +303,8 @@ def save_vocabulary(vocab: Vocabulary, directory: str | Path) -> Path:
     path = Path(directory) / VOCABULARY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     fields = {f.name: getattr(vocab, f.name) for f in dataclasses.fields(vocab)}
+    if vocab.end_id is None:  # files of vocabularies without an end id stay as they always were
+        del fields["end_id"]
     path.write_text(json.dumps(fields, ensure_ascii=False, indent=0), encoding="utf-8")
     return path
 
@@ -316,6 +331,8 @@ def load_vocabulary(directory: str | Path) -> Vocabulary:
         raise DataError(f"{path}: not a vocabulary file ({type(e).__name__}: {e})") from None
     if not all(isinstance(w, str) for w in vocab.words) or not isinstance(vocab.index_from, int):
         raise DataError(f"{path}: not a vocabulary file (words must be strings, index_from an integer)")
+    if not (vocab.end_id is None or isinstance(vocab.end_id, int)):
+        raise DataError(f"{path}: not a vocabulary file (end_id must be an integer or null)")
     return vocab
 
 

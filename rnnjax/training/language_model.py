@@ -21,7 +21,7 @@ from rnnjax.types import Batch, Params, PRNGKey
 
 
 def make_lm_spec(model_cfg: ml_collections.ConfigDict, *, vocab_size: int) -> lm.LMSpec:
-    """Builds the LMSpec from ``config.model`` and the vocabulary size V."""
+    """Builds the LMSpec from ``config.model`` and the vocabulary size V (``use_bias`` defaults to True)."""
     return lm.LMSpec(
         cell=model_cfg.cell,
         vocab_size=vocab_size,
@@ -33,6 +33,7 @@ def make_lm_spec(model_cfg: ml_collections.ConfigDict, *, vocab_size: int) -> lm
         recurrent_dropout=float(model_cfg.recurrent_dropout),
         tie_embeddings=bool(model_cfg.tie_embeddings),
         reset_after=bool(model_cfg.reset_after),
+        use_bias=bool(model_cfg.get("use_bias", True)),  # configs written before the option had biases
     )
 
 
@@ -92,7 +93,7 @@ def train_lm(
     splits = lm_rows.load_lm_splits(config.data, seed=int(config.seed), workdir=saved_vocab)
     rows, validation = splits["train"], splits["validation"]
     if not len(rows["label"]):
-        raise ValueError("train_lm: no training rows; the corpus has no review with two or more ids.")
+        raise ValueError("train_lm: no training rows; the corpus has no sequence with two or more ids.")
     spec = make_lm_spec(config.model, vocab_size=splits["vocabulary"].size)
     steps_per_epoch, total_steps, epochs = settings.steps_for(
         len(rows["label"]), int(train_cfg.batch_size), int(train_cfg.epochs), int(train_cfg.max_steps)
@@ -115,9 +116,12 @@ def train_lm(
             runs.write_json(workdir / runs.KINDS["language_model"], lm.spec_to_dict(spec))
         task = lm_task(spec)
         state = loop.create_state(task, tx, int(config.seed))
+        reviews, sentences = splits["reviews"], ""
+        if config.data.get("unit", "review") == "sentence":
+            sentences = f"{splits['sequences']['train']} sentences, "
         print(
-            f"{splits['name']}: {splits['reviews']['train']} training reviews ({len(rows['label'])} rows, "
-            f"{int(rows['lengths'].sum())} ids), {splits['reviews']['validation']} validation reviews; "
+            f"{splits['name']}: {reviews['train']} training reviews ({sentences}{len(rows['label'])} rows, "
+            f"{int(rows['lengths'].sum())} ids), {reviews['validation']} validation reviews; "
             f"vocabulary {spec.vocab_size}; {total_steps} steps.",
             flush=True,
         )

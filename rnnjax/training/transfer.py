@@ -32,7 +32,7 @@ def check_vocabulary(vocab: text.Vocabulary, lm_vocab: text.Vocabulary) -> None:
         return
     differences = [
         f"{field}: {getattr(vocab, field)!r} vs {getattr(lm_vocab, field)!r}"
-        for field in ("index_from", "oov_id", "start_id")
+        for field in ("index_from", "oov_id", "start_id", "end_id")
         if getattr(vocab, field) != getattr(lm_vocab, field)
     ]
     if vocab.words != lm_vocab.words:
