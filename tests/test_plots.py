@@ -130,6 +130,8 @@ def test_run_title_of_stacked_bidirectional_attention_and_language_model(tmp_pat
     assert plots.describe_model(models.spec_to_dict(spec)) == "Bidirectional(LSTM(8)) + attention"
     stacked = rnnjax.make_classifier(cell="gru", vocab_size=50, embed_dim=4, hidden_size=6, num_layers=2)
     assert plots.describe_model(models.spec_to_dict(stacked)) == "GRU(6) × 2"
+    pooled = rnnjax.make_classifier(cell="lstm", vocab_size=50, embed_dim=4, hidden_size=6, pooling="avg")
+    assert plots.describe_model(models.spec_to_dict(pooled)) == "LSTM(6) + average pooling"
     spec_lm = lm.LMSpec(cell="gru", vocab_size=50, embed_dim=4, hidden_size=16, num_layers=2)
     _write(tmp_path / "lm.json", lm.spec_to_dict(spec_lm))
     _write(tmp_path / "config.json", {"data": {"name": "synthetic"}})

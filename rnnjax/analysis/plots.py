@@ -142,6 +142,8 @@ def describe_model(description: Mapping[str, Any], kind: str = "classifier") -> 
             names.append(f"Bidirectional({name})" if layer.get("bidirectional") else name)
         elif layer.get("type") == "Attention":
             extras.append("attention")
+        elif layer.get("type") in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
+            extras.append("average pooling" if "Average" in layer["type"] else "max pooling")
     if not names:
         return ""
     stack = _layer_count(names[0], len(names)) if len(set(names)) == 1 else " + ".join(names)
