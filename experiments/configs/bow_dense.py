@@ -12,7 +12,8 @@ Model: multi-hot(10000) -> Dense(16, relu) -> Dense(16, relu) -> Dense(1, sigmoi
 Command:
     python -m experiments.train --config=experiments/configs/bow_dense.py --workdir=runs/dlwp/bow_dense
 
-Result: see README's "Other texts' recipes" table.
+Result (seeds 0-2, 2-core CPU): test accuracy 88.57 +- 0.28% (88.68, 88.79, 88.26); Keras 3's fit of the
+same model on the same multi-hot vectors 88.63 +- 0.09%; fit 3 s against Keras' 3 s (seed 0, idle machine).
 """
 
 from experiments.configs import dlwp_simple_rnn

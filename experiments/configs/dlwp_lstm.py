@@ -8,7 +8,10 @@ Model: Embedding(10000, 32) -> LSTM(32) -> Dense(1, sigmoid).
 Command:
     python -m experiments.train --config=experiments/configs/dlwp_lstm.py --workdir=runs/dlwp/dlwp_lstm
 
-Result: see README's "Other texts' recipes" table.
+Result (seeds 0-2, 2-core CPU): test accuracy after the 10th epoch 86.07 +- 1.44% (84.42, 86.77, 87.02); the
+best epoch's validation accuracy 88.59% on average (the book: about 89%), the last epoch's 86.99 +- 1.81%.
+Keras 3's fit of the same model on the same arrays: 85.74 +- 0.99% test. Fit 58 s against Keras' 143 s (seed 0,
+idle machine).
 """
 
 from experiments.configs import dlwp_simple_rnn

@@ -15,8 +15,11 @@ Command:
     python -m experiments.train --config=experiments/configs/dlwp_simple_rnn.py --workdir=runs/dlwp/dlwp_simple_rnn
     python -m experiments.compare --workdir=runs/dlwp --models=dlwp_simple_rnn,dlwp_lstm,bow_dense --seeds=0,1,2
 
-Result: see README's "Other texts' recipes" table (mean and standard deviation over seeds 0-2, beside Keras 3's
-fit of the same model on the same arrays).
+Result (seeds 0-2, 2-core CPU): test accuracy after the 10th epoch 81.39 +- 2.63% (81.11, 78.92, 84.15); the
+best epoch's validation accuracy 85.91% on average (the book: about 85%), the last epoch's 82.16 +- 2.96%: the
+recipe overfits and validation accuracy swings by several points between epochs. Keras 3's fit of the same model
+on the same arrays: 83.09 +- 0.49% test (82.57, 83.17, 83.54). Fit 31 s against Keras' 53 s (seed 0, idle
+machine).
 """
 
 from rnnjax.configs import default

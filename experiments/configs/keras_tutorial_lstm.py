@@ -9,7 +9,9 @@ validation. Training: Adam(1e-3), binary cross-entropy, batch 128, 5 epochs.
 Command:
     python -m experiments.train --config=experiments/configs/keras_tutorial_lstm.py --workdir=runs/dlwp/keras_tutorial_lstm
 
-Result: see README's "Other texts' recipes" table.
+Result (seeds 0-2, 2-core CPU): test accuracy 86.25 +- 0.36% (85.87, 86.28, 86.58) against the tutorial's
+87.09%; Keras 3's fit of the same model on the same arrays 86.86 +- 0.16%; fit 12 s against Keras' 22 s (seed 0,
+idle machine).
 """
 
 from experiments.configs import dlwp_simple_rnn
