@@ -59,6 +59,7 @@ from rnnjax.data.labels import (  # noqa: F401 - the run's classes file, re-expo
 )
 from rnnjax.data.sources import (  # noqa: F401 - prepare_* re-exported: the prepared sources
     LABEL_NAMES,
+    imdb_copy,
     prepare_imdb,
     prepare_reviews_file,
     read_imdb,
@@ -95,7 +96,7 @@ def load_splits(
       "label": [N] int32}`` with T = ``maxlen``, lengths in ``[1, T]`` and labels in ``[0, K)``;
       ``"vocabulary"``: the Vocabulary, whose ``size`` (<= ``num_words``) is the embedding's input dimension
       V; ``"classes"``: the K class names in id order (tuple of str); ``"name"``: the dataset used;
-      ``"source"``: where it was read (the file for amazon_reviews/csv, else the name).
+      ``"source"``: where it was read (the file for amazon_reviews/csv, IMDB's prepared copy, "synthetic").
 
     Raises:
       DataError: for unusable data (see ``DataError``), a label outside the fixed classes, a damaged
@@ -300,7 +301,8 @@ def _load_texts(
     name, field = data_cfg.name, data_cfg.label_column
     if name == "imdb_reviews":
         read = read_imdb(data_dir=data_cfg.data_dir, source_dir=data_cfg.source_dir or None, label_field=field)
-        return name, name, *_imdb_classes(read["train"], read["test"], field, fixed)
+        copy = imdb_copy(data_cfg.data_dir, with_rating=field == "rating")  # the prepared copy just read
+        return name, f"{name} ({copy})", *_imdb_classes(read["train"], read["test"], field, fixed)
     if name in ("amazon_reviews", "csv"):
         if not data_cfg.source_file:
             raise ValueError(
