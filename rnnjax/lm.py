@@ -377,12 +377,10 @@ def generate(
         x = jnp.take(params["embedding"]["embeddings"], word, axis=0)
         new_carries = []
         for name, carry in zip(names, carries):
-            carry, x = step_fn(params[name], carry, x, **options)
-            new_carries.append(carry)
-        # A finished row holds its state, as the masked scan holds a padded step's.
-        new_carries = jax.tree.map(lambda a, b: jnp.where(done[:, None], b, a), tuple(new_carries), carries)
+            new_carry, x = step_fn(params[name], carry, x, **options)
+            new_carries.append(scan.hold(~done, new_carry, carry, x)[0])  # a finished row holds its state
         done = done if end_id is None else done | (word == end_id)
-        return (new_carries, readout(spec, params, x), done), (word, last_logits if return_logits else None)
+        return (tuple(new_carries), readout(spec, params, x), done), (word, last_logits if return_logits else None)
 
     done = jnp.zeros(prompt.shape[:1], bool)
     (carries, _, _), (words, step_logits) = jax.lax.scan(
