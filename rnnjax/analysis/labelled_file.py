@@ -19,8 +19,6 @@ from rnnjax.analysis import evaluate as run_eval
 from rnnjax.data import datasets, labels, readers
 from rnnjax.training import classifier, loop
 
-JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")  # read as JSON lines, as ``sources.prepare_reviews_file`` does
-
 
 def read_rows(
     path: str | Path, *, text_column: str, label_column: str, classes: Sequence[str]
@@ -40,8 +38,7 @@ def read_rows(
         DataError: naming the file and line, for a row the readers refuse or a label outside ``classes``.
     """
     path = Path(path).expanduser()
-    delimited = not path.name.removesuffix(".gz").endswith(JSON_SUFFIXES)
-    read = readers.read_csv if delimited else readers.read_jsonl
+    read = readers.read_csv if readers.is_delimited(path) else readers.read_jsonl
     index = {name: i for i, name in enumerate(classes)}
     by_id = tuple(classes) == tuple(datasets.LABEL_NAMES)
     for line, review, value, _ in read(path, text_column, label_column):

@@ -1,8 +1,9 @@
 """Reading review files row by row: JSON lines and CSV/TSV, optionally gzip'd, each row validated.
 
 Each reader yields ``(line, text, label value, row)`` and raises DataError naming the file and line for anything
-it cannot read (bad UTF-8, a truncated gzip, malformed JSON or CSV, a missing field or column). Turning label
-values into classes is ``labels.py``'s job; preparing the rows as a TFDS dataset is ``sources.py``'s.
+it cannot read (bad UTF-8, a truncated gzip, malformed JSON or CSV, a missing field or column);
+``is_delimited(path)`` tells which of the two a file's name asks for. Turning label values into classes is
+``labels.py``'s job; preparing the rows as a TFDS dataset is ``sources.py``'s.
 """
 
 import csv
@@ -16,6 +17,12 @@ from typing import Any
 from rnnjax.data.text import DataError
 
 _FIELD_LIMIT = 2**31 - 1  # the largest value csv.field_size_limit accepts on every platform
+JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")  # read as JSON lines (maybe .gz); anything else as CSV/TSV
+
+
+def is_delimited(path: Path) -> bool:
+    """Whether a file is read as CSV/TSV (``read_csv``) rather than JSON lines (``read_jsonl``): its name."""
+    return not Path(path).name.removesuffix(".gz").endswith(JSON_SUFFIXES)
 
 
 def _open_binary(path: Path):

@@ -51,7 +51,6 @@ _IMDB_DIRS = {
 _IMDB_JSONL = {"train": "train", "test": "test", "unsupervised": "unsup"}
 _CLASS_LABELS = {"neg": 0, "pos": 1, "unsup": -1}  # class folder -> label (LABEL_NAMES' ids; -1: none)
 _IMDB_MEMBER = re.compile(r"(?:.*/)?aclImdb/((train|test)/(neg|pos|unsup)/([^/]+))\.txt")
-_JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 _ASCII_WHITESPACE = " \t\n\r\x0b\x0c"  # what bytes.strip() removes, as in TFDS' imdb_reviews
 
 
@@ -227,7 +226,7 @@ def prepare_reviews_file(
       data_dir: the TFDS data directory.
       text_column: the field or column holding the text.
       label_column: the field or column holding the label: an integer or a class name (``parse_label``).
-      delimited: read as CSV/TSV; None decides by the file name (JSON lines for .jsonl, .json, .ndjson).
+      delimited: read as CSV/TSV; None decides by the file name (``readers.is_delimited``).
 
     Returns:
       A random-access source of ``{"text": bytes, "label": bytes}`` (the label's text) in file order.
@@ -235,32 +234,40 @@ def prepare_reviews_file(
     Raises:
       DataError: if the file is missing, unreadable or malformed, or a label is neither an integer nor a name.
     """
-    builder = _reviews_builder(path, data_dir, (text_column, label_column), delimited)
-    prepared.prepare(builder, str(path))
-    return builder.as_data_source()["train"]
+    return _prepared_reviews(_reviews_builder(path, data_dir, (text_column, label_column), delimited), path)
 
 
-def read_reviews_file(path: str | Path, *, data_dir: str | Path, **options: Any) -> tuple[list[str], list]:
-    """Every row of a reviews file as (texts, labels) through its prepared copy (``prepare_reviews_file``
-    and its options), which is set aside and prepared again when it cannot be read."""
-    text_column, label_column = options.get("text_column", "text"), options.get("label_column", "label")
-    builder = _reviews_builder(path, data_dir, (text_column, label_column), options.get("delimited"))
+def read_reviews_file(
+    path: str | Path,
+    *,
+    data_dir: str | Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    delimited: bool | None = None,
+) -> tuple[list[str], list]:
+    """Every row of a reviews file as (texts, labels) through its prepared copy (``prepare_reviews_file``'s
+    arguments), which is set aside and prepared again when it cannot be read."""
+    builder = _reviews_builder(path, data_dir, (text_column, label_column), delimited)  # hashes the file once
     copy = Path(builder.data_path)
 
     def read() -> tuple[list[str], list]:
-        return read_source(prepare_reviews_file(path, data_dir=data_dir, **options))
+        return read_source(_prepared_reviews(builder, path))
 
     return prepared.read_or_reprepare(copy if copy.exists() else None, read, read)
 
 
 def _reviews_builder(path, data_dir, columns: tuple[str, str], delimited: bool | None) -> "ReviewsFile":
     path = Path(path).expanduser()
-    if delimited is None:
-        delimited = not path.name.removesuffix(".gz").endswith(_JSON_SUFFIXES)
     return ReviewsFile(
-        path=path, columns=columns, delimited=delimited, data_dir=Path(data_dir).expanduser(),
-        file_format="array_record",
+        path=path, columns=columns, delimited=readers.is_delimited(path) if delimited is None else delimited,
+        data_dir=Path(data_dir).expanduser(), file_format="array_record",
     )
+
+
+def _prepared_reviews(builder: "ReviewsFile", path: str | Path) -> Sequence:
+    """The ``train`` source of ``path``'s builder, prepared first unless it is (``prepared.prepare``)."""
+    prepared.prepare(builder, str(path))
+    return builder.as_data_source()["train"]
 
 
 def read_source(source: Sequence, label_field: str = "label") -> tuple[list[str], list[int | str]]:
