@@ -364,8 +364,9 @@ def spec_from_dict(payload: dict) -> ModelSpec:
     Raises:
         ValueError: for an unknown layer type, fields a layer does not have, or a payload of another shape.
     """
-    kinds = {cls.__name__: cls for cls in (Embedding, SpatialDropout1D, Dropout, Recurrent, Attention,
-                                           GlobalAveragePooling1D, GlobalMaxPooling1D, Dense)}
+    kinds = {
+        cls.__name__: cls for cls in (Embedding, SpatialDropout1D, Dropout, Recurrent, Attention, *POOLING, Dense)
+    }
     layers = []
     try:
         for entry in payload["layers"]:
