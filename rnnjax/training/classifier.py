@@ -167,7 +167,8 @@ def _load_data(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, An
         )
     if jax.process_index() == 0:
         sizes = ", ".join(f"{split} {len(splits[split]['label']):,}" for split in datasets.SPLITS)
-        classes = ", ".join(splits["classes"][:8]) + (f", ... ({len(splits['classes'])})" if len(splits["classes"]) > 8 else "")
+        names = splits["classes"]
+        classes = ", ".join(names[:8]) + (f", ... ({len(names)})" if len(names) > 8 else "")
         print(f"Data: {splits['source']}: {sizes} examples; classes {classes}; vocabulary "
               f"{splits['vocabulary'].size:,} ids", flush=True)
     return splits
