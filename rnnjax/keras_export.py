@@ -22,6 +22,7 @@ from rnnjax.layers import (
     Layer,
     Recurrent,
     SpatialDropout1D,
+    embedding_table,
 )
 from rnnjax.models import ModelSpec, layer_names
 from rnnjax.types import Params
@@ -82,7 +83,7 @@ def _export_layer(
         keras_layer = keras.layers.Embedding(
             layer.vocab_size, layer.embed_dim, mask_zero=layer.mask_zero, name=name
         )
-        return keras_layer, [_host(p["embeddings"])]
+        return keras_layer, [_host(embedding_table(layer, p))]  # normalised rows baked in: same predictions
     if isinstance(layer, SpatialDropout1D):
         return keras.layers.SpatialDropout1D(layer.rate, name=name), None
     if isinstance(layer, Dropout):

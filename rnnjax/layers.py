@@ -16,7 +16,7 @@ from typing import Union
 import jax
 import jax.numpy as jnp
 
-from rnnjax import attention, scan
+from rnnjax import attention, embedding_norm, scan
 from rnnjax.cells import accepted_options, get_cell
 from rnnjax.gates import ACTIVATIONS
 from rnnjax.scan import Gathered
@@ -25,11 +25,16 @@ from rnnjax.types import Params, PRNGKey
 
 @dataclass(frozen=True)
 class Embedding:
-    """Token ids [B, T] -> vectors [B, T, E]; ``mask_zero`` masks id 0 as Keras does (for pre-padded input)."""
+    """Token ids [B, T] -> vectors [B, T, E]; ``mask_zero`` masks id 0 as Keras does (for pre-padded input).
+
+    With ``frequencies`` (each id's count in the training tokens), the rows looked up are the table normalised
+    by their frequency-weighted mean and variance at every forward pass (``embedding_norm``, Miyato et al.).
+    """
 
     vocab_size: int  # V, ids in [0, V)
     embed_dim: int  # E
     mask_zero: bool = False
+    frequencies: tuple[int, ...] = ()  # [V] training counts: normalised rows; () = the table as it is
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,10 @@ def check_layer(layer: Layer, where: str, has_time: bool) -> bool:
     """
     if isinstance(layer, Embedding) and (layer.vocab_size <= 0 or layer.embed_dim <= 0):
         raise ValueError(f"{where}: vocab_size and embed_dim must be positive, got {layer}.")
+    if isinstance(layer, Embedding) and layer.frequencies and len(layer.frequencies) != layer.vocab_size:
+        raise ValueError(
+            f"{where}: frequencies must hold one count per id ({layer.vocab_size}), got {len(layer.frequencies)}."
+        )
     if isinstance(layer, (SpatialDropout1D, Dropout)) and not 0.0 <= layer.rate < 1.0:
         raise ValueError(f"{where}: rate must be in [0, 1), got {layer.rate}.")
     if isinstance(layer, SpatialDropout1D) and not has_time:
@@ -228,6 +237,13 @@ def init_layer(layer: Layer, key: PRNGKey, features: int) -> Params | None:
             params["bias"] = jnp.zeros((layer.units,), jnp.float32)
         return params
     return None
+
+
+def embedding_table(layer: Embedding, params: Params) -> jax.Array:
+    """The [V, E] rows an Embedding looks up: its table, normalised when the layer has ``frequencies``."""
+    if not layer.frequencies:
+        return params["embeddings"]
+    return embedding_norm.normalize_embeddings(params["embeddings"], jnp.asarray(layer.frequencies, jnp.float32))
 
 
 def apply_dense(layer: Dense, params: Params, x: jax.Array, *, activate: bool = True) -> jax.Array:

@@ -37,6 +37,7 @@ from rnnjax.layers import (
     apply_dense,
     apply_pooling,
     apply_recurrent,
+    embedding_table,
     check_layer,
     init_layer,
     keras_name,
@@ -170,10 +171,11 @@ def apply_model(
         layer_rng = jax.random.fold_in(rng, index) if (train and rng is not None) else None
         p = params.get(name)
         if isinstance(layer, Embedding):
+            rows = embedding_table(layer, p)
             if _can_fold_embedding(spec, tokens.size, train):
-                table = p["embeddings"]
+                table = rows
             else:
-                x = jnp.take(p["embeddings"], tokens, axis=0)
+                x = jnp.take(rows, tokens, axis=0)
             if layer.mask_zero:
                 mask = tokens != 0 if mask is None else mask & (tokens != 0)
         elif table is not None and isinstance(layer, (SpatialDropout1D, Dropout)):
