@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnjax import models
+from rnnjax import embedding_norm, model_api, models
 from rnnjax.training import adversarial
 
 B, T, E, V = 2, 5, 3, 13  # distinct sizes, so transposed axes fail loudly
@@ -101,26 +101,32 @@ def test_normalised_embeddings_have_weighted_mean_zero_and_variance_one(key):
     frequencies[0] = 10_000  # the padding id: must not count
     weights = frequencies.astype(np.float64)
     weights[0] = 0
-    mean, std = adversarial.embedding_stats(table, frequencies)
+    mean, std = embedding_norm.embedding_stats(table, frequencies)
     expected_mean = np.average(np.asarray(table, np.float64), axis=0, weights=weights)
     expected_var = np.average((np.asarray(table, np.float64) - expected_mean) ** 2, axis=0, weights=weights)
     np.testing.assert_allclose(mean, expected_mean, rtol=1e-5)
     np.testing.assert_allclose(std, np.sqrt(expected_var), rtol=1e-4)
 
-    normalised = np.asarray(adversarial.normalize_embeddings(table, frequencies, eps=0.0), np.float64)
+    normalised = np.asarray(embedding_norm.normalize_embeddings(table, frequencies, eps=0.0), np.float64)
     np.testing.assert_allclose(np.average(normalised, axis=0, weights=weights), 0.0, atol=1e-5)
     np.testing.assert_allclose(np.average(normalised**2, axis=0, weights=weights), 1.0, rtol=1e-5)
     # The default eps shrinks the variance to Var / (Var + eps), as the paper's code does.
-    shrunk = np.asarray(adversarial.normalize_embeddings(table, frequencies), np.float64)
+    shrunk = np.asarray(embedding_norm.normalize_embeddings(table, frequencies), np.float64)
     np.testing.assert_allclose(
         np.average(shrunk**2, axis=0, weights=weights), expected_var / (expected_var + 1e-6), rtol=1e-5
     )
 
-    spec = _tiny_lstm()
-    split = adversarial.split_spec(spec, frequencies=frequencies)
+    spec = models.replace_layer(_tiny_lstm(), 0, frequencies=tuple(int(f) for f in frequencies))
+    model = model_api.spec_model(spec)
+    params = {**models.init_model(spec, key), "embedding": {"embeddings": table}}
     tokens = _batch()["tokens"]
-    embedded = split.embed({"embedding": {"embeddings": table}}, tokens)
+    embedded = model.embed(params, _batch())
     np.testing.assert_allclose(embedded, shrunk[tokens], rtol=1e-5, atol=1e-6)
+    # The model itself reads the normalised rows: apply == from_embedded(embed).
+    np.testing.assert_allclose(model.apply(params, _batch()), model.from_embedded(params, embedded, _batch()),
+                               rtol=1e-6)
+    plain = model_api.spec_model(_tiny_lstm()).apply(params, _batch())
+    assert not np.allclose(plain, model.apply(params, _batch()))
 
 
 # ---------------------------------------------------------------------------------------- the ModelSpec split
@@ -141,12 +147,18 @@ def test_split_model_equals_apply_model(key, spec, use_lengths, train):
     if not use_lengths:
         batch["tokens"] = np.array([[3, 6, 1, 2, 5], [0, 0, 4, 2, 6]], np.int32)  # Keras-style pre-padding
     rng = jax.random.key(3)
-    split = adversarial.split_spec(spec, use_lengths=use_lengths)
+    split = model_api.spec_model(spec, use_lengths=use_lengths)
     lengths = batch["lengths"] if use_lengths else None
     expected = models.apply_model(spec, params, batch["tokens"], lengths, train=train, rng=rng)
-    got = split.logits(params, split.embed(params, batch["tokens"]), batch, train=train, rng=rng)
+    embedded = split.embed(params, batch, train=train, rng=rng)
+    got = split.from_embedded(params, embedded, batch, train=train, rng=rng)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(split.apply(params, batch, train=train, rng=rng), expected, rtol=1e-6)
     np.testing.assert_array_equal(split.mask(batch), batch["tokens"] != 0)
+    if train:  # the spatial dropout acts inside embed: each channel of a row dropped or scaled by 1 / 0.7
+        ratio = np.asarray(embedded) / np.asarray(split.embed(params, batch))
+        np.testing.assert_allclose(ratio, np.broadcast_to(ratio[:, :1], ratio.shape), rtol=1e-6)
+        assert np.all(np.isclose(ratio, 0.0) | np.isclose(ratio, 1 / 0.7, rtol=1e-6))
 
 
 # ------------------------------------------------------------------------------------------------------ AT
@@ -156,15 +168,15 @@ def test_adversarial_direction_is_the_steepest_ascent(key, x64):
     spec = _tiny_lstm()
     params = jax.tree.map(lambda p: p.astype(jnp.float64), models.init_model(spec, key))
     batch = _batch()
-    split = adversarial.split_spec(spec)
+    split = model_api.spec_model(spec)
     labels = jnp.asarray(batch["label"], jnp.float64)
 
     @jax.jit
     def loss_fn(p, embedded):  # summed binary cross-entropy in float64
-        z = split.logits(p, embedded, batch)
+        z = split.from_embedded(p, embedded, batch)
         return jnp.sum(jax.nn.softplus(z) - labels * z)
 
-    embedded, mask = split.embed(params, batch["tokens"]), split.mask(batch)
+    embedded, mask = split.embed(params, batch), split.mask(batch)
     epsilon, h = 0.5, 1e-6
     r_hat = adversarial.adversarial_perturbation(loss_fn, params, embedded, mask, epsilon) / epsilon
     g = jax.grad(loss_fn, argnums=1)(params, embedded)
@@ -208,10 +220,10 @@ def test_vat_loss_is_positive_and_its_gradient_flows_through_the_perturbed_branc
     spec = _tiny_lstm()
     params = models.init_model(spec, key)
     batch = _batch()
-    split = adversarial.split_spec(spec)
+    split = model_api.spec_model(spec)
     mask = split.mask(batch)
     options = {"epsilon": 3.0, "xi": 0.1, "key": jax.random.fold_in(key, 1)}
-    compiled = jax.jit(split.logits)
+    compiled = jax.jit(split.from_embedded)
     seen = []  # the embedded batches the model is run on, to read r_vadv back
 
     def logits_fn(p, embedded):
@@ -219,7 +231,7 @@ def test_vat_loss_is_positive_and_its_gradient_flows_through_the_perturbed_branc
         return compiled(p, embedded, batch)
 
     def embed(p):
-        return split.embed(p, batch["tokens"])
+        return split.embed(p, batch)
 
     loss = adversarial.virtual_adversarial_loss(logits_fn, params, embed(params), mask, **options)
     assert loss.shape == (B,) and jnp.all(loss > 0)

@@ -20,6 +20,7 @@ def _data() -> ml_collections.ConfigDict:
     data = ml_collections.ConfigDict()
     data.name = "imdb_reviews"  # imdb_reviews | amazon_reviews | csv | synthetic
     data.data_dir = "~/tensorflow_datasets"  # TFDS data dir: prepared datasets are cached here
+    data.cache = True  # keep the encoded splits and vocabulary under data_dir/rnnjax_splits (False: rebuild each run)
     data.source_dir = ""  # local IMDB copy: aclImdb_v1.tar.gz, aclImdb/ or *.jsonl.gz folder; "" = download
     data.fallback_to_synthetic = False  # IMDB neg/pos not to be had: the embedded synthetic set (said) instead of an error
     data.source_file = ""  # amazon_reviews / csv: JSON-lines or CSV/TSV file of (text, label) rows
@@ -40,6 +41,7 @@ def _data() -> ml_collections.ConfigDict:
     data.synthetic_examples = 4000  # synthetic: reviews generated (train + validation + test)
     data.synthetic_length = 80  # synthetic: words in the longest review (the shortest has 3/4 of it)
     data.synthetic_distance = 10  # synthetic: words between the label cue and the end (longer: harder)
+    data.unlabelled = 0  # IMDB's unlabelled reviews added to the training rows for VAT (-1: all 50,000)
     return data
 
 
@@ -63,6 +65,7 @@ def _model() -> ml_collections.ConfigDict:
     model.parallel = False  # min_gru/min_lstm: parallel-in-time (associative scan) instead of a sequential scan
     model.chrono = 0  # chrono init of the LSTM/GRU/min_* gate biases, time scales up to N steps (0: off)
     model.unroll = 1  # time steps per lax.scan iteration (speed only; results are unchanged)
+    model.normalize_embeddings = False  # word vectors normalised by their training-frequency moments (Miyato et al.)
     return model
 
 
@@ -114,5 +117,9 @@ def _train() -> ml_collections.ConfigDict:
     train.compute_dtype = "float32"  # float32 | bfloat16: forward/backward dtype (params and optimizer stay float32)
     train.data_parallel = False  # split every batch over devices (jax.sharding mesh; params replicated)
     train.num_devices = 0  # data_parallel: devices in the mesh (0: all); batch sizes must divide by it
+    train.adversarial = "none"  # none | at | vat | at+vat: perturbations of the word vectors (Miyato et al.)
+    train.adv_epsilon = 5.0  # norm of each review's perturbation (of its normalised word vectors)
+    train.adv_weight = 1.0  # factor on each adversarial term of the loss
+    train.vat_xi = 0.1  # VAT: norm of the power iteration's probe
     train.skip_nonfinite = False  # skip steps with a non-finite loss or gradient (params unchanged) instead of stopping
     return train

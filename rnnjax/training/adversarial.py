@@ -4,7 +4,7 @@ Miyato, Dai & Goodfellow, "Adversarial Training Methods for Semi-Supervised Text
 perturb the word embeddings, not the tokens:
 
 * embeddings are normalised with frequency-weighted moments, ``v̄_i = (v_i - E[v]) / sqrt(Var[v])``
-  (``normalize_embeddings``), so that a perturbation of fixed norm cannot be made harmless by growing them;
+  (``embedding_norm.normalize_embeddings``), so that a perturbation of fixed norm cannot be made harmless by growing them;
 * AT adds ``r_adv = ε g / ||g||₂`` with ``g`` the gradient of the loss w.r.t. an example's embedded sequence
   (``adversarial_perturbation``), and trains on the loss at ``x + r_adv`` as well;
 * VAT finds ``r_vadv`` by one power-iteration step on ``KL(p(x) ‖ p(x + ξ d))`` from a random ``d`` and adds
@@ -13,12 +13,12 @@ perturb the word embeddings, not the tokens:
 Norms are taken per example over its whole sequence of real words (``scale_to_norm``). Perturbations are
 constants of the training loss: the functions below evaluate their inner gradients at ``stop_gradient``'d
 parameters and embeddings, so no second-order derivative is ever traced (the cells' native kernels have
-first-order rules only). ``split_spec`` splits a ModelSpec classifier into ``embed`` and ``logits`` of an
-embedded batch, on top of ``models.apply_model`` unchanged.
+first-order rules only).
 
-Losses come back per example (``[B]``) for the caller to sum and count, as ``losses.py`` does. Adding them to
-the classification loss, choosing which examples count and reading the config are left to the task that
-trains with them; the model's layers to ``models.py``.
+``classifier_loss`` is the training loss of a classifier task with these terms, for any ``model_api.Model``
+split around its embedded sequence (``embed``, ``from_embedded``, ``mask``: every ModelSpec's model is). The
+normalised embeddings themselves are a property of the model (``Embedding.frequencies``), so evaluation and
+prediction see the same word vectors as training.
 """
 
 from collections.abc import Callable
@@ -27,8 +27,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rnnjax import models, scan
-from rnnjax.embedding_norm import embedding_stats, normalize_embeddings  # noqa: F401
+from rnnjax import losses
 from rnnjax.types import Batch, Params, PRNGKey
 
 # --------------------------------------------------------------------------------------------- perturbations
@@ -191,76 +190,91 @@ def virtual_adversarial_loss(
     return kl_divergence(clean, logits_fn(params, embedded + r))
 
 
-# ---------------------------------------------------------------------------------- a ModelSpec, split
+# ------------------------------------------------------------------------------------- the training loss
 
 
-class SplitModel(NamedTuple):
-    """A ModelSpec classifier in two halves around its embedding output, the point perturbations are added.
-
-    ``apply(params, batch) == logits(params, embed(params, batch["tokens"]), batch)``: with ``frequencies``,
-    the model of normalised embeddings (use it for evaluation too); without, equal to ``apply_model``.
-    """
-
-    embed: Callable[[Params, jax.Array], jax.Array]  # (params, tokens [B, T]) -> embedded [B, T, E]
-    logits: Callable[..., jax.Array]  # (params, embedded [B, T, E], batch, *, rng, train) -> [B] or [B, C]
-    mask: Callable[[Batch], jax.Array]  # batch -> [B, T] bool, the real words a perturbation may move
-    apply: Callable[..., jax.Array]  # (params, batch, *, rng, train) -> logits, as model_api.Model.apply
+METHODS = ("none", "at", "vat", "at+vat")
+_VAT_PURPOSE = 1  # fold_in(dropout key, purpose): VAT's random start, apart from the dropout masks
 
 
-def split_spec(
-    spec: models.ModelSpec, *, use_lengths: bool = True, frequencies: jax.Array | None = None
-) -> SplitModel:
-    """Splits a ModelSpec classifier into ``embed`` and the ``logits`` of an embedded batch.
+class AdversarialOptions(NamedTuple):
+    """Which perturbation terms a classifier trains with, and their sizes (Miyato et al.'s defaults)."""
 
-    ``logits`` runs ``models.apply_model`` itself, on a batch-sized embedding table: row ``1 + b*T + t`` holds
-    ``embedded[b, t]`` and position ``(b, t)`` reads it, so every layer above the embedding (dropout keys,
-    masks, the embedding folded into the first recurrent layer) is the one ``apply_model`` runs. Row 0 is
-    zeros, read by id-0 positions only when the Embedding has ``mask_zero`` (they are masked there).
+    method: str = "vat"  # at | vat | at+vat (none: the plain loss)
+    epsilon: float = 5.0  # ε, each example's perturbation norm (over its normalised word vectors)
+    weight: float = 1.0  # factor on each perturbation term
+    xi: float = 0.1  # VAT: ξ, the norm of the power iteration's probe
+    power_iterations: int = 1  # VAT: power-iteration steps
 
-    Args:
-        spec: the model (its first layer is the Embedding).
-        use_lengths: mask by ``batch["lengths"]`` (right padding), as ``model_api.spec_model``.
-        frequencies: [V] occurrences of each id in the training tokens: ``embed`` then returns rows of
-            ``normalize_embeddings(table, frequencies)``; None for the table as it is.
+
+def check_options(options: AdversarialOptions) -> None:
+    """Raises ValueError, naming the config field, for a method or size out of range."""
+    if options.method not in METHODS:
+        raise ValueError(f"train.adversarial={options.method!r} must be one of {', '.join(METHODS)}.")
+    for field, value in (("adv_epsilon", options.epsilon), ("adv_weight", options.weight), ("vat_xi", options.xi)):
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"train.{field}={value} must be a positive finite number.")
+    if options.power_iterations < 1:
+        raise ValueError(f"power_iterations={options.power_iterations} must be >= 1.")
+
+
+def check_model(model) -> None:
+    """Raises ValueError unless ``model`` (a ``model_api.Model``) is split around its embedded sequence."""
+    if model.embed is None or model.from_embedded is None or model.mask is None:
+        raise ValueError(
+            "train.adversarial needs a model split around its word vectors: a Model with embed, from_embedded "
+            "and mask (model_api.spec_model makes them for a model built from config.model)."
+        )
+
+
+def classifier_loss(model, options: AdversarialOptions, params: Params, batch: Batch, rng: PRNGKey):
+    """The classification loss plus the adversarial terms: ``(loss, sums)`` for a classifier task.
+
+    ``loss = CE(x) + weight * (CE(x + r_adv) [at] + KL(p(x) ‖ p(x + r_vadv)) [vat])``. CE is the mean over the
+    labelled rows (label >= 0); VAT's term the mean over every row with a real word, unlabelled rows (label
+    -1) included. Every forward pass of a step uses the step's dropout key, so predictions differ by the
+    perturbation alone.
 
     Returns:
-        The SplitModel.
+        ``loss`` and the sums of ``losses.classification_counts`` plus ``adv_loss_sum`` (CE(x + r_adv) summed
+        over labelled rows) and ``vat_loss_sum`` / ``n_vat`` (the divergences and the rows they count).
     """
-    name = models.layer_names(spec)[0]
-    mask_zero = spec.layers[0].mask_zero
+    labels = batch["label"]
+    embedded = model.embed(params, batch, rng=rng, train=True)
+    mask = model.mask(batch)
 
-    def embed(params: Params, tokens: jax.Array) -> jax.Array:
-        table = params[name]["embeddings"]
-        if frequencies is not None:
-            table = normalize_embeddings(table, frequencies)
-        return jnp.take(table, tokens, axis=0)
+    def logits_of(p: Params, x: jax.Array) -> jax.Array:
+        return model.from_embedded(p, x, batch, rng=rng, train=True).astype(jnp.float32)
 
-    def logits(params: Params, embedded: jax.Array, batch: Batch, *, rng: PRNGKey | None = None,
-               train: bool = False) -> jax.Array:
-        tokens = jnp.asarray(batch["tokens"])
-        if embedded.ndim != 3 or embedded.shape[:2] != tokens.shape:
-            raise ValueError(
-                f"logits: embedded must be [B, T, E] with [B, T]={tokens.shape} as batch['tokens'], got "
-                f"{embedded.shape}; pass embed(params, batch['tokens']) plus a perturbation."
-            )
-        size, steps, features = embedded.shape
-        rows = embedded.reshape(size * steps, features)
-        rows = jnp.concatenate([jnp.zeros((1, features), embedded.dtype), rows])
-        ids = 1 + jnp.arange(size * steps, dtype=jnp.int32).reshape(size, steps)
-        if mask_zero:
-            ids = jnp.where(tokens != 0, ids, 0)
-        table_params = {**params, name: {**params[name], "embeddings": rows}}
-        lengths = batch["lengths"] if use_lengths else None
-        return models.apply_model(spec, table_params, ids, lengths, train=train, rng=rng)
+    clean = logits_of(params, embedded)
+    loss = losses.classification_loss(clean, labels)
+    sums = dict(losses.classification_counts(clean, labels))
+    labelled = jnp.sum(labels >= 0).astype(jnp.float32)
+    if options.method in ("at", "at+vat"):
+        r = adversarial_perturbation(
+            lambda p, x: losses.classification_loss(logits_of(p, x), labels), params, embedded, mask, options.epsilon
+        )
+        adv = losses.classification_loss(logits_of(params, embedded + r), labels)
+        loss = loss + options.weight * adv
+        sums["adv_loss_sum"] = adv * labelled
+    if options.method in ("vat", "at+vat"):
+        divergences = virtual_adversarial_loss(
+            logits_of, params, embedded, mask, epsilon=options.epsilon, xi=options.xi,
+            key=jax.random.fold_in(rng, _VAT_PURPOSE), num_power_iterations=options.power_iterations,
+        )
+        rows = jnp.any(mask, axis=1)
+        count = jnp.sum(rows).astype(jnp.float32)
+        vat_sum = jnp.sum(jnp.where(rows, divergences, 0.0))
+        loss = loss + options.weight * vat_sum / jnp.maximum(count, 1.0)
+        sums["vat_loss_sum"], sums["n_vat"] = vat_sum, count
+    return loss, sums
 
-    def mask(batch: Batch) -> jax.Array:
-        tokens = jnp.asarray(batch["tokens"])
-        real = tokens != 0  # id 0 pads, it is never a word
-        if use_lengths:
-            real = real & scan.sequence_mask(jnp.asarray(batch["lengths"]), tokens.shape[1])
-        return real
 
-    def apply(params: Params, batch: Batch, *, rng: PRNGKey | None = None, train: bool = False) -> jax.Array:
-        return logits(params, embed(params, jnp.asarray(batch["tokens"])), batch, rng=rng, train=train)
-
-    return SplitModel(embed=embed, logits=logits, mask=mask, apply=apply)
+def adversarial_metrics(sums) -> dict[str, float]:
+    """``adv_loss`` and ``vat_loss`` (means) from host sums that have them; {} otherwise."""
+    out = {}
+    if "adv_loss_sum" in sums:
+        out["adv_loss"] = sums["adv_loss_sum"] / max(sums["n_examples"], 1)
+    if "vat_loss_sum" in sums:
+        out["vat_loss"] = sums["vat_loss_sum"] / max(sums["n_vat"], 1)
+    return out

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from rnnjax import losses, model_api, models
-from rnnjax.data import availability, datasets, text
-from rnnjax.training import loop, optim, runs, settings, tensorboard
+from rnnjax.data import availability, datasets, text, unlabelled
+from rnnjax.training import adversarial, loop, optim, runs, settings, tensorboard
 from rnnjax.training.pretrained import InitSpec, init_block, initial_params, make_optimizer  # noqa: F401
 from rnnjax.types import Batch, Params, PRNGKey
 
@@ -111,19 +111,37 @@ def classification_metrics(sums: dict[str, float]) -> dict[str, float]:
     return {"loss": sums["loss_sum"] / n, "accuracy": sums["n_correct"] / n}
 
 
-def classifier_task(model: "model_api.Model | ModelConfig") -> loop.Task:
+def classifier_task(
+    model: "model_api.Model | ModelConfig", adversarial_options: adversarial.AdversarialOptions | None = None
+) -> loop.Task:
     """A classifier as a fit-loop task: the model's own init; binary cross-entropy for [B] logits, sparse
-    categorical cross-entropy (softmax) for [B, C]; confusion counts as sums."""
+    categorical cross-entropy (softmax) for [B, C]; confusion counts as sums. With ``adversarial_options``
+    (method other than "none"), the training loss adds adversarial and virtual adversarial terms
+    (``adversarial.classifier_loss``; the model must be split around its word vectors).
+
+    Raises:
+        ValueError: for adversarial options out of range, or a model they cannot perturb.
+    """
     model = as_model(model)
+    options = adversarial_options if adversarial_options and adversarial_options.method != "none" else None
+    if options is not None:
+        adversarial.check_options(options)
+        adversarial.check_model(model)
 
     def loss(params: Params, batch: Batch, rng: PRNGKey):
+        _check_batch(batch)
+        if options is not None:
+            return adversarial.classifier_loss(model, options, params, batch, rng)
         out = logits(model, params, batch, train=True, rng=rng)
         return losses.classification_loss(out, batch["label"]), losses.classification_counts(out, batch["label"])
 
     def counts(params: Params, batch: Batch):
         return losses.classification_counts(logits(model, params, batch), batch["label"])
 
-    return loop.Task(kind="classifier", init=model.init, loss=loss, counts=counts, metrics=classification_metrics)
+    def metrics(sums: Mapping[str, float]) -> dict[str, float]:
+        return {**classification_metrics(sums), **adversarial.adversarial_metrics(sums)}
+
+    return loop.Task(kind="classifier", init=model.init, loss=loss, counts=counts, metrics=metrics)
 
 
 def check_outputs(model: model_api.Model, batch: Batch, classes: tuple[str, ...]) -> None:
@@ -165,8 +183,14 @@ def _load_data(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, An
             f"train.batch_size={int(config.train.batch_size)} is larger than the {len(splits['train']['label'])} "
             "training examples; use a smaller batch size or more data."
         )
+    count = int(config.data.get("unlabelled", 0))
+    if count:
+        rows = unlabelled.unlabelled_rows(config.data, splits["vocabulary"], count=count, seed=int(config.seed))
+        splits["train"] = unlabelled.add_rows(splits["train"], rows)
     if jax.process_index() == 0:
         sizes = ", ".join(f"{split} {len(splits[split]['label']):,}" for split in datasets.SPLITS)
+        if count:
+            sizes += f" (train includes {len(rows['label']):,} unlabelled)"
         names = splits["classes"]
         classes = ", ".join(names[:8]) + (f", ... ({len(names)})" if len(names) > 8 else "")
         print(f"Data: {splits['source']}: {sizes} examples; classes {classes}; vocabulary "
@@ -197,6 +221,9 @@ def train_and_evaluate(
     optim.make_optimizer(config.opt, 1)
     settings.check_train_settings(train_cfg, seed=int(config.seed))
     init_block(config)
+    options = adversarial_options(config)
+    if config.model.get("normalize_embeddings", False) and (model_fn or config.model.get("factory", "")):
+        raise ValueError("model.normalize_embeddings applies to models built from config.model only.")
     config = availability.with_available_data(config)
     runs.check_run(workdir, kind="classifier", config=config.to_dict(), mutable=settings.MUTABLE)
     if (workdir / runs.KINDS["classifier"]).exists():  # a resumed run's registered cells, by their modules
@@ -206,7 +233,10 @@ def train_and_evaluate(
         make_model_config(config.model, vocab_size=2, padding=config.data.padding)
     splits = _load_data(config, workdir)
     vocab, classes = splits["vocabulary"], tuple(splits["classes"])
-    model, model_cfg, description = _build_model(config, model_fn, factory, vocab.size, classes)
+    model, model_cfg, description = _build_model(
+        config, model_fn, factory, vocab.size, classes, splits["train"]["tokens"]
+    )
+    task = classifier_task(model, options)
     check_outputs(model, next(iter(settings.eval_loader(splits["train"], 2).epoch(0))), classes)
     _check_description(workdir, description)
     validation = splits["validation"] if len(splits["validation"]["label"]) else None
@@ -229,7 +259,6 @@ def train_and_evaluate(
                 datasets.save_classes(classes, workdir)
             runs.write_json(workdir / runs.KINDS["classifier"], description)
         given = initial_params(config, model_cfg.spec, vocab) if model_cfg is not None and not run.resumed else None
-        task = classifier_task(model)
         state = loop.create_state(task, tx, int(config.seed), given)
         result = loop.fit(
             task, tx, state, run, train_data, val_data, options,
@@ -237,6 +266,28 @@ def train_and_evaluate(
         )
         results = _results(config, run, splits, result)
     return result.state, results
+
+
+def adversarial_options(config: ml_collections.ConfigDict) -> adversarial.AdversarialOptions:
+    """``config.train``'s adversarial fields (absent in older configs: none), checked against ``config.data``.
+
+    Raises:
+        ValueError: naming the field, for a value out of range or unlabelled reviews without VAT.
+    """
+    train_cfg = config.train
+    options = adversarial.AdversarialOptions(
+        method=str(train_cfg.get("adversarial", "none")),
+        epsilon=float(train_cfg.get("adv_epsilon", 5.0)),
+        weight=float(train_cfg.get("adv_weight", 1.0)),
+        xi=float(train_cfg.get("vat_xi", 0.1)),
+    )
+    adversarial.check_options(options)
+    if int(config.data.get("unlabelled", 0)) and "vat" not in options.method:
+        raise ValueError(
+            f"data.unlabelled={config.data.unlabelled} adds unlabelled reviews, which only virtual adversarial "
+            "training learns from: set train.adversarial=vat (or at+vat), or data.unlabelled=0."
+        )
+    return options
 
 
 def _model_factory(config: ml_collections.ConfigDict, model_fn) -> tuple[Any, str]:
@@ -251,12 +302,16 @@ def _model_factory(config: ml_collections.ConfigDict, model_fn) -> tuple[Any, st
     return model_fn, factory or (model_api.object_name(model_fn) if model_fn is not None else "")
 
 
-def _build_model(config, model_fn, factory: str, vocab_size: int, classes: tuple[str, ...]):
-    """``(model, ModelConfig or None, model.json's description)`` for a spec'd or a researcher's model."""
+def _build_model(config, model_fn, factory: str, vocab_size: int, classes: tuple[str, ...], train_tokens):
+    """``(model, ModelConfig or None, model.json's description)`` for a spec'd or a researcher's model; with
+    ``model.normalize_embeddings``, the Embedding normalises by the id counts of ``train_tokens``."""
     if model_fn is None:
         model_cfg = make_model_config(
             config.model, vocab_size=vocab_size, padding=config.data.padding, num_classes=len(classes)
         )
+        if config.model.get("normalize_embeddings", False):
+            counts = unlabelled.word_counts(train_tokens, vocab_size)
+            model_cfg = dataclasses.replace(model_cfg, spec=models.replace_layer(model_cfg.spec, 0, frequencies=counts))
         modules = model_api.cell_modules(model_cfg.spec)
         description = {"use_lengths": model_cfg.use_lengths, **models.spec_to_dict(model_cfg.spec)}
         if modules:
