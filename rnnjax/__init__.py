@@ -11,7 +11,7 @@ Orbax, grain and TFDS, so they are imported as modules: ``from rnnjax.training i
 from rnnjax.attention import attention_pool, init_attention
 from rnnjax.cells import CELLS, Cell, get_cell, register_cell, gru, gru_carry, init_gru, init_lstm, init_simple_rnn, lstm, lstm_carry, simple_rnn, simple_rnn_carry
 from rnnjax.layers import Attention, Dense, Dropout, Embedding, Recurrent, SpatialDropout1D
-from rnnjax.layers import GlobalAveragePooling1D, GlobalMaxPooling1D
+from rnnjax.layers import ConcatPooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D
 from rnnjax.models import ModelSpec, apply_model, count_params, init_model, layer_names, make_classifier, summary
 from rnnjax.models import apply_model as apply
 from rnnjax.models import init_model as init
@@ -26,7 +26,7 @@ from rnnjax import kernels  # noqa: F401  (attaches the fast paths to the stock 
 
 __all__ = [
     "CELLS", "Cell", "get_cell", "register_cell", "Attention", "export_keras", "import_keras", "synthetic", "text", "Dense", "Dropout", "Embedding", "ModelSpec", "Recurrent", "SpatialDropout1D",
-    "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+    "ConcatPooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
     "apply", "apply_model", "attention_pool", "bidirectional", "count_params", "gru", "gru_carry", "init",
     "init_attention", "init_gru", "init_lstm", "init_model", "init_simple_rnn", "layer_names", "lstm",
     "lstm_carry", "make_classifier", "merge", "run", "sequence_mask", "simple_rnn", "simple_rnn_carry", "summary",

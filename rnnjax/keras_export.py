@@ -14,6 +14,7 @@ import numpy as np
 from rnnjax.keras_io import keras_context, require_keras
 from rnnjax.layers import (
     Attention,
+    ConcatPooling1D,
     Dense,
     Dropout,
     Embedding,
@@ -48,6 +49,7 @@ def _export_recurrent(keras, layer: Recurrent, name: str, index: int, masked: bo
             f"{where}: Keras' Bidirectional always outputs zeros at masked steps when it returns sequences; "
             "export a model with zero_output_for_mask=True."
         )
+    # weight_dropout is left out: Keras has none, and it changes nothing at inference.
     options = dict(
         units=layer.hidden_size,
         return_sequences=layer.return_sequences,
@@ -100,8 +102,11 @@ def _export_layer(
     if isinstance(layer, Dense):
         keras_layer = keras.layers.Dense(layer.units, layer.activation, use_bias=layer.use_bias, name=name)
         return keras_layer, [_host(p["kernel"])] + ([_host(p["bias"])] if "bias" in p else [])
-    if isinstance(layer, Attention):
-        raise ValueError(f"export_keras: layer {index} {name!r} (Attention) has no Keras equivalent.")
+    if isinstance(layer, (Attention, ConcatPooling1D)):
+        raise ValueError(
+            f"export_keras: layer {index} {name!r} ({type(layer).__name__}) has no Keras equivalent; export a "
+            "model with GlobalAveragePooling1D, GlobalMaxPooling1D or the last output instead."
+        )
     raise ValueError(f"export_keras: layer {index} {name!r} ({type(layer).__name__}) is unknown.")
 
 
@@ -122,9 +127,9 @@ def export_keras(spec: ModelSpec, params: Params) -> Any:
 
     Raises:
         ImportError: if Keras 3 is not installed.
-        ValueError: for layers Keras cannot express (Attention, peephole LSTM, go_backwards inside
-            Bidirectional, zero_output_for_mask=False on a masked Bidirectional returning sequences) or params
-            whose shapes do not fit the spec.
+        ValueError: for layers Keras cannot express (Attention, ConcatPooling1D, peephole LSTM, go_backwards
+            inside Bidirectional, zero_output_for_mask=False on a masked Bidirectional returning sequences) or
+            params whose shapes do not fit the spec.
     """
     keras = require_keras()
     masked = isinstance(spec.layers[0], Embedding) and spec.layers[0].mask_zero

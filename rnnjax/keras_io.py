@@ -22,10 +22,11 @@ import numpy as np
 from rnnjax.cells import ACTIVATIONS
 from rnnjax.layers import (
     DENSE_ACTIVATIONS,
-    POOLING,
     Dense,
     Dropout,
     Embedding,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
     Layer,
     Recurrent,
     SpatialDropout1D,
@@ -36,7 +37,7 @@ from rnnjax.types import Params
 _CELL_CLASSES = {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
 _MERGE_MODES = ("concat", "sum", "mul", "ave")
 _OUTPUT_ACTIVATIONS = ("linear", "sigmoid", "softmax")
-_POOLING_CLASSES = {cls.__name__: cls for cls in POOLING}
+_POOLING_CLASSES = {cls.__name__: cls for cls in (GlobalAveragePooling1D, GlobalMaxPooling1D)}  # Keras' own
 
 
 def require_keras():

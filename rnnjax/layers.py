@@ -2,9 +2,10 @@
 
 A layer spec is a small frozen dataclass with Keras' options: ``Embedding``, ``SpatialDropout1D``, ``Dropout``,
 ``Recurrent`` (SimpleRNN, LSTM, GRU, minGRU, minLSTM; optionally bidirectional), ``Attention``,
-``GlobalAveragePooling1D``, ``GlobalMaxPooling1D`` and ``Dense``. ``check_layer`` validates one of them in its
-place in a model; ``init_layer`` makes its parameters (Keras' default initialisers) and ``output_size`` its
-output features; ``apply_recurrent``, ``apply_pooling`` and ``apply_dense`` run it.
+``GlobalAveragePooling1D``, ``GlobalMaxPooling1D``, ``ConcatPooling1D`` (ULMFiT's) and ``Dense``. ``check_layer``
+validates one of them in its place in a model; ``init_layer`` makes its parameters (Keras' default initialisers)
+and ``output_size`` its output features; ``apply_recurrent``, ``apply_pooling`` and ``apply_dense`` run it, and
+``recurrent_params`` gives the weights a recurrent layer runs with (its weight dropout).
 
 How layers are stacked into a model (``ModelSpec``, names, the loop over layers, the embedding folded into the
 first recurrent layer) lives in ``models.py``; the cells and the time loop in ``cells.py``/``scan.py``.
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 
 from rnnjax import attention, embedding_norm, scan
 from rnnjax.cells import accepted_options, get_cell
+from rnnjax.dropout import drop_recurrent_kernel
 from rnnjax.gates import ACTIVATIONS
 from rnnjax.scan import Gathered
 from rnnjax.types import Params, PRNGKey
@@ -63,6 +65,7 @@ class Recurrent:
     go_backwards: bool = False  # Keras' go_backwards: reverse the sequence; step outputs come out reversed
     dropout: float = 0.0  # Keras' dropout on the inputs, one mask per sequence
     recurrent_dropout: float = 0.0  # Keras' recurrent_dropout on h, one mask per sequence
+    weight_dropout: float = 0.0  # DropConnect on recurrent_kernel (AWD-LSTM), one mask per batch; training only
     activation: str = "tanh"  # simple_rnn's activation
     reset_after: bool = True  # gru: Keras/cuDNN variant (True) or the original (False)
     unit_forget_bias: bool = True  # lstm: forget-gate bias initialised to 1
@@ -97,6 +100,13 @@ class GlobalMaxPooling1D:
 
 
 @dataclass(frozen=True)
+class ConcatPooling1D:
+    """ULMFiT's concat pooling ([B, T, D] -> [B, 3D]): ``[last real output; max over real steps; mean over real
+    steps]``, the last real step being the highest-index one of the mask (every step without a mask). A sequence
+    with no real step gives zeros. Keras has no such layer."""
+
+
+@dataclass(frozen=True)
 class Dense:
     """A fully connected layer; the last one of a model gives the logits."""
 
@@ -107,9 +117,9 @@ class Dense:
 
 Layer = Union[
     Embedding, SpatialDropout1D, Dropout, Recurrent, Attention, GlobalAveragePooling1D, GlobalMaxPooling1D,
-    Dense,
+    ConcatPooling1D, Dense,
 ]
-POOLING = (GlobalAveragePooling1D, GlobalMaxPooling1D)
+POOLING = (GlobalAveragePooling1D, GlobalMaxPooling1D, ConcatPooling1D)
 
 _KERAS_NAMES = {
     Embedding: "embedding",
@@ -118,6 +128,7 @@ _KERAS_NAMES = {
     Attention: "attention",
     GlobalAveragePooling1D: "global_average_pooling1d",
     GlobalMaxPooling1D: "global_max_pooling1d",
+    ConcatPooling1D: "concat_pooling1d",
     Dense: "dense",
 }
 DENSE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
@@ -171,8 +182,13 @@ def _check_recurrent(layer: Recurrent, where: str, has_time: bool) -> None:
         raise ValueError(f"{where}: the layer below returns no sequence; set return_sequences=True on it.")
     if layer.hidden_size <= 0:
         raise ValueError(f"{where}: hidden_size must be positive, got {layer.hidden_size}.")
-    if not (0.0 <= layer.dropout < 1.0 and 0.0 <= layer.recurrent_dropout < 1.0):
-        raise ValueError(f"{where}: dropout and recurrent_dropout must be in [0, 1), got {layer}.")
+    if not all(0.0 <= rate < 1.0 for rate in (layer.dropout, layer.recurrent_dropout, layer.weight_dropout)):
+        raise ValueError(f"{where}: dropout, recurrent_dropout and weight_dropout must be in [0, 1), got {layer}.")
+    if layer.weight_dropout and "recurrent_kernel" not in _param_names(layer):
+        raise ValueError(
+            f"{where}: cell {layer.cell!r} has no recurrent_kernel param for weight_dropout to drop; set "
+            "weight_dropout=0."
+        )
     if layer.recurrent_dropout and not accepted_options(get_cell(layer.cell).halves()[1], recurrent_mask=None):
         raise ValueError(f"{where}: {layer.cell} takes no recurrent_mask (no recurrent matmul); set recurrent_dropout=0.")
     if layer.bidirectional and layer.go_backwards:
@@ -185,9 +201,17 @@ def _check_recurrent(layer: Recurrent, where: str, has_time: bool) -> None:
         raise ValueError(f"{where}: unroll must be >= 1, got {layer.unroll}.")
 
 
+def _param_names(layer: Recurrent) -> set[str]:
+    """The names of a layer's cell params, from their shapes only (nothing is initialised)."""
+    return set(jax.eval_shape(lambda key: _init_cell(layer, key, 1), jax.random.key(0)))
+
+
 def output_size(layer: Layer, features: int) -> int:
     """The features per step (or per example) a layer outputs, given ``features`` in: E, H (2H for a concat
-    Bidirectional), Dense's units; the same for dropout and attention."""
+    Bidirectional), Dense's units, 3 * features for ConcatPooling1D; the same for dropout, attention and the
+    global poolings."""
+    if isinstance(layer, ConcatPooling1D):
+        return 3 * features
     if isinstance(layer, Embedding):
         return layer.embed_dim
     if isinstance(layer, Recurrent):
@@ -258,22 +282,64 @@ def apply_dense(layer: Dense, params: Params, x: jax.Array, *, activate: bool = 
 
 
 def apply_pooling(
-    layer: GlobalAveragePooling1D | GlobalMaxPooling1D, x: jax.Array, mask: jax.Array | None
+    layer: GlobalAveragePooling1D | GlobalMaxPooling1D | ConcatPooling1D, x: jax.Array, mask: jax.Array | None
 ) -> jax.Array:
-    """Pools [B, T, D] over time to [B, D] as Keras 3 does: the average over real steps (all steps without a
-    mask), the maximum over all steps (Keras' GlobalMaxPooling1D takes no mask).
+    """Pools [B, T, D] over time: to [B, D] as Keras 3 does (the average over real steps, all steps without a
+    mask; the maximum over all steps, as Keras' GlobalMaxPooling1D takes no mask), or to [B, 3D] for
+    ``ConcatPooling1D`` (``concat_pool``).
 
     Args:
         layer: the pooling layer spec.
         x: [B, T, D] floating outputs of the layer below.
         mask: [B, T] bool, True at real steps, or None.
     """
+    if isinstance(layer, ConcatPooling1D):
+        return concat_pool(x, mask)
     if isinstance(layer, GlobalMaxPooling1D):
         return jnp.max(x, axis=1)
     if mask is None:
         return jnp.mean(x, axis=1)
     weights = mask[..., None].astype(x.dtype)
     return jnp.sum(x * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1)
+
+
+def concat_pool(x: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """ULMFiT's ``[last real step; max over real steps; mean over real steps]`` of [B, T, D] -> [B, 3D].
+
+    The last real step is the highest-index one of the mask (right padding and pre-padding alike). A row with no
+    real step gives zeros; its values and gradients stay finite.
+
+    Args:
+        x: [B, T, D] floating outputs of the layer below.
+        mask: [B, T] bool, True at real steps, or None (every step is real).
+    """
+    if mask is None:
+        return jnp.concatenate([x[:, -1], jnp.max(x, axis=1), jnp.mean(x, axis=1)], axis=-1)
+    steps = jnp.arange(x.shape[1])[None, :]
+    last_b = jnp.max(jnp.where(mask, steps, -1), axis=1)  # -1 for a row without a real step
+    any_b1 = (last_b >= 0)[:, None]
+    last = jnp.take_along_axis(x, jnp.maximum(last_b, 0)[:, None, None], axis=1)[:, 0]
+    # -inf never reaches the output: a row without a real step takes zeros, so its cotangent there is zero.
+    peak = jnp.max(jnp.where(mask[..., None], x, -jnp.inf), axis=1)
+    zeros = jnp.zeros((), x.dtype)
+    mean = apply_pooling(GlobalAveragePooling1D(), x, mask)
+    return jnp.concatenate([jnp.where(any_b1, last, zeros), jnp.where(any_b1, peak, zeros), mean], axis=-1)
+
+
+def recurrent_params(layer: Recurrent, params: Params, rng: PRNGKey | None) -> Params:
+    """The params a recurrent layer runs with: with ``weight_dropout`` during training (``rng`` given), each
+    direction's ``drop_recurrent_kernel``, its mask from ``fold_in(rng, _WEIGHT_DROPOUT)`` (split between the
+    directions) so the dropout masks ``scan.run`` draws from ``rng`` stay as they are; else ``params``."""
+    if rng is None or layer.weight_dropout == 0.0:
+        return params
+    key = jax.random.fold_in(rng, _WEIGHT_DROPOUT)
+    if not layer.bidirectional:
+        return drop_recurrent_kernel(key, params, layer.weight_dropout)
+    keys = dict(zip(("forward", "backward"), jax.random.split(key)))
+    return {name: drop_recurrent_kernel(keys[name], params[name], layer.weight_dropout) for name in keys}
+
+
+_WEIGHT_DROPOUT = 1_000  # fold_in purpose of the weight-dropout key; scan.run splits the layer key itself
 
 
 def apply_recurrent(
@@ -292,13 +358,14 @@ def apply_recurrent(
         params: its parameters.
         x: [B, T, F] inputs; with ``table``, [B, T] token ids.
         mask: [B, T] bool or None.
-        rng: key for dropout, or None for none.
+        rng: key for dropout and weight dropout, or None for none.
         table: the [V, E] embeddings, folded into the input projection: each direction's projected inputs are
             rows of ``project(table)``, gathered by ``x`` (``scan.Gathered``).
 
     Returns:
         [B, T, D] outputs with ``return_sequences``, else [B, D].
     """
+    params = recurrent_params(layer, params, rng)
     options = dict(
         return_sequences=layer.return_sequences,
         unroll=layer.unroll,

@@ -3,7 +3,7 @@
 A ``ModelSpec`` is a tuple of layer specs applied in order, the shape of a Keras ``Sequential``:
 
     Embedding -> [SpatialDropout1D] -> Recurrent (xN, optionally bidirectional)
-              -> [Attention | global pooling] -> [Dropout] -> Dense ... -> Dense(1)
+              -> [Attention | global or concat pooling] -> [Dropout] -> Dense ... -> Dense(1)
 
 Parameters are a dict keyed by Keras-style layer names (``embedding``, ``lstm``, ``lstm_1``, ``bidirectional``,
 ``dense``, ...); layers without weights have no entry. ``apply_model`` returns logits: the last Dense layer's
@@ -26,6 +26,7 @@ from rnnjax.dropout import dropout
 from rnnjax.layers import (
     POOLING,
     Attention,
+    ConcatPooling1D,
     Dense,
     Dropout,
     Embedding,
@@ -140,7 +141,7 @@ def apply_model(
         params: from ``init_model`` or ``import_keras``.
         tokens: [B, T] integer ids in [0, V).
         lengths: [B] integer, real tokens per row (right padding), or None.
-        train: apply dropout (needs ``rng``).
+        train: apply dropout and weight dropout (needs ``rng``).
         rng: key for dropout; each layer uses ``fold_in(rng, layer index)``.
         return_attention: also return the attention weights [B, T] (the model must have an Attention layer).
 
@@ -155,8 +156,9 @@ def apply_model(
     lengths = None if lengths is None else jnp.asarray(lengths)
     _check_tokens(tokens, lengths)
     needs_rng = any(
-        getattr(layer, "rate", 0.0) > 0 or getattr(layer, "dropout", 0.0) > 0 or getattr(layer, "recurrent_dropout", 0.0) > 0
+        getattr(layer, name, 0.0) > 0
         for layer in spec.layers
+        for name in ("rate", "dropout", "recurrent_dropout", "weight_dropout")
     )
     if train and needs_rng and rng is None:
         raise ValueError("apply: train=True with dropout needs rng=jax.random.key(...); or pass train=False.")
@@ -270,6 +272,7 @@ def make_classifier(
     spatial_dropout: float = 0.0,
     dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
+    weight_dropout: float = 0.0,
     attention_units: int = 0,
     pooling: str | None = None,
     dense_units: tuple[int, ...] = (),
@@ -295,9 +298,10 @@ def make_classifier(
         spatial_dropout: SpatialDropout1D rate after the embedding (0 for none).
         dropout: Dropout rate after the recurrent stack (0 for none).
         recurrent_dropout: recurrent_dropout of each recurrent layer.
+        weight_dropout: weight_dropout (DropConnect on recurrent_kernel) of each recurrent layer.
         attention_units: A of an attention pooling layer after the recurrent stack (0 for none).
-        pooling: "avg" (GlobalAveragePooling1D) or "max" (GlobalMaxPooling1D) over the last recurrent layer's
-            outputs instead of its last output; None for none.
+        pooling: "avg" (GlobalAveragePooling1D), "max" (GlobalMaxPooling1D) or "concat" (ConcatPooling1D:
+            [last; max; mean]) over the last recurrent layer's outputs instead of its last output; None for none.
         dense_units: hidden Dense(relu) layers before the output.
         dense_dropout: Dropout rate after each hidden Dense layer.
         reset_after: GRU variant.
@@ -313,9 +317,10 @@ def make_classifier(
         raise ValueError(f"make_classifier: num_layers must be >= 1, got {num_layers}.")
     if num_classes < 2:
         raise ValueError(f"make_classifier: num_classes must be >= 2, got {num_classes}.")
-    if pooling not in (None, "avg", "max") or (pooling and attention_units):
+    if pooling not in (None, *_POOLINGS) or (pooling and attention_units):
         raise ValueError(
-            f"make_classifier: pooling must be None, 'avg' or 'max' (without attention), got {pooling!r}."
+            "make_classifier: pooling must be None, 'avg' or 'max' (Keras' global poolings) or 'concat' "
+            f"(ULMFiT's [last; max; mean]), without attention, got {pooling!r}."
         )
     layers: list[Layer] = [Embedding(vocab_size, embed_dim, mask_zero=mask_zero)]
     if spatial_dropout:
@@ -328,6 +333,7 @@ def make_classifier(
                 return_sequences=index < num_layers - 1 or attention_units > 0 or pooling is not None,
                 bidirectional=bidirectional,
                 recurrent_dropout=recurrent_dropout,
+                weight_dropout=weight_dropout,
                 reset_after=reset_after,
                 activation=activation,
                 unroll=unroll,
@@ -337,7 +343,7 @@ def make_classifier(
     if attention_units:
         layers.append(Attention(attention_units))
     if pooling:
-        layers.append(GlobalAveragePooling1D() if pooling == "avg" else GlobalMaxPooling1D())
+        layers.append(_POOLINGS[pooling]())
     if dropout:
         layers.append(Dropout(dropout))
     for units in dense_units:
@@ -346,6 +352,9 @@ def make_classifier(
             layers.append(Dropout(dense_dropout))
     layers.append(Dense(1, "sigmoid") if num_classes == 2 else Dense(num_classes, "softmax"))
     return ModelSpec(tuple(layers))
+
+
+_POOLINGS = {"avg": GlobalAveragePooling1D, "max": GlobalMaxPooling1D, "concat": ConcatPooling1D}
 
 
 def replace_layer(spec: ModelSpec, index: int, **changes) -> ModelSpec:

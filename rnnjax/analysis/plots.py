@@ -142,12 +142,17 @@ def describe_model(description: Mapping[str, Any], kind: str = "classifier") -> 
             names.append(f"Bidirectional({name})" if layer.get("bidirectional") else name)
         elif layer.get("type") == "Attention":
             extras.append("attention")
-        elif layer.get("type") in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
-            extras.append("average pooling" if "Average" in layer["type"] else "max pooling")
+        elif layer.get("type") in _POOLING_NAMES:
+            extras.append(_POOLING_NAMES[layer["type"]])
     if not names:
         return ""
     stack = _layer_count(names[0], len(names)) if len(set(names)) == 1 else " + ".join(names)
     return " + ".join([stack, *extras])
+
+
+_POOLING_NAMES = {
+    "GlobalAveragePooling1D": "average pooling", "GlobalMaxPooling1D": "max pooling", "ConcatPooling1D": "concat pooling"
+}
 
 
 def _cell_name(cell: str, hidden_size: int) -> str:

@@ -59,6 +59,8 @@ def _model() -> ml_collections.ConfigDict:
     model.dropout = 0.4  # Dropout rate before the dense head (0: no layer)
     model.recurrent_dropout = 0.0  # Keras' recurrent_dropout of every recurrent layer
     model.attention_units = 0  # units A of additive attention pooling after the recurrent stack (0: none)
+    model.pooling = ""  # "" (the last output) | avg | max | concat: pooling over the top layer's outputs
+    model.weight_dropout = 0.0  # DropConnect rate on every recurrent_kernel during training (AWD-LSTM)
     model.dense_units = ()  # hidden Dense(relu) layers before the Dense(1) output, e.g. (32, 32)
     model.dense_dropout = 0.0  # Dropout rate after each hidden Dense layer
     model.reset_after = True  # GRU: Keras 2.x/3 default (True) or the original formulation (False)

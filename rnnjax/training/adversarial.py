@@ -147,6 +147,7 @@ def virtual_adversarial_loss(
     xi: float,
     key: PRNGKey,
     num_power_iterations: int = 1,
+    clean_logits: jax.Array | None = None,
 ) -> jax.Array:
     """VAT's per-example loss ``KL(p(x) ‖ p(x + r_vadv))``; it needs no label.
 
@@ -168,6 +169,8 @@ def virtual_adversarial_loss(
         xi: ξ, the norm of the probe ``ξ d`` of the power iteration.
         key: PRNG key for the initial direction.
         num_power_iterations: power-iteration steps (the paper: 1).
+        clean_logits: ``logits_fn(params, embedded)`` when the caller has it already (one forward pass fewer);
+            used as a constant.
 
     Returns:
         [B] per-example divergences (0 for an example without real words); sum them, and count the
@@ -178,7 +181,7 @@ def virtual_adversarial_loss(
     """
     _check_sequences("virtual_adversarial_loss", embedded, mask)
     fixed_params, fixed_embedded = jax.lax.stop_gradient((params, embedded))
-    clean = logits_fn(fixed_params, fixed_embedded)
+    clean = logits_fn(fixed_params, fixed_embedded) if clean_logits is None else jax.lax.stop_gradient(clean_logits)
 
     def divergence(d: jax.Array) -> jax.Array:
         return kl_divergence(clean, logits_fn(fixed_params, fixed_embedded + d), summed=True)
@@ -261,6 +264,7 @@ def classifier_loss(model, options: AdversarialOptions, params: Params, batch: B
         divergences = virtual_adversarial_loss(
             logits_of, params, embedded, mask, epsilon=options.epsilon, xi=options.xi,
             key=jax.random.fold_in(rng, _VAT_PURPOSE), num_power_iterations=options.power_iterations,
+            clean_logits=clean,
         )
         rows = jnp.any(mask, axis=1)
         count = jnp.sum(rows).astype(jnp.float32)

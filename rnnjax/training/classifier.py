@@ -61,6 +61,8 @@ def make_model_config(
         reset_after=model_cfg.reset_after,
         unroll=model_cfg.unroll,
         parallel=bool(model_cfg.get("parallel", False)),
+        pooling=str(model_cfg.get("pooling", "")) or None,
+        weight_dropout=float(model_cfg.get("weight_dropout", 0.0)),
         num_classes=num_classes,
     )
     return ModelConfig(spec=spec, use_lengths=padding == "post")
@@ -73,7 +75,7 @@ def _check_model_block(model_cfg: ml_collections.ConfigDict) -> None:
         if int(model_cfg.get(name, low)) < low:
             meaning = " (0: none)" if low == 0 else ""
             raise ValueError(f"model.{name}={model_cfg[name]} must be >= {low}{meaning}.")
-    for name in ("spatial_dropout", "dropout", "recurrent_dropout", "dense_dropout"):
+    for name in ("spatial_dropout", "dropout", "recurrent_dropout", "dense_dropout", "weight_dropout"):
         if not 0 <= float(model_cfg.get(name, 0.0)) < 1:
             raise ValueError(f"model.{name}={model_cfg[name]} must be a rate in [0, 1).")
     if any(int(units) < 1 for units in model_cfg.get("dense_units", ())):
