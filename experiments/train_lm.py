@@ -3,8 +3,10 @@
     python -m experiments.train_lm --config=experiments/configs/lm_gru.py --workdir=runs/lm_gru [--config.train.epochs=3]
 
 Rerunning a command resumes its run; ``--workdir`` alone resumes from the run directory's own config.json.
-IMDB is read as for experiments.train (a prepared copy, the local copy, the download); when it cannot be had the
-command stops with one line (``--config.data.name=synthetic`` trains on the embedded synthetic reviews).
+``--config.data.reverse=True`` trains a backward model, ``--config.model.num_sampled=1024`` with sampled
+softmax. IMDB is read as for experiments.train (a prepared copy, the local copy, the download); when it
+cannot be had the command stops with one line (``--config.data.name=synthetic`` trains on the embedded
+synthetic reviews).
 """
 
 from pathlib import Path

@@ -135,8 +135,8 @@ def initial_carries(spec: LMSpec, params: Params, batch_size: int) -> tuple[Carr
     return tuple(cell.initial_carry(params[name], (batch_size,)) for name in recurrent_names(spec))
 
 
-def readout(spec: LMSpec, params: Params, h: jax.Array) -> jax.Array:
-    """Logits over the vocabulary from top-layer outputs.
+def output_layer(spec: LMSpec, params: Params, h: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The output layer as ``(x, weights, bias)``: ``logits = x @ weights.T + bias`` (sampled softmax's form).
 
     Args:
         spec: the model.
@@ -144,15 +144,20 @@ def readout(spec: LMSpec, params: Params, h: jax.Array) -> jax.Array:
         h: [..., H] outputs of the last recurrent layer.
 
     Returns:
-        [..., V] float logits.
+        ``x [..., D]`` (h, or h projected to E when tied with H != E), ``weights [V, D]`` (the embedding table
+        when tied, else the Dense kernel transposed) and ``bias [V]``, all of h's dtype.
     """
-    bias = params["dense"]["bias"].astype(h.dtype)
-    if spec.tie_embeddings:
-        if "projection" in params:
-            h = h @ params["projection"]["kernel"].astype(h.dtype)
-        logits = h @ params["embedding"]["embeddings"].T.astype(h.dtype)
-    else:
-        logits = h @ params["dense"]["kernel"].astype(h.dtype)
+    if not spec.tie_embeddings:
+        return h, params["dense"]["kernel"].T.astype(h.dtype), params["dense"]["bias"].astype(h.dtype)
+    if "projection" in params:
+        h = h @ params["projection"]["kernel"].astype(h.dtype)
+    return h, params["embedding"]["embeddings"].astype(h.dtype), params["dense"]["bias"].astype(h.dtype)
+
+
+def readout(spec: LMSpec, params: Params, h: jax.Array) -> jax.Array:
+    """Logits over the vocabulary, [..., V], from top-layer outputs h [..., H] (see ``output_layer``)."""
+    x, weights, bias = output_layer(spec, params, h)
+    logits = x @ weights.T
     return logits + bias.reshape((1,) * (logits.ndim - 1) + (-1,))
 
 
@@ -180,6 +185,7 @@ def apply_lm(
     train: bool = False,
     rng: PRNGKey | None = None,
     return_carry: bool = False,
+    return_hidden: bool = False,
 ) -> jax.Array | tuple[jax.Array, tuple[Carry, ...]]:
     """Per-step next-word logits of a language model.
 
@@ -192,6 +198,7 @@ def apply_lm(
         train: apply dropout (needs ``rng`` when the spec has dropout).
         rng: dropout key.
         return_carry: also return every layer's carry after each row's last real token.
+        return_hidden: return the top layer's outputs [B, T, H] (after its dropout) instead of the logits.
 
     Returns:
         logits [B, T, V] (position t predicts token t + 1; zero outputs at padded steps give bias-only logits
@@ -230,8 +237,8 @@ def apply_lm(
         if layer_rng is not None:
             x = dropout(jax.random.fold_in(layer_rng, 1), x, spec.dropout, shared_axes=(1,))
         carries.append(carry)
-    logits = readout(spec, params, x)
-    return (logits, tuple(carries)) if return_carry else logits
+    out = x if return_hidden else readout(spec, params, x)
+    return (out, tuple(carries)) if return_carry else out
 
 
 def next_word_targets(tokens: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -358,9 +365,7 @@ def generate(
         ValueError: for a prompt that is not [B, P >= 1] integers, or a temperature <= 0.
     """
     if prompt.ndim != 2 or prompt.shape[1] < 1 or not jnp.issubdtype(prompt.dtype, jnp.integer):
-        raise ValueError(
-            f"generate: prompt must be integer ids [B, P >= 1], got {prompt.dtype} {prompt.shape}."
-        )
+        raise ValueError(f"generate: prompt takes integer ids [B, P >= 1], got {prompt.dtype} {prompt.shape}")
     if temperature <= 0 and not greedy:
         raise ValueError(f"generate: temperature must be > 0, got {temperature}; use greedy=True for argmax.")
     if not 0 <= top_k <= spec.vocab_size:

@@ -1,4 +1,4 @@
-"""Classification losses and metrics from logits, as (sum, count) pairs that padding never enters.
+"""Losses and metrics as (sum, count) pairs that padding never enters: classifiers' and sampled softmax.
 
 Binary models (a final Dense(1)) give logits [B] and use the sigmoid functions; multi-class models (a final
 Dense(C)) give logits [B, C] and use the softmax ones; ``classification_loss`` and ``classification_counts``
@@ -6,10 +6,18 @@ pick between them by the rank of the logits. A batch may end with padding rows (
 ``types.Batch``); every function here weights examples by ``label >= 0``, returns sums and counts, and leaves
 the division to the host. Reports built from these counts (precision, recall, F1, confusion tables) live in
 ``analysis/``; the training loop in ``training/loop.py``.
+
+Sampled softmax (``sampled_logits``, ``sampled_softmax_cross_entropy``) trains an output layer over a large
+vocabulary against the true class and S classes drawn (``sample_candidates``) from a ``Proposal``
+(``log_uniform_proposal``, ``unigram_proposal``), as TensorFlow's ``tf.nn.sampled_softmax_loss``; where it
+meets a language model's output layer is ``training/language_model.py``'s business.
 """
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def sigmoid_binary_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -217,3 +225,131 @@ def classification_counts(logits: jax.Array, labels: jax.Array) -> dict[str, jax
     if _is_binary("classification_counts", logits):
         return binary_counts(logits, labels)
     return categorical_counts(logits, labels)
+
+
+# ------------------------------------------------------------------------------------------ sampled softmax
+
+
+class Proposal(NamedTuple):
+    """A distribution over C classes that sampled softmax draws its negatives from, built once on the host.
+
+    The cumulative probabilities are computed here rather than inside a jitted step, where XLA would fold a
+    cumulative sum over a constant [C] array at every compilation.
+    """
+
+    log_q: np.ndarray  # [C] float32 log-probabilities
+    cdf: np.ndarray  # [C] float32 cumulative probabilities (the last is 1)
+
+
+def _proposal(p: np.ndarray) -> Proposal:
+    p = p / p.sum()
+    return Proposal(np.log(p).astype(np.float32), np.cumsum(p).astype(np.float32))
+
+
+def log_uniform_proposal(num_classes: int) -> Proposal:
+    """TensorFlow's log-uniform (Zipfian) sampler over class ids ``0..C-1``.
+
+    ``P(k) = log((k + 2) / (k + 1)) / log(C + 1)``: a vocabulary whose ids are sorted by falling frequency
+    (as ``text.fit_vocabulary`` sorts them) is roughly Zipfian in this order.
+
+    Args:
+        num_classes: C >= 1.
+    """
+    return _proposal(np.log1p(1.0 / np.arange(1.0, num_classes + 1.0)))
+
+
+def unigram_proposal(counts: np.ndarray) -> Proposal:
+    """Probabilities proportional to ``counts + 1`` (add-one, so no class has probability 0).
+
+    Args:
+        counts: [C] non-negative class counts, e.g. how often each id is a training target.
+    """
+    return _proposal(np.asarray(counts, np.float64) + 1.0)
+
+
+def sample_candidates(key: jax.Array, proposal: Proposal, num_sampled: int) -> jax.Array:
+    """Draws ``num_sampled`` class ids from the proposal, with replacement (TF's ``unique=False``).
+
+    Args:
+        key: PRNG key.
+        proposal: the distribution, e.g. ``log_uniform_proposal(C)``.
+        num_sampled: S >= 1, the number of draws.
+
+    Returns:
+        [S] int32 class ids in [0, C).
+    """
+    cdf = jnp.asarray(proposal.cdf)
+    u = jax.random.uniform(key, (num_sampled,), jnp.float32) * cdf[-1]
+    return jnp.minimum(jnp.searchsorted(cdf, u, side="right"), cdf.shape[0] - 1).astype(jnp.int32)
+
+
+def sampled_logits(
+    inputs: jax.Array,
+    weights: jax.Array,
+    biases: jax.Array,
+    labels: jax.Array,
+    sampled: jax.Array,
+    log_proposal: jax.Array,
+) -> jax.Array:
+    """Logits of each example's true class and of the shared sampled classes, corrected for the proposal.
+
+    As TensorFlow's ``_compute_sampled_logits`` with ``subtract_log_q=True`` and ``remove_accidental_hits``:
+    logit ``z_k = inputs @ weights[k] + biases[k] - log(S * Q(k))``, where ``S * Q(k)`` is the expected number
+    of times class k is among the S draws (with replacement); a sampled class equal to the example's label
+    gets logit -inf, so the true class is never its own negative. Softmax cross-entropy against column 0 is
+    ``tf.nn.sampled_softmax_loss``; with every class sampled once and a uniform Q (``S * Q(k) = 1``) it is
+    exactly the full softmax's loss.
+
+    Args:
+        inputs: [N, D] float, the output layer's inputs.
+        weights: [C, D] float, one row per class (a Dense kernel transposed, or a tied embedding table).
+        biases: [C] float.
+        labels: [N] int, the true class of each example, in [0, C).
+        sampled: [S] int, the sampled classes, in [0, C).
+        log_proposal: [C] float, log Q of the distribution ``sampled`` was drawn from (``Proposal.log_q``).
+
+    Returns:
+        [N, 1 + S] float32: column 0 the true class, then the sampled classes in order.
+
+    Raises:
+        ValueError: if the shapes disagree.
+    """
+    if (
+        inputs.ndim != 2
+        or weights.shape[1:] != inputs.shape[1:]
+        or biases.shape != weights.shape[:1]
+        or labels.shape != inputs.shape[:1]
+        or sampled.ndim != 1
+        or log_proposal.shape != biases.shape
+    ):
+        raise ValueError(
+            "sampled_logits: expected inputs [N, D], weights [C, D], biases [C], labels [N], sampled [S] and "
+            f"log_proposal [C], got {inputs.shape}, {weights.shape}, {biases.shape}, {labels.shape}, "
+            f"{sampled.shape} and {log_proposal.shape}."
+        )
+    log_expected = jnp.log(jnp.float32(sampled.shape[0])) + log_proposal.astype(jnp.float32)
+    true_w = jnp.take(weights, labels, axis=0).astype(inputs.dtype)
+    true_logits = jnp.sum((inputs * true_w).astype(jnp.float32), axis=-1)
+    true_logits += jnp.take(biases, labels).astype(jnp.float32) - jnp.take(log_expected, labels)
+    negative_logits = (inputs @ jnp.take(weights, sampled, axis=0).T.astype(inputs.dtype)).astype(jnp.float32)
+    negative_logits += (jnp.take(biases, sampled).astype(jnp.float32) - jnp.take(log_expected, sampled))[None]
+    hits = labels[:, None] == sampled[None, :]
+    negative_logits = jnp.where(hits, -jnp.inf, negative_logits)
+    return jnp.concatenate([true_logits[:, None], negative_logits], axis=1)
+
+
+def sampled_softmax_cross_entropy(
+    inputs: jax.Array,
+    weights: jax.Array,
+    biases: jax.Array,
+    labels: jax.Array,
+    sampled: jax.Array,
+    log_proposal: jax.Array,
+) -> jax.Array:
+    """Per-example sampled softmax loss ``-log_softmax(sampled_logits(...))[:, 0]`` (arguments as there).
+
+    Returns:
+        [N] float32 losses.
+    """
+    logits = sampled_logits(inputs, weights, biases, labels, sampled, log_proposal)
+    return -jax.nn.log_softmax(logits, axis=-1)[:, 0]

@@ -48,6 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.synthetic_examples = 2000  # synthetic: reviews generated
     config.data.synthetic_length = 40  # synthetic: words in the longest review
     config.data.synthetic_distance = 5  # synthetic: words between the cue and the end
+    config.data.reverse = False  # backward model: read every sequence from its last id to its first
 
     config.model = ml_collections.ConfigDict()
     config.model.cell = "gru"  # simple_rnn | lstm | gru
@@ -59,6 +60,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.recurrent_dropout = 0.0  # Keras' recurrent_dropout (runs the slower plain scan)
     config.model.tie_embeddings = True  # output softmax shares the embedding table (+ a projection as H != E)
     config.model.reset_after = True  # GRU: Keras/cuDNN variant
+    config.model.num_sampled = 0  # sampled softmax: words drawn per training step (0: full softmax)
+    config.model.sampler = "log_uniform"  # num_sampled's proposal: log_uniform (Zipfian ids) | unigram
 
     config.opt = default.get_config().opt
     config.opt.name = "adam"

@@ -11,6 +11,8 @@ Training: Adam(2e-3, warm-up 200 steps, cosine decay), gradients clipped to norm
 Command:
     python -m experiments.train_lm --config=experiments/configs/lm_gru.py --workdir=runs/lm_gru
     python -m experiments.generate --workdir=runs/lm_gru --prompt="this movie" --num_words=30 --temperature=0.8
+The backward model of ULMFiT's forward + backward pair adds --config.data.reverse=True; a sampled softmax
+for the training loss (validation stays the full softmax) adds --config.model.num_sampled=1024.
 
 Result (one NVIDIA H100, shared with two classifier runs; JAX 0.11): 6 epochs of 803 steps (73,500 reviews,
 17.3M ids) in 178 s of training (25 s per epoch after the first); validation perplexity 170.3, 131.4, 119.3,
@@ -48,6 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.synthetic_examples = 2000  # synthetic: reviews generated
     config.data.synthetic_length = 40  # synthetic: words in the longest review
     config.data.synthetic_distance = 5  # synthetic: words between the cue and the end
+    config.data.reverse = False  # backward model: read every sequence from its last id to its first
 
     config.model = ml_collections.ConfigDict()
     config.model.cell = "gru"  # simple_rnn | lstm | gru
@@ -61,6 +64,8 @@ def get_config() -> ml_collections.ConfigDict:
         True  # output softmax shares the embedding table (+ a projection when H != E)
     )
     config.model.reset_after = True  # GRU: Keras/cuDNN variant
+    config.model.num_sampled = 0  # sampled softmax: words drawn per training step (0: full softmax)
+    config.model.sampler = "log_uniform"  # num_sampled's proposal: log_uniform (Zipfian ids) | unigram
 
     config.opt = default.get_config().opt
     config.opt.name = "adam"

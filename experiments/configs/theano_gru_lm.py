@@ -74,6 +74,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.synthetic_examples = 2000  # synthetic: reviews generated
     config.data.synthetic_length = 40  # synthetic: words in the longest review
     config.data.synthetic_distance = 5  # synthetic: words between the cue and the end
+    config.data.reverse = False  # backward model: read every sequence from its last id to its first
 
     config.model = ml_collections.ConfigDict()
     config.model.cell = "gru"  # simple_rnn | lstm | gru
@@ -86,6 +87,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.tie_embeddings = False  # the tutorial's output matrix V is its own
     config.model.reset_after = False  # GRU: reset gate before the recurrent product, h = tanh(x U + (s*r) W)
     config.model.use_bias = False  # GRU without biases, as the tutorial's equations (the softmax keeps one)
+    config.model.num_sampled = 0  # sampled softmax: words drawn per training step (0: full softmax)
+    config.model.sampler = "log_uniform"  # num_sampled's proposal: log_uniform (Zipfian ids) | unigram
 
     config.opt = default.get_config().opt
     config.opt.name = "rmsprop"  # the tutorial's SGD with an RMSprop cache

@@ -41,6 +41,7 @@ def _data() -> ml_collections.ConfigDict:
     data.synthetic_examples = 4000  # synthetic: reviews generated (train + validation + test)
     data.synthetic_length = 80  # synthetic: words in the longest review (the shortest has 3/4 of it)
     data.synthetic_distance = 10  # synthetic: words between the label cue and the end (longer: harder)
+    data.reverse = False  # read every review backwards (a backward language model's classifier; post padding)
     data.unlabelled = 0  # IMDB's unlabelled reviews added to the training rows for VAT (-1: all 50,000)
     return data
 

@@ -3,10 +3,11 @@
 Each sequence is tokenized as for the classifier (``text.py``), encoded with the start id first (and with
 ``data.end_token`` the end id last) and cut into rows of at most ``data.maxlen`` ids that overlap by one id,
 so every next-word target is predicted exactly once. A sequence is a whole review (``data.unit = "review"``)
-or one of its sentences (``"sentence"``, see ``split_sentences``). Validation rows come from held-out reviews
-(all sentences of a review fall on one side). The vocabulary (with the start id, and the end id when asked)
-is fitted on the training reviews, or read from a run directory when resuming. Training on the rows is
-``training/language_model.py``'s job.
+or one of its sentences (``"sentence"``, see ``split_sentences``). A backward model (``data.reverse``) reads
+each encoded sequence from its last id to its first (the start id comes last), as ``reverse.reverse_rows``
+gives a classifier's rows. Validation rows come from held-out reviews (all sentences of a review fall on one
+side). The vocabulary (with the start id, and the end id when asked) is fitted on the training reviews, or
+read from a run directory when resuming. Training on the rows is ``training/language_model.py``'s job.
 """
 
 import re
@@ -118,8 +119,9 @@ def load_lm_splits(
     Raises:
         ValueError, DataError: for invalid settings or data.
     """
-    # Configs written before these options existed mean whole reviews without an end id.
+    # Configs written before these options existed mean whole forward reviews without an end id.
     unit, end = data_cfg.get("unit", "review"), bool(data_cfg.get("end_token", False))
+    direction = -1 if data_cfg.get("reverse", False) else 1  # a backward model reads every sequence reversed
     if unit not in UNITS:
         raise ValueError(f"config.data.unit must be one of {UNITS}, got {unit!r}.")
     if not 0 <= data_cfg.validation_split < 1:
@@ -143,8 +145,9 @@ def load_lm_splits(
     else:
         vocab = text.fit_vocabulary(words["train"], int(data_cfg.num_words), oov=True, start=True, end=end)
     maxlen = int(data_cfg.maxlen)
+    encoded = {split: (text.encode(vocab, ws)[::direction] for ws in words[split]) for split in held_out}
     return {
-        **{split: make_rows((text.encode(vocab, ws) for ws in words[split]), maxlen) for split in held_out},
+        **{split: make_rows(encoded[split], maxlen) for split in held_out},
         "vocabulary": vocab,
         "name": name,
         "reviews": {split: len(kept) for split, kept in held_out.items()},

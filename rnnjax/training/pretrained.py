@@ -7,6 +7,7 @@ with the block's learning-rate multiplier, frozen embedding and gradual unfreezi
 """
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import ml_collections
@@ -15,7 +16,7 @@ import optax
 from rnnjax import models
 from rnnjax.data import embeddings, text
 from rnnjax.initializers import chrono_init
-from rnnjax.training import optim, transfer
+from rnnjax.training import optim, runs, transfer
 from rnnjax.types import Params
 
 
@@ -55,7 +56,22 @@ def init_block(config: ml_collections.ConfigDict) -> InitSpec | None:
         raise ValueError(
             f"config.init.pretrained_lr_multiplier={init.pretrained_lr_multiplier} must be >= 0."
         )
+    _check_direction(init, config)
     return init
+
+
+def _check_direction(init: "InitSpec", config: ml_collections.ConfigDict) -> None:
+    """Refuses a classifier that reads its reviews the other way round from the language model it starts from."""
+    lm_config = Path(init.from_lm_workdir) / runs.CONFIG_FILE
+    if not init.from_lm_workdir or not lm_config.exists():
+        return  # a missing language model is named where it is read
+    lm_reverse = bool(runs.read_config(lm_config).get("data", {}).get("reverse", False))
+    if lm_reverse != bool(config.data.get("reverse", False)):
+        way = "backwards" if lm_reverse else "forwards"
+        raise ValueError(
+            f"the language model in {init.from_lm_workdir} reads reviews {way} (data.reverse={lm_reverse}); "
+            f"set --config.data.reverse={lm_reverse} for the classifier started from it."
+        )
 
 
 def make_optimizer(
