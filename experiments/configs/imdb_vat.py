@@ -36,6 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.dropout = 0.0
     config.model.dense_units = (30,)
     config.opt.learning_rate = 5e-4
+    config.opt.warmup_steps = 100
     config.train.epochs = 10
     config.train.eval_batch_size = 256
     config.init.from_lm_workdir = "runs/lm_lstm"
