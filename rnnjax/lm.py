@@ -28,7 +28,7 @@ import optax
 
 from rnnjax import scan
 from rnnjax.cells import accepted_options, get_cell
-from rnnjax.dropout import dropout
+from rnnjax.dropout import drop_recurrent_kernel, dropout
 from rnnjax.types import Carry, Params, PRNGKey
 
 _INPUT, _LAYERS = 0, 1  # fold_in purposes of the dropout key: embeddings, then one per recurrent layer
@@ -49,6 +49,7 @@ class LMSpec:
     tie_embeddings: bool = False  # output layer = embedding table (transposed) + bias
     reset_after: bool = True  # gru: Keras/cuDNN variant (True) or the original (False)
     use_bias: bool = True  # recurrent layers with biases (Keras' use_bias); the output layer always has one
+    weight_dropout: float = 0.0  # DropConnect on each recurrent_kernel while training (AWD-LSTM)
 
     def __post_init__(self):
         init = get_cell(self.cell).init
@@ -58,7 +59,7 @@ class LMSpec:
             raise ValueError(
                 f"LMSpec: vocab_size, embed_dim, hidden_size and num_layers must be positive: {self}."
             )
-        for name in ("input_dropout", "dropout", "recurrent_dropout"):
+        for name in ("input_dropout", "dropout", "recurrent_dropout", "weight_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"LMSpec: {name} must be in [0, 1), got {getattr(self, name)}.")
 
@@ -210,11 +211,8 @@ def apply_lm(
     tokens = jnp.asarray(tokens)
     lengths = None if lengths is None else jnp.asarray(lengths)
     _check_tokens(spec, tokens, lengths)
-    has_dropout = max(spec.input_dropout, spec.dropout, spec.recurrent_dropout) > 0
-    if train and has_dropout and rng is None:
-        raise ValueError(
-            "apply_lm: train=True with dropout needs rng=jax.random.key(...); or pass train=False."
-        )
+    if train and max(spec.input_dropout, spec.dropout, spec.recurrent_dropout, spec.weight_dropout) > 0 and rng is None:
+        raise ValueError("apply_lm: train=True with dropout needs rng=jax.random.key(...); or pass train=False.")
     rng = rng if train else None
     mask = None if lengths is None else scan.sequence_mask(lengths, tokens.shape[1])
     x = jnp.take(params["embedding"]["embeddings"], tokens, axis=0)
@@ -223,9 +221,12 @@ def apply_lm(
     carries = []
     for index, name in enumerate(recurrent_names(spec)):
         layer_rng = None if rng is None else jax.random.fold_in(rng, _LAYERS + index)
+        cell_params = params[name]
+        if layer_rng is not None and spec.weight_dropout > 0:
+            cell_params = drop_recurrent_kernel(jax.random.fold_in(layer_rng, 2), cell_params, spec.weight_dropout)
         carry, x = scan.run(
             spec.cell,
-            params[name],
+            cell_params,
             x,
             mask,
             initial_carry=None if initial_carry is None else initial_carry[index],

@@ -1,5 +1,7 @@
 """Weight dropout (DropConnect on recurrent_kernel, AWD-LSTM): the dropped matrix, its gradient, every scan path."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -197,3 +199,24 @@ def test_keras_export_ignores_weight_dropout(key):
         keras_model = export_keras(spec, params)
         predicted = np.asarray(keras_model(tokens))[:, 0]
     np.testing.assert_allclose(predicted, jax.nn.sigmoid(models.apply_model(spec, params, tokens)), rtol=1e-5)
+
+
+def test_a_language_model_drops_each_recurrent_kernel_once_per_batch(key):
+    from rnnjax import dropout as dropout_module, lm
+
+    spec = lm.LMSpec(cell="lstm", vocab_size=13, embed_dim=4, hidden_size=5, num_layers=2, weight_dropout=0.4)
+    plain = dataclasses.replace(spec, weight_dropout=0.0)
+    params = lm.init_lm(spec, key)
+    tokens = jnp.array([[1, 5, 7, 2, 0], [3, 3, 9, 11, 4]], jnp.int32)
+    lengths = jnp.array([4, 5])
+    rng = jax.random.key(5)
+    dropped = dict(params)
+    for index, name in enumerate(lm.recurrent_names(spec)):  # layer i's key: fold_in(fold_in(rng, 1 + i), 2)
+        layer_key = jax.random.fold_in(jax.random.fold_in(rng, 1 + index), 2)
+        dropped[name] = dropout_module.drop_recurrent_kernel(layer_key, params[name], 0.4)
+    got = lm.apply_lm(spec, params, tokens, lengths, train=True, rng=rng)
+    np.testing.assert_allclose(got, lm.apply_lm(plain, dropped, tokens, lengths, train=True, rng=rng), rtol=1e-6)
+    assert not np.allclose(got, lm.apply_lm(plain, params, tokens, lengths, train=True, rng=rng))
+    np.testing.assert_array_equal(lm.apply_lm(spec, params, tokens, lengths), lm.apply_lm(plain, params, tokens, lengths))
+    with pytest.raises(ValueError, match="weight_dropout must be in"):
+        dataclasses.replace(spec, weight_dropout=1.0)

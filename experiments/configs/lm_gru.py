@@ -60,6 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.input_dropout = 0.1  # locked dropout on the embeddings
     config.model.dropout = 0.2  # locked dropout on each recurrent layer's outputs
     config.model.recurrent_dropout = 0.0  # Keras' recurrent_dropout (runs the slower plain scan)
+    config.model.weight_dropout = 0.0  # DropConnect on each recurrent_kernel while training (AWD-LSTM)
     config.model.tie_embeddings = (
         True  # output softmax shares the embedding table (+ a projection when H != E)
     )

@@ -37,6 +37,7 @@ def make_lm_spec(model_cfg: ml_collections.ConfigDict, *, vocab_size: int) -> lm
         input_dropout=float(model_cfg.input_dropout),
         dropout=float(model_cfg.dropout),
         recurrent_dropout=float(model_cfg.recurrent_dropout),
+        weight_dropout=float(model_cfg.get("weight_dropout", 0.0)),
         tie_embeddings=bool(model_cfg.tie_embeddings),
         reset_after=bool(model_cfg.reset_after),
         use_bias=bool(model_cfg.get("use_bias", True)),  # configs written before the option had biases
