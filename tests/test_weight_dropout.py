@@ -202,7 +202,8 @@ def test_keras_export_ignores_weight_dropout(key):
 
 
 def test_a_language_model_drops_each_recurrent_kernel_once_per_batch(key):
-    from rnnjax import dropout as dropout_module, lm
+    from rnnjax import dropout as dropout_module
+    from rnnjax import lm
 
     spec = lm.LMSpec(cell="lstm", vocab_size=13, embed_dim=4, hidden_size=5, num_layers=2, weight_dropout=0.4)
     plain = dataclasses.replace(spec, weight_dropout=0.0)
