@@ -9,6 +9,9 @@ import jax
 import jax.numpy as jnp
 
 
+EPS = 1e-6  # added to the variance under the square root, as in the paper's code
+
+
 def _check_table(table: jax.Array, frequencies: jax.Array) -> None:
     if table.ndim != 2 or jnp.shape(frequencies) != table.shape[:1]:
         raise ValueError(
@@ -51,7 +54,7 @@ def embedding_stats(table: jax.Array, frequencies: jax.Array) -> tuple[jax.Array
     return mean, jnp.sqrt(variance)
 
 
-def normalize_embeddings(table: jax.Array, frequencies: jax.Array, eps: float = 1e-6) -> jax.Array:
+def normalize_embeddings(table: jax.Array, frequencies: jax.Array, eps: float = EPS) -> jax.Array:
     """Miyato et al.'s normalised word vectors ``v̄_i = (v_i - E[v]) / sqrt(Var[v] + eps)``, for every row.
 
     Applied to the trainable table at every forward pass (as the paper does), so the moments follow the
@@ -72,3 +75,10 @@ def normalize_embeddings(table: jax.Array, frequencies: jax.Array, eps: float = 
     mean, variance = _weighted_moments(table, frequencies)
     normalised = (table.astype(mean.dtype) - mean[None, :]) / jnp.sqrt(variance + eps)[None, :]
     return normalised.astype(table.dtype)
+
+
+def moments(table: jax.Array, frequencies: jax.Array, eps: float = EPS) -> tuple[jax.Array, jax.Array]:
+    """``(mean [E], scale [E])`` with ``table == mean + scale * normalize_embeddings(table, frequencies, eps)``
+    (row-wise): ``scale = sqrt(Var[v] + eps)``, the exact inverse of the normalisation."""
+    mean, variance = _weighted_moments(table, frequencies)
+    return mean, jnp.sqrt(variance + eps)

@@ -184,3 +184,27 @@ def test_a_vat_run_resumes_exactly(tmp_path, vat_run):
     classifier.train_and_evaluate(cut, tmp_path)
     resumed, _ = classifier.train_and_evaluate(config, tmp_path)
     jax.tree.map(np.testing.assert_array_equal, straight, jax.device_get(resumed.params))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"cell": "lstm"}, {"cell": "gru"}, {"cell": "gru", "reset_after": False}, {"cell": "lstm", "bidirectional": True},
+     {"cell": "simple_rnn", "spatial_dropout": 0.2}],
+    ids=["lstm", "gru", "gru-v1", "bilstm", "simple_rnn"],
+)
+def test_folded_moments_make_the_normalised_model_start_as_the_raw_one(key, options):
+    from rnnjax.training import transfer
+
+    raw = models.make_classifier(vocab_size=V, embed_dim=3, hidden_size=5, **options)
+    counts = tuple(int(c) for c in np.random.default_rng(1).integers(0, 50, V))
+    normalised = models.replace_layer(raw, 0, frequencies=counts)
+    params = models.init_model(raw, key)
+    params["embedding"]["embeddings"] = params["embedding"]["embeddings"] * 7 + 0.3  # far from unit moments
+    folded, name = transfer.fold_embedding_moments(params, normalised)
+    assert name == models.layer_names(raw)[2 if "spatial_dropout" in options else 1]
+    batch = _batch()
+    expected = models.apply_model(raw, params, batch["tokens"], batch["lengths"])
+    got = models.apply_model(normalised, folded, batch["tokens"], batch["lengths"])
+    np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-6)
+    assert not np.allclose(models.apply_model(normalised, params, batch["tokens"], batch["lengths"]), expected)
+    assert transfer.fold_embedding_moments(params, raw) == (params, None)  # nothing to fold

@@ -3,8 +3,10 @@
 Question: on top of the same language-model start, how much does virtual adversarial training (VAT) on the
 normalised word vectors add, with IMDB's own reviews only? ``imdb_vat.py`` is the full-scale recipe.
 Model: Embedding(10000, 128, normalised by the training words' frequencies) -> SpatialDropout1D(0.3) ->
-LSTM(256) -> Dropout(0.3) -> Dense(1, sigmoid); the embedding and the LSTM start from runs/lm_lstm_cpu
-(lm_lstm_cpu.py), whose vocabulary is used (pad 0, start 1, OOV 2). The last 100 words of each review,
+GRU(256) -> Dropout(0.3) -> Dense(1, sigmoid); the embedding and the GRU start from runs/lm_cpu (lm_cpu.py),
+whose vocabulary is used (pad 0, start 1, OOV 2), with the table's moments folded into the GRU's input
+projection (``transfer.fold_embedding_moments``), so that the classifier starts as the language model's
+function on the normalised word vectors. The last 100 words of each review,
 right-padded and masked.
 Training: Adam(1e-3, warm-up 50 steps, cosine decay), the pretrained layers at 0.3x the learning rate,
 gradients clipped to norm 1, batch 64, one epoch. VAT:
@@ -13,7 +15,7 @@ unlabelled reviews (``data.unlabelled``). The baseline is the same config with `
 and ``data.unlabelled=0``.
 
 Commands (the whole recipe; seeds 0, 1, 2):
-    python -m experiments.train_lm --config=experiments/configs/lm_lstm_cpu.py --workdir=runs/lm_lstm_cpu
+    python -m experiments.train_lm --config=experiments/configs/lm_cpu.py --workdir=runs/lm_cpu
     python -m experiments.train --config=experiments/configs/imdb_vat_cpu.py --workdir=runs/vat_cpu-s0 \\
         --config.seed=0
     python -m experiments.train --config=experiments/configs/imdb_vat_cpu.py --workdir=runs/base_cpu-s0 \\
@@ -36,7 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.truncating = "pre"  # keep a long review's end
     config.data.unlabelled = 2500  # IMDB unlabelled reviews VAT also learns from
 
-    config.model.cell = "lstm"
+    config.model.cell = "gru"  # as lm_cpu.py
     config.model.embed_dim = 128
     config.model.hidden_size = 256
     config.model.num_layers = 1
@@ -60,7 +62,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.adv_epsilon = 5.0
     config.train.vat_xi = 0.1
 
-    config.init.from_lm_workdir = "runs/lm_lstm_cpu"
+    config.init.from_lm_workdir = "runs/lm_cpu"
     config.init.lm_checkpoint = "best"
     config.init.pretrained_lr_multiplier = 0.3
     return config

@@ -108,6 +108,10 @@ def initial_params(
             params, spec, init_cfg.from_lm_workdir, vocab, which=init_cfg.lm_checkpoint
         )
         print(f"Initialised {sorted(copied)} from the language model in {init_cfg.from_lm_workdir}.", flush=True)
+        params, folded = transfer.fold_embedding_moments(params, spec)
+        if folded:
+            print(f"Normalised embeddings: the table's moments are folded into {folded}'s input projection, so "
+                  "the classifier starts from the language model's function.", flush=True)
         return params
     key = jax.random.fold_in(jax.random.key(int(config.seed)), 7)
     params, coverage = embeddings.init_embedding(params, vocab, init_cfg.embeddings_file, key=key)

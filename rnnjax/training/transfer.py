@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rnnjax import lm, models
+from rnnjax import embedding_norm, lm, models
 from rnnjax.data import text
 from rnnjax.training import runs
 from rnnjax.types import Params
@@ -252,3 +252,40 @@ def gradual_unfreezing(pretrained_bottom_up: list[str], steps_per_epoch: int) ->
     """
     top_down = list(reversed(pretrained_bottom_up))
     return {name: (depth + 1) * steps_per_epoch for depth, name in enumerate(top_down)}
+
+
+def fold_embedding_moments(params: Params, spec: models.ModelSpec) -> tuple[Params, str | None]:
+    """Makes a classifier with normalised embeddings (``Embedding.frequencies``) compute, at its start, what it
+    computes on the raw table: the rows' moments go into the first recurrent layer's input projection.
+
+    A language model trained on raw word vectors ``v = m + s ⊙ v̄`` feeds its first layer ``v W + b``; with
+    ``W' = diag(s) W`` and ``b' = b + m W`` the layer gives the same on the normalised ``v̄``. Without it, a
+    pretrained recurrent layer would read inputs of another scale (unit variance per dimension) at once.
+
+    Returns:
+        ``(params, the recurrent layer's name)``, or ``(params, None)`` unchanged when the embedding is not
+        normalised or the layer above it is not a recurrent layer with a ``kernel`` [E, ...] and a ``bias``.
+    """
+    embedding, names = spec.layers[0], models.layer_names(spec)
+    if not embedding.frequencies:
+        return params, None
+    index = next((i for i, layer in enumerate(spec.layers[1:], 1)
+                  if not isinstance(layer, (models.SpatialDropout1D, models.Dropout))), None)
+    if index is None or not isinstance(spec.layers[index], models.Recurrent):
+        return params, None
+    table = params[names[0]]["embeddings"]
+    mean, scale = embedding_norm.moments(table, jnp.asarray(embedding.frequencies, jnp.float32))
+    layer = params[names[index]]
+    directions = ("forward", "backward") if spec.layers[index].bidirectional else (None,)
+    cells = [layer[d] if d else layer for d in directions]
+    if any("kernel" not in c or "bias" not in c or c["kernel"].shape[0] != table.shape[1] for c in cells):
+        return params, None
+
+    def fold(cell: Params) -> Params:
+        kernel, bias = cell["kernel"], cell["bias"]
+        shift = (mean @ kernel).astype(bias.dtype)
+        bias = bias.at[0].add(shift) if bias.ndim == 2 else bias + shift  # a reset-after GRU: its input bias
+        return {**cell, "kernel": (scale[:, None] * kernel).astype(kernel.dtype), "bias": bias}
+
+    folded = {d: fold(c) for d, c in zip(directions, cells)}
+    return {**params, names[index]: folded if directions[0] else folded[None]}, names[index]
