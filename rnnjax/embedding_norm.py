@@ -8,7 +8,6 @@ An ``Embedding`` layer with ``frequencies`` applies ``normalize_embeddings`` to 
 import jax
 import jax.numpy as jnp
 
-
 EPS = 1e-6  # added to the variance under the square root, as in the paper's code
 
 
