@@ -21,9 +21,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from rnnjax.gates import gru_reset_after
 from rnnjax.kernels import native_calls
 from rnnjax.kernels.rules import ACTIVATIONS, RULES, Rule
-from rnnjax.gates import gru_reset_after
 from rnnjax.scan import FastPath, hold, materialize
 from rnnjax.types import Carry
 

@@ -7,7 +7,8 @@
 // when has_mask = 0), carries [D, B, H]. Gates in Keras' order: LSTM i, f, g, o; GRU z, r, h.
 // The forward kernels take the projected inputs either as xw or, with gathered = 1, as rows of per-direction
 // tables [D, V, G*H] picked by ids [D, T, B] (an embedding folded into the input projection), so the
-// [D, T, B, G*H] array is never written.
+// [D, T, B, G*H] array is never written. The LSTM's residuals are h before each step, c after it and the
+// gate activations; its backward kernel writes the gate gradient over the activations.
 
 #include <algorithm>
 #include <atomic>
@@ -155,18 +156,21 @@ inline void cell_update(int64_t H, const float* __restrict__ a, float* __restric
   }
 }
 
-// One step's gradient: dz (gate pre-activations) and dc <- dc_prev from dh (+ dy), dc and the residuals.
-inline void cell_grad(int64_t H, const float* __restrict__ a, const float* __restrict__ tc,
+// One step's gradient: dc <- dc_prev and the gate activations a = [i, f, g, o] <- dz (their pre-activations'
+// gradient, in place: each k reads its four activations before writing) from dh (+ dy), dc, the cell state
+// before (cp) and after (cn) the step; tanh(cn) is recomputed rather than kept from the forward pass.
+inline void cell_grad(int64_t H, float* __restrict__ a_dz, const float* __restrict__ cn,
                       const float* __restrict__ cp, const float* __restrict__ dy, const float* __restrict__ dh,
-                      float* __restrict__ dc, float* __restrict__ dz) {
+                      float* __restrict__ dc) {
   for (int64_t k = 0; k < H; ++k) {
-    const float i = a[k], f = a[H + k], g = a[2 * H + k], o = a[3 * H + k];
+    const float i = a_dz[k], f = a_dz[H + k], g = a_dz[2 * H + k], o = a_dz[3 * H + k];
+    const float tc = tanh_f32(cn[k]);
     const float dhk = dh[k] + dy[k];
-    const float dct = dc[k] + dhk * o * (1.0f - tc[k] * tc[k]);
-    dz[k] = dct * g * i * (1.0f - i);
-    dz[H + k] = dct * cp[k] * f * (1.0f - f);
-    dz[2 * H + k] = dct * i * (1.0f - g * g);
-    dz[3 * H + k] = dhk * tc[k] * o * (1.0f - o);
+    const float dct = dc[k] + dhk * o * (1.0f - tc * tc);
+    a_dz[k] = dct * g * i * (1.0f - i);
+    a_dz[H + k] = dct * cp[k] * f * (1.0f - f);
+    a_dz[2 * H + k] = dct * i * (1.0f - g * g);
+    a_dz[3 * H + k] = dhk * tc * o * (1.0f - o);
     dc[k] = dct * f;
   }
 }
@@ -284,8 +288,8 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool,
                            ffi::ResultBuffer<ffi::F32> ys,
                            ffi::ResultBuffer<ffi::F32> h_out, ffi::ResultBuffer<ffi::F32> c_out,
                            ffi::ResultBuffer<ffi::F32> h_res, ffi::ResultBuffer<ffi::F32> c_res,
-                           ffi::ResultBuffer<ffi::F32> a_res, ffi::ResultBuffer<ffi::F32> tc_res, int32_t has_mask,
-                           int32_t with_outputs, int32_t keep_residuals, int32_t gathered, int32_t threads) {
+                           ffi::ResultBuffer<ffi::F32> a_res, int32_t has_mask, int32_t with_outputs,
+                           int32_t keep_residuals, int32_t gathered, int32_t threads) {
   if (!Inputs::valid(xw, ids, gathered))
     return ffi::Error::InvalidArgument("lstm_forward: xw must be [D, T, B, 4H], or a [D, V, 4H] table with ids [D, T, B]");
   const Inputs X(xw, ids, gathered);
@@ -295,10 +299,11 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool,
   float* Y = ys->typed_data();
   float* HS = h_out->typed_data();
   float* CS = c_out->typed_data();
+  // a_res may share xw's buffer (the caller aliases them when training on a projected array): a step's rows of
+  // xw are read into z before that step's activations are written over them, and never read again.
   float* HR = h_res->typed_data();
   float* CR = c_res->typed_data();
   float* AR = a_res->typed_data();
-  float* TR = tc_res->typed_data();
   std::memcpy(HS, h0.typed_data(), sizeof(float) * D * B * H);
   std::memcpy(CS, c0.typed_data(), sizeof(float) * D * B * H);
   std::vector<PackedMatrix> Us;
@@ -319,10 +324,7 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool,
           zr[r] = z.data() + r * G;
           xr[r] = X.row(d, t, b0 + r);
           hr[r] = HS + (d * B + b0 + r) * H;
-          if (keep_residuals) {
-            std::memcpy(HR + row * H, hr[r], sizeof(float) * H);
-            std::memcpy(CR + row * H, CS + (d * B + b0 + r) * H, sizeof(float) * H);
-          }
+          if (keep_residuals) std::memcpy(HR + row * H, hr[r], sizeof(float) * H);
         }
         rows_times_matrix(rows, zr.data(), xr.data(), hr.data(), H, Us[d].view, G);  // z = xw + h U
         for (int r = 0; r < rows; ++r) {
@@ -331,7 +333,7 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool,
             if (with_outputs) std::fill(Y + row * H, Y + (row + 1) * H, 0.0f);
             if (keep_residuals) {
               std::fill(AR + row * G, AR + (row + 1) * G, 0.0f);
-              std::fill(TR + row * H, TR + (row + 1) * H, 0.0f);
+              std::memcpy(CR + row * H, CS + (d * B + b0 + r) * H, sizeof(float) * H);
             }
             continue;
           }
@@ -344,7 +346,7 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool,
           cell_update(H, zp, CS + (d * B + b0 + r) * H, h, tcs.data());
           if (with_outputs) std::memcpy(Y + row * H, h, sizeof(float) * H);
           if (keep_residuals) {
-            std::memcpy(TR + row * H, tcs.data(), sizeof(float) * H);
+            std::memcpy(CR + row * H, CS + (d * B + b0 + r) * H, sizeof(float) * H);
             std::memcpy(AR + row * G, zp, sizeof(float) * G);
           }
         }
@@ -354,20 +356,47 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool,
   return ffi::Error::Success();
 }
 
+// The gradient of a gathered table: dtable[d, ids[d, t, b]] += dxw[d, t, b] over all steps and rows. The table's
+// rows are split between threads (each reads every id and adds only the steps whose id it owns, so no two
+// threads write the same row), and each row's steps are added in (t, b) order. Ids outside [0, V) read NaNs in
+// the forward pass; their steps are dropped here, as XLA's scatter drops out-of-bounds updates.
+void scatter_table_rows(ffi::ThreadPool& pool, int32_t threads, const float* dxw, const int32_t* ids, int64_t D,
+                        int64_t TB, int64_t G, int64_t V, float* dtable) {
+  parallel_rows(pool, threads, V, [&](int64_t lo, int64_t hi) {
+    for (int64_t d = 0; d < D; ++d) {
+      float* table = dtable + d * V * G;
+      std::fill(table + lo * G, table + hi * G, 0.0f);
+      for (int64_t i = 0; i < TB; ++i) {
+        const int32_t id = ids[d * TB + i];
+        if (id < lo || id >= hi) continue;
+        const float* __restrict__ src = dxw + (d * TB + i) * G;
+        float* __restrict__ dst = table + id * G;
+        for (int64_t j = 0; j < G; ++j) dst[j] += src[j];
+      }
+    }
+  });
+}
+
+// The LSTM sequence's gradient. The gate activations a_res are overwritten with dz, the gradient of the gate
+// pre-activations (the caller aliases the two buffers), so the backward pass needs no second [D, T, B, 4H]
+// array; with gathered = 1 the table's gradient [D, V, 4H] is also added up here from dz and the ids.
 ffi::Error LstmBackwardImpl(ffi::ThreadPool pool,
-                            ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> c_res, ffi::Buffer<ffi::F32> a_res,
-                            ffi::Buffer<ffi::F32> tc_res, ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> dys,
-                            ffi::Buffer<ffi::F32> dh_last, ffi::Buffer<ffi::F32> dc_last,
+                            ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::F32> c_res,
+                            ffi::Buffer<ffi::F32> a_res, ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> dys,
+                            ffi::Buffer<ffi::F32> dh_last, ffi::Buffer<ffi::F32> dc_last, ffi::Buffer<ffi::S32> ids,
                             ffi::ResultBuffer<ffi::F32> dz_out, ffi::ResultBuffer<ffi::F32> dh0,
-                            ffi::ResultBuffer<ffi::F32> dc0, int32_t has_mask, int32_t with_outputs,
-                            int32_t threads) {
+                            ffi::ResultBuffer<ffi::F32> dc0, ffi::ResultBuffer<ffi::F32> dtable, int32_t has_mask,
+                            int32_t with_outputs, int32_t gathered, int32_t threads) {
   auto dims = a_res.dimensions();
   if (dims.size() != 4) return ffi::Error::InvalidArgument("lstm_backward: a must be [D, T, B, 4H]");
   const int64_t D = dims[0], T = dims[1], B = dims[2], G = dims[3], H = G / 4;
+  if (dz_out->typed_data() != a_res.typed_data())
+    return ffi::Error::InvalidArgument("lstm_backward: dz must alias a (input_output_aliases)");
+  if (gathered && (dtable->dimensions().size() != 3 || ids.dimensions().size() != 3))
+    return ffi::Error::InvalidArgument("lstm_backward: gathered needs ids [D, T, B] and a [D, V, 4H] table");
   const float* U = u.typed_data();
+  const float* C0 = c0.typed_data();
   const float* CR = c_res.typed_data();
-  const float* AR = a_res.typed_data();
-  const float* TR = tc_res.typed_data();
   const uint8_t* M = mask.typed_data();
   const float* DY = dys.typed_data();
   float* DZ = dz_out->typed_data();
@@ -403,8 +432,8 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool,
             continue;
           }
           const float* dy = with_outputs ? DY + row * H : zeros.data();
-          cell_grad(H, AR + row * G, TR + row * H, CR + row * H, dy, DH + (d * B + b0 + r) * H,
-                    DC + (d * B + b0 + r) * H, dz);
+          const float* cp = t > 0 ? CR + (row - B) * H : C0 + (d * B + b0 + r) * H;
+          cell_grad(H, dz, CR + row * H, cp, dy, DH + (d * B + b0 + r) * H, DC + (d * B + b0 + r) * H);
         }
         rows_times_matrix(rows, outr.data(), nullptr, dzr.data(), G, UTs[d].view, H);  // dh_prev = dz U^T
         for (int r = 0; r < rows; ++r) {
@@ -414,6 +443,9 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool,
       }
     }
   });
+  if (gathered)
+    scatter_table_rows(pool, threads, DZ, ids.typed_data(), D, T * B, G, dtable->dimensions()[1],
+                       dtable->typed_data());
   return ffi::Error::Success();
 }
 
@@ -516,16 +548,20 @@ ffi::Error GruForwardImpl(ffi::ThreadPool pool,
   return ffi::Error::Success();
 }
 
-// Gradient of the GRU sequence: dxw [D, T, B, 3H] (the gate pre-activations' input part) and dh0.
+// Gradient of the GRU sequence: dxw [D, T, B, 3H] (the gate pre-activations' input part) and dh0; with
+// gathered = 1 also the table's gradient [D, V, 3H], added up from dxw and the ids.
 ffi::Error GruBackwardImpl(ffi::ThreadPool pool,
                            ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> h_res, ffi::Buffer<ffi::F32> z_res,
                            ffi::Buffer<ffi::F32> r_res, ffi::Buffer<ffi::F32> n_res, ffi::Buffer<ffi::F32> hu_res,
                            ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> dys, ffi::Buffer<ffi::F32> dh_last,
-                           ffi::ResultBuffer<ffi::F32> dxw_out, ffi::ResultBuffer<ffi::F32> dhu_out,
-                           ffi::ResultBuffer<ffi::F32> dh0, int32_t has_mask, int32_t with_outputs,
-                           int32_t reset_after, int32_t threads) {
+                           ffi::Buffer<ffi::S32> ids, ffi::ResultBuffer<ffi::F32> dxw_out,
+                           ffi::ResultBuffer<ffi::F32> dhu_out, ffi::ResultBuffer<ffi::F32> dh0,
+                           ffi::ResultBuffer<ffi::F32> dtable, int32_t has_mask, int32_t with_outputs,
+                           int32_t reset_after, int32_t gathered, int32_t threads) {
   auto dims = dxw_out->dimensions();
   if (dims.size() != 4) return ffi::Error::InvalidArgument("gru_backward: dxw must be [D, T, B, 3H]");
+  if (gathered && (dtable->dimensions().size() != 3 || ids.dimensions().size() != 3))
+    return ffi::Error::InvalidArgument("gru_backward: gathered needs ids [D, T, B] and a [D, V, 3H] table");
   const int64_t D = dims[0], T = dims[1], B = dims[2], G = dims[3], H = G / 3;
   const float* U = u.typed_data();
   const float* HR = h_res.typed_data();
@@ -611,6 +647,9 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool,
       }
     }
   });
+  if (gathered)
+    scatter_table_rows(pool, threads, DX, ids.typed_data(), D, T * B, G, dtable->dimensions()[1],
+                       dtable->typed_data());
   return ffi::Error::Success();
 }
 
@@ -625,7 +664,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmForward, LstmForwardImpl,
                                   .Arg<ffi::Buffer<ffi::U8>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
@@ -649,11 +687,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmBackward, LstmBackwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int32_t>("has_mask")
                                   .Attr<int32_t>("with_outputs")
+                                  .Attr<int32_t>("gathered")
                                   .Attr<int32_t>("threads"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruForward, GruForwardImpl,
@@ -691,10 +732,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruBackward, GruBackwardImpl,
                                   .Arg<ffi::Buffer<ffi::U8>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int32_t>("has_mask")
                                   .Attr<int32_t>("with_outputs")
                                   .Attr<int32_t>("reset_after")
+                                  .Attr<int32_t>("gathered")
                                   .Attr<int32_t>("threads"));

@@ -4,7 +4,9 @@
 one FFI call for the forward sequence and one for the backward, each batch row's sequence on one thread
 (``kernels/native.cc``, built and loaded by ``native.py``). The kernels take direction-major arrays
 ``[D, T, B, ...]``, so both directions of a bidirectional layer run in one call, and they read the rows of a
-``scan.Gathered`` table in place. The recurrent weights' gradients reuse the rules' ``weight_grads``.
+``scan.Gathered`` table in place (the backward kernels add up that table's gradient themselves). The LSTM keeps
+h before each step, c after it and the gate activations (tanh(c) is recomputed), and its backward kernel writes
+the gate gradient over the activations. The recurrent weights' gradients reuse the rules' ``weight_grads``.
 
 Whether to use them (the backend, the dtype, ``native.available()``) is decided in ``fused.run_fused``.
 """
@@ -17,12 +19,6 @@ import numpy as np
 
 from rnnjax.kernels.rules import gru_v1_weight_grads, hidden_weight_grads
 from rnnjax.scan import Gathered
-
-
-def _scatter_rows(dxw_dtbg: jax.Array, ids_dtb: jax.Array, rows: int) -> jax.Array:
-    """The gradient of a gathered table per direction: dxw rows added into [D, V, G] at their ids."""
-    add = lambda dxw, ids: jnp.zeros((rows, dxw.shape[-1]), dxw.dtype).at[ids].add(dxw)
-    return jax.vmap(add)(dxw_dtbg, ids_dtb)
 
 
 def _native_threads() -> np.int32:
@@ -60,11 +56,18 @@ def _native_inputs(xw_dtbg: jax.Array | Gathered) -> tuple[jax.Array, jax.Array,
     return xw_dtbg, jnp.zeros((1,), jnp.int32), {"gathered": np.int32(0)}
 
 
-def _input_gradient(kept: Gathered | None, dxw_dtbg: jax.Array):
-    """The cotangent of the inputs: dxw itself, or a gathered table's (rows added at their ids; ids get none)."""
+def _table_gradient_operands(kept: Gathered | None) -> tuple[jax.ShapeDtypeStruct, jax.Array]:
+    """The backward kernels' table-gradient result and ids operand: the table's shape and the ids of a
+    ``Gathered`` (the kernel adds dxw's rows at their ids, so XLA never scatters the [D, T, B, G] dxw), or
+    1-element stand-ins."""
     if kept is None:
-        return dxw_dtbg
-    return Gathered(_scatter_rows(dxw_dtbg, kept.ids, kept.table.shape[1]), None)
+        return _f32(1), jnp.zeros((1,), jnp.int32)
+    return _f32(*kept.table.shape), kept.ids.astype(jnp.int32)
+
+
+def _input_gradient(kept: Gathered | None, dxw_dtbg: jax.Array, dtable_dvg: jax.Array):
+    """The cotangent of the inputs: dxw itself, or a gathered table's (from the kernel; ids get none)."""
+    return dxw_dtbg if kept is None else Gathered(dtable_dvg, None)
 
 
 def _native_forward(with_outputs: bool, keep_residuals: bool, u_dhg, xw_dtbg, mask_dtb, h0, c0):
@@ -75,19 +78,19 @@ def _native_forward(with_outputs: bool, keep_residuals: bool, u_dhg, xw_dtbg, ma
         _f32(*per_step, hidden) if with_outputs else _f32(1),
         _f32(directions, batch, hidden),
         _f32(directions, batch, hidden),
+        # residuals: h before each step, c after it, the gate activations [i, f, g, o]
         *(
-            (
-                _f32(*per_step, hidden),
-                _f32(*per_step, hidden),
-                _f32(*per_step, gates),
-                _f32(*per_step, hidden),
-            )
+            (_f32(*per_step, hidden), _f32(*per_step, hidden), _f32(*per_step, gates))
             if keep_residuals
-            else (_f32(1),) * 4
+            else (_f32(1),) * 3
         ),
     )
     xw, ids, gathered = _native_inputs(xw_dtbg)
-    ys, h, c, *res = jax.ffi.ffi_call("rnnjax_lstm_forward", outputs, vmap_method="sequential")(
+    # Training on a projected array (not a table): the gate activations overwrite xw in place (the kernel reads
+    # a step's xw before writing its activations), so the layer holds one [D, T, B, 4H] array, not two.
+    aliases = {0: 5} if keep_residuals and not gathered["gathered"] else {}
+    call = jax.ffi.ffi_call("rnnjax_lstm_forward", outputs, vmap_method="sequential", input_output_aliases=aliases)
+    ys, h, c, *res = call(
         xw,
         ids,
         u_dhg,
@@ -108,7 +111,7 @@ def _native_lstm(with_outputs: bool, u_dhg, xw_dtbg, mask_dtb, h0, c0):
 
 def _native_lstm_fwd(with_outputs, u_dhg, xw_dtbg, mask_dtb, h0, c0):
     ys, h, c, res = _native_forward(with_outputs, True, u_dhg, xw_dtbg, mask_dtb, h0, c0)
-    return (ys, h, c), (u_dhg, _kept_inputs(xw_dtbg), mask_dtb, res)
+    return (ys, h, c), (u_dhg, _kept_inputs(xw_dtbg), mask_dtb, c0, res)
 
 
 def _kept_inputs(xw_dtbg):
@@ -117,25 +120,29 @@ def _kept_inputs(xw_dtbg):
 
 
 def _native_lstm_bwd(with_outputs, saved, cotangents):
-    u_dhg, gathered, mask_dtb, (h_res, c_res, a_res, tc_res) = saved
+    u_dhg, gathered, mask_dtb, c0, (h_res, c_res, a_res) = saved
     dys, dh, dc = cotangents
-    dz, dh0, dc0 = jax.ffi.ffi_call(
+    # dz overwrites the gate activations in place (operand 3 aliases result 0), so no second [D, T, B, 4H].
+    table, ids = _table_gradient_operands(gathered)
+    dz, dh0, dc0, dtable = jax.ffi.ffi_call(
         "rnnjax_lstm_backward",
-        (_f32(*a_res.shape), _f32(*dh.shape), _f32(*dc.shape)),
+        (_f32(*a_res.shape), _f32(*dh.shape), _f32(*dc.shape), table),
         vmap_method="sequential",
+        input_output_aliases={3: 0},
     )(
         u_dhg,
+        c0,
         c_res,
         a_res,
-        tc_res,
         _u8_mask(mask_dtb),
         _output_gradient(dys, with_outputs),
         dh,
         dc,
-        **_flags(mask_dtb, with_outputs=with_outputs),
+        ids,
+        **_flags(mask_dtb, with_outputs=with_outputs, gathered=gathered is not None),
     )
     (du,) = _per_direction(hidden_weight_grads, (u_dhg,), (h_res,), dz)
-    return du, _input_gradient(gathered, dz), None, dh0, dc0
+    return du, _input_gradient(gathered, dz, dtable), None, dh0, dc0
 
 
 _native_lstm.defvjp(_native_lstm_fwd, _native_lstm_bwd)
@@ -182,9 +189,10 @@ def _native_gru_bwd(with_outputs, reset_after, saved, cotangents):
     u_dhg, b_dg, gathered, mask_dtb, res = saved
     dys, dh = cotangents
     per_step = res[0].shape[:-1] + (u_dhg.shape[-1],)
-    dxw, dhu, dh0 = jax.ffi.ffi_call(
+    table, ids = _table_gradient_operands(gathered)
+    dxw, dhu, dh0, dtable = jax.ffi.ffi_call(
         "rnnjax_gru_backward",
-        (_f32(*per_step), _f32(*per_step) if reset_after else _f32(1), _f32(*dh.shape)),
+        (_f32(*per_step), _f32(*per_step) if reset_after else _f32(1), _f32(*dh.shape), table),
         vmap_method="sequential",
     )(
         u_dhg,
@@ -192,7 +200,8 @@ def _native_gru_bwd(with_outputs, reset_after, saved, cotangents):
         _u8_mask(mask_dtb),
         _output_gradient(dys, with_outputs),
         dh,
-        **_flags(mask_dtb, with_outputs=with_outputs, reset_after=reset_after),
+        ids,
+        **_flags(mask_dtb, with_outputs=with_outputs, reset_after=reset_after, gathered=gathered is not None),
     )
     h, z, r, n, _ = res
     if reset_after:  # dU = sum h^T dhu and db_r = sum dhu, with dhu = [dz, dr, dn * r] from the kernel
@@ -200,7 +209,7 @@ def _native_gru_bwd(with_outputs, reset_after, saved, cotangents):
         grads = (du, jnp.sum(dhu, axis=(1, 2))[:, None, :])
     else:
         grads = _per_direction(gru_v1_weight_grads, (u_dhg,), (h, z, r, n), dxw) + (jnp.zeros_like(b_dg),)
-    return (*grads, _input_gradient(gathered, dxw), None, dh0)
+    return (*grads, _input_gradient(gathered, dxw, dtable), None, dh0)
 
 
 _native_gru.defvjp(_native_gru_fwd, _native_gru_bwd)
