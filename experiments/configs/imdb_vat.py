@@ -30,6 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.num_words = 50000
     config.data.maxlen = 400
     config.data.unlabelled = -1  # all 50,000
+    config.model.cell = "lstm"  # as lm_lstm.py
     config.model.embed_dim = 256
     config.model.hidden_size = 1024
     config.model.spatial_dropout = 0.5
