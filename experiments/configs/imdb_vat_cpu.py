@@ -23,7 +23,11 @@ Commands (seeds 0, 1, 2):
     python -m experiments.train --config=experiments/configs/imdb_vat_cpu.py --workdir=runs/base_cpu-s0 \
         --config.seed=0 --config.train.adversarial=none --config.data.unlabelled=0
 
-Result: measured in one session on this project's shared 2-core CPU; see the README's results table.
+Result (this project's 2-core CPU, one session, seeds 0-2, IMDB's 25,000 test reviews): VAT 84.34 ± 0.19 %
+(84.16, 84.54, 84.32) against the baseline's 83.59 ± 0.25 % (83.87, 83.38, 83.52), better on every seed; mean
+test loss 0.368 against 0.434. Fit time 166 s against 59 s (704 steps against 626), about 3 and 1.5 minutes
+from command to result. AT instead of VAT (``--config.train.adversarial=at --config.data.unlabelled=0``):
+52.98, 82.52, 83.61 % in 107 s: from random weights it slows the start, and one seed stayed at chance.
 """
 
 import ml_collections
