@@ -19,6 +19,7 @@ import numpy as np
 
 from rnnjax.analysis import metrics as report
 from rnnjax.data import pipeline, text
+from rnnjax.data.reverse import reads_reversed, reverse_rows
 from rnnjax.training import classifier, loop, runs
 
 CHECKPOINT_CHOICES = runs.CHECKPOINT_CHOICES
@@ -151,7 +152,8 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 def encode_texts(
     texts: Sequence[str], data_cfg: ml_collections.ConfigDict, vocab: text.Vocabulary
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Tokenizes, encodes and pads raw texts as ``datasets.load_splits`` does with the same ``config.data``.
+    """Tokenizes, encodes and pads raw texts as ``datasets.load_splits`` does with the same ``config.data``
+    (rows reversed with ``data.reverse``).
 
     Returns:
         ``(tokens [N, T] int32, lengths [N] int32)`` with T = ``data_cfg.maxlen``; a text with no word has
@@ -163,7 +165,8 @@ def encode_texts(
     tokens = text.pad_sequences(
         ids, maxlen=data_cfg.maxlen, padding=data_cfg.padding, truncating=data_cfg.truncating
     )
-    return tokens, text.sequence_lengths(ids, data_cfg.maxlen)
+    lengths = text.sequence_lengths(ids, data_cfg.maxlen)
+    return (reverse_rows(tokens, lengths) if reads_reversed(data_cfg) else tokens), lengths
 
 
 def known_words(tokens: np.ndarray, vocab: text.Vocabulary) -> np.ndarray:

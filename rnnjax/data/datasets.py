@@ -2,18 +2,14 @@
 
 Public API:
 
-* ``load_splits(data_cfg, *, seed, workdir=None) -> dict``: reads ``config.data``, returns
-  ``{"train", "validation", "test"}`` arrays
-  ``{"tokens": [N, T] int32, "lengths": [N] int32, "label": [N] int32}`` plus ``"vocabulary"`` (a
-  ``rnnjax.data.text.Vocabulary`` fitted on the training part only), ``"classes"`` (the K class names in id
-  order; labels are ids 0..K-1) and ``"name"`` (the dataset actually used).
+* ``load_splits(data_cfg, *, seed, workdir=None) -> dict``: ``config.data`` as padded train, validation and
+  test arrays, the vocabulary (fitted on the training part only) and the class names; kept by ``cache.py``.
 * ``batches(arrays, batch_size, *, shuffle, seed=0, epoch=0, drop_remainder=False) -> Iterator[Batch]``.
 * ``describe_splits(data_cfg, *, seed) -> dict``: counts, label balance, lengths, OOV rate, maxlen coverage.
 * ``save_classes(classes, workdir)``, ``load_classes(workdir)`` and ``CLASSES_FILE``: a run's class names
   (``workdir/classes.json``), defined in ``labels.py``; ``load_splits`` reads that file but never writes it.
-* ``prepare_imdb(*, data_dir, source_dir=None, with_rating=False)`` and ``prepare_reviews_file(path, *,
-  data_dir, ...)``: the prepared TFDS data sources (random access, array_record), e.g. IMDB's ``unsupervised``
-  split for a language model; defined in ``sources.py`` and importable from here.
+* ``prepare_imdb`` and ``prepare_reviews_file``: the prepared TFDS sources (e.g. IMDB's ``unsupervised``
+  split for a language model), defined in ``sources.py``.
 * ``DataError`` (a ``ValueError``): bad input, with a one-line message naming the file, line and problem.
 
 Datasets (``config.data.name``):
@@ -38,7 +34,7 @@ subset (``validation_mode="random"``) or, as Keras' ``validation_split``, the la
 whose encoded sequence is empty (empty text, or nothing left after cleaning) are dropped; the count per split
 is logged. Each split must hold at least 2 classes; with K > 2, a training split without some class is logged.
 Reading sources lives in ``sources.py``, label values and class names in ``labels.py``, the text pipeline in
-``text.py``; moving batches to the device is left to the training loop.
+``text.py``, the cache of encoded splits in ``cache.py``; moving batches to the device is left to the loop.
 """
 
 from collections.abc import Iterator, Mapping
@@ -49,7 +45,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from rnnjax.data import synthetic, text
+from rnnjax.data import cache, reverse, synthetic, text
 from rnnjax.data.labels import (  # noqa: F401 - the run's classes file, re-exported beside load_splits
     CLASSES_FILE,
     assign_ids,
@@ -84,7 +80,9 @@ def load_splits(
     The vocabulary is fitted on the training part (after the validation rows are held out). With a
     ``workdir``, it is read from ``workdir/vocabulary.json`` when that exists (a resumed run) and written
     there otherwise; the class names are read from ``workdir/classes.json`` when that exists (never written
-    here: the trainer calls ``save_classes``).
+    here: the trainer calls ``save_classes``). With ``data_cfg.cache`` (the default), the result is kept
+    under ``data_dir`` and read back by the next call with the same settings, source, classes and run
+    vocabulary (``cache.py``); it is the same, array for array, as without the cache.
 
     Args:
       data_cfg: ``config.data`` (see ``rnnjax/configs/default.py``).
@@ -103,30 +101,54 @@ def load_splits(
         ``classes.json`` or one that disagrees with ``config.data.classes``; ValueError: for an invalid
         ``data_cfg`` value.
     """
-    name, source, classes, words = _tokenized_splits(data_cfg, seed=seed, workdir=workdir)
-    vocab = None
-    if workdir is not None and (Path(workdir) / text.VOCABULARY_FILE).exists():
-        vocab = text.load_vocabulary(workdir)
-    if vocab is None:
-        vocab = _fit(words["train"][0], data_cfg)
-        if workdir is not None:
-            text.save_vocabulary(vocab, workdir)
+    _check_config(data_cfg)
+    backwards = reverse.reads_reversed(data_cfg)
+    fixed = _fixed_classes(data_cfg, workdir)
+    has_vocab = workdir is not None and (Path(workdir) / text.VOCABULARY_FILE).exists()
+    own_vocab = text.load_vocabulary(workdir) if has_vocab else None
+    use_cache = bool(data_cfg.get("cache", True))
+    key_args = {"seed": seed, "classes": fixed and fixed[0], "vocabulary": own_vocab}
+    key = cache.splits_key(data_cfg, **key_args) if use_cache else None
+    out = cache.load(data_cfg.data_dir, key) if key is not None else None
+    for note in out.pop("notes") if out is not None else ():
+        logging.warning("%s", note)
+    if out is None:
+        notes: list[str] = []
+        out = _encode_splits(data_cfg, seed=seed, fixed=fixed, vocab=own_vocab, notes=notes)
+        if use_cache and (key := cache.splits_key(data_cfg, **key_args)) is not None:  # the copy just read
+            cache.save(data_cfg.data_dir, key, out, notes)
+    if backwards:  # after the cache, which keeps forward rows
+        for split in SPLITS:
+            out[split] = {**out[split], "tokens": reverse.reverse_rows(out[split]["tokens"], out[split]["lengths"])}
+    if workdir is not None and own_vocab is None:
+        text.save_vocabulary(out["vocabulary"], workdir)
+    counts = ", ".join(f"{s} {len(out[s]['label'])}" for s in SPLITS)
+    logging.info("%s: %s examples; %d classes; vocabulary size %d", out["name"], counts, len(out["classes"]),
+                 out["vocabulary"].size)
+    return out
+
+
+def _encode_splits(
+    data_cfg: ml_collections.ConfigDict,
+    *,
+    seed: int,
+    fixed: tuple[tuple[str, ...], str] | None,
+    vocab: Vocabulary | None,
+    notes: list[str],
+) -> dict[str, Any]:
+    """Reads, tokenizes and encodes the splits (no cache); warnings are also put in ``notes``."""
+    name, source, classes, words = _tokenized_splits(data_cfg, seed=seed, fixed=fixed)
+    vocab = _fit(words["train"][0], data_cfg) if vocab is None else vocab
     out: dict[str, Any] = {"vocabulary": vocab, "classes": classes, "name": name, "source": source}
     pad = {"maxlen": data_cfg.maxlen, "padding": data_cfg.padding, "truncating": data_cfg.truncating}
     for split, (split_words, labels) in words.items():
-        ids, labels = _encode_split(split_words, labels, vocab, classes, source=source, split=split)
+        ids, labels = _encode_split(split_words, labels, vocab, classes, source=source, split=split,
+                                    notes=notes)
         out[split] = {
             "tokens": text.pad_sequences(ids, **pad),
             "lengths": text.sequence_lengths(ids, data_cfg.maxlen),
             "label": labels,
         }
-    logging.info(
-        "%s: %s examples; %d classes; vocabulary size %d",
-        name,
-        ", ".join(f"{s} {len(out[s]['label'])}" for s in SPLITS),
-        len(classes),
-        vocab.size,
-    )
     return out
 
 
@@ -170,18 +192,14 @@ def batches(
     for start in range(0, stop, batch_size):
         idx = order[start : start + batch_size]
         batch = {k: arrays[k][idx] for k in BATCH_KEYS}
-        if len(idx) < batch_size:
-            fill = batch_size - len(idx)
-            batch = {
-                "tokens": np.pad(batch["tokens"], ((0, fill), (0, 0))),
-                "lengths": np.pad(batch["lengths"], (0, fill)),
-                "label": np.pad(batch["label"], (0, fill), constant_values=-1),
-            }
+        if fill := batch_size - len(idx):  # padding rows: tokens 0, lengths 0, label -1
+            batch = {k: np.pad(v, [(0, fill)] + [(0, 0)] * (v.ndim - 1), constant_values=-(k == "label"))
+                     for k, v in batch.items()}
         yield batch
 
 
 def describe_splits(data_cfg: ml_collections.ConfigDict, *, seed: int) -> dict[str, Any]:
-    """Statistics of the configured dataset, as ``load_splits`` would build it.
+    """Statistics of the configured dataset, as ``load_splits`` would build it (never from the cache).
 
     Args:
       data_cfg: ``config.data``.
@@ -197,12 +215,14 @@ def describe_splits(data_cfg: ml_collections.ConfigDict, *, seed: int) -> dict[s
     Raises:
       DataError, ValueError: as ``load_splits``.
     """
-    name, source, classes, words = _tokenized_splits(data_cfg, seed=seed)
+    _check_config(data_cfg)
+    fixed = _fixed_classes(data_cfg, None)
+    name, source, classes, words = _tokenized_splits(data_cfg, seed=seed, fixed=fixed)
     vocab = _fit(words["train"][0], data_cfg)
     quantiles = (50, 90, 95, 99, 100)
     splits = {}
     for split, (split_words, labels) in words.items():
-        ids, labels = _encode_split(split_words, labels, vocab, classes, source=source, split=split)
+        ids, labels = _encode_split(split_words, labels, vocab, classes, source=source, split=split, notes=[])
         lengths = text.sequence_lengths(ids)
         num_words = sum(map(len, split_words))
         num_oov = sum(w not in vocab.index for ws in split_words for w in ws)
@@ -217,13 +237,8 @@ def describe_splits(data_cfg: ml_collections.ConfigDict, *, seed: int) -> dict[s
             "maxlen_coverage": float(np.mean(lengths <= data_cfg.maxlen)),
             "token_coverage": float(np.minimum(lengths, data_cfg.maxlen).sum() / max(lengths.sum(), 1)),
         }
-    return {
-        "name": name,
-        "vocab_size": vocab.size,
-        "maxlen": data_cfg.maxlen,
-        "classes": classes,
-        "splits": splits,
-    }
+    return {"name": name, "vocab_size": vocab.size, "maxlen": data_cfg.maxlen, "classes": classes,
+            "splits": splits}
 
 
 def _fit(train_words: list[list[str]], data_cfg: ml_collections.ConfigDict) -> Vocabulary:
@@ -233,11 +248,9 @@ def _fit(train_words: list[list[str]], data_cfg: ml_collections.ConfigDict) -> V
 
 
 def _tokenized_splits(
-    data_cfg: ml_collections.ConfigDict, *, seed: int, workdir: str | Path | None = None
+    data_cfg: ml_collections.ConfigDict, *, seed: int, fixed: tuple[tuple[str, ...], str] | None
 ) -> tuple[str, str, tuple[str, ...], dict[str, tuple[list[list[str]], np.ndarray]]]:
     """Returns (dataset name, source for messages, class names, {split: (word lists, class ids)})."""
-    _check_config(data_cfg)
-    fixed = _fixed_classes(data_cfg, workdir)
     name, source, classes, (train_texts, train_labels), test = _load_texts(data_cfg, seed=seed, fixed=fixed)
     rng = np.random.default_rng([seed, _VALIDATION_STREAM]) if data_cfg.validation_mode == "random" else None
     train, validation = _hold_out(train_texts, train_labels, data_cfg.validation_split, rng)
@@ -360,20 +373,16 @@ def _hold_out(
 
 
 def _encode_split(
-    words: list[list[str]],
-    labels: np.ndarray,
-    vocab: Vocabulary,
-    classes: tuple[str, ...],
-    *,
-    source: str,
-    split: str,
+    words: list[list[str]], labels: np.ndarray, vocab: Vocabulary, classes: tuple[str, ...], *, source: str,
+    split: str, notes: list[str],
 ) -> tuple[list[list[int]], np.ndarray]:
-    """Encodes, drops empty sequences (logged) and checks that at least 2 classes remain."""
+    """Encodes, drops empty sequences, checks that 2 classes remain; warnings logged and put in ``notes``."""
     where = f"{source} {split}"
     ids = [text.encode(vocab, ws) for ws in words]
     keep = np.array([len(seq) > 0 for seq in ids], bool)
     if not keep.all():
-        logging.warning("%s: dropped %d reviews with no word after the text pipeline", where, (~keep).sum())
+        notes.append(f"{where}: dropped {(~keep).sum()} reviews with no word after the text pipeline")
+        logging.warning("%s", notes[-1])
         ids, labels = [seq for seq, k in zip(ids, keep) if k], labels[keep]
     present = np.unique(labels)
     if len(labels) and len(present) < 2:
@@ -383,5 +392,6 @@ def _encode_split(
         )
     if split == "train" and len(classes) > 2 and len(present) < len(classes):
         absent = [c for i, c in enumerate(classes) if i not in present]
-        logging.warning("%s: no review of class %s (of %d classes)", where, ", ".join(absent), len(classes))
+        notes.append(f"{where}: no review of class {', '.join(absent)} (of {len(classes)} classes)")
+        logging.warning("%s", notes[-1])
     return ids, labels

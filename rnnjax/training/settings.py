@@ -34,7 +34,9 @@ MUTABLE = frozenset(
         "num_devices",
         "monitor",
     )
-) | frozenset({"data.data_dir", "data.source_dir", "data.source_file", "data.fallback_to_synthetic"})
+) | frozenset(
+    {"data.data_dir", "data.source_dir", "data.source_file", "data.fallback_to_synthetic", "data.cache"}
+)
 
 
 def _compute_dtype(name: str):
