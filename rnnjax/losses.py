@@ -351,5 +351,9 @@ def sampled_softmax_cross_entropy(
     Returns:
         [N] float32 losses.
     """
-    logits = sampled_logits(inputs, weights, biases, labels, sampled, log_proposal)
+    return sampled_cross_entropy(sampled_logits(inputs, weights, biases, labels, sampled, log_proposal))
+
+
+def sampled_cross_entropy(logits: jax.Array) -> jax.Array:
+    """[N] float32 losses ``-log_softmax(logits)[:, 0]`` of ``sampled_logits``' [N, 1 + S] (the true class first)."""
     return -jax.nn.log_softmax(logits, axis=-1)[:, 0]

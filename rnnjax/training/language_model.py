@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from rnnjax import lm, losses
 from rnnjax.data import availability, lm_rows, text
@@ -103,7 +102,7 @@ def sampled_counts(
         x.reshape(-1, x.shape[-1]), weights, bias, targets.reshape(-1), sampled, jnp.asarray(proposal.log_q)
     )
     real = mask.reshape(-1)
-    per_target = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.zeros(real.shape, jnp.int32))
+    per_target = losses.sampled_cross_entropy(logits)
     return {
         "loss_sum": jnp.sum(jnp.where(real, per_target, 0.0)),
         "n_correct": jnp.sum((jnp.argmax(logits, axis=-1) == 0) & real, dtype=jnp.int32),
