@@ -10,7 +10,6 @@ directory's own config.json.
 
 from pathlib import Path
 
-import jax
 from absl import flags
 
 from experiments import _cli
@@ -32,7 +31,8 @@ _PROCESS_ID = flags.DEFINE_integer(
 
 
 def main(argv: list[str]) -> None:
-    from rnnjax.analysis import plots
+    import jax
+
     from rnnjax.training import classifier, sharding
 
     _cli.no_positional(argv)
@@ -47,6 +47,8 @@ def main(argv: list[str]) -> None:
     _, results = classifier.train_and_evaluate(config, workdir)
     if jax.process_index() == 0:
         if results["history"]:
+            from rnnjax.analysis import plots  # after training: matplotlib takes a second to import
+
             plots.plot_history(results["history"], workdir / "curves.png", title=plots.run_title(workdir))
         _cli.say_where(workdir, "experiments.evaluate")
 

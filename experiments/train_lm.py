@@ -20,7 +20,6 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default: runs/<c
 
 
 def main(argv: list[str]) -> None:
-    from rnnjax.analysis import plots
     from rnnjax.training import language_model
 
     _cli.no_positional(argv)
@@ -29,6 +28,8 @@ def main(argv: list[str]) -> None:
     print(f"Run directory: {workdir}", flush=True)
     _, results = language_model.train_lm(config, workdir)
     if results["history"]:
+        from rnnjax.analysis import plots  # after training: matplotlib takes a second to import
+
         plots.plot_history(results["history"], workdir / "curves.png", title=plots.run_title(workdir))
     _cli.say_where(workdir, "experiments.generate")
 

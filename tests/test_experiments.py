@@ -12,8 +12,8 @@ REPO = Path(__file__).resolve().parent.parent
 TINY = str(REPO / "experiments" / "configs" / "tiny.py")
 
 
-def _run(*args: str, stdin: str | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+def _run(*args: str, stdin: str | None = None, cwd: Path = REPO, **extra_env: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO), **extra_env}
     return subprocess.run(
         [sys.executable, "-m", *args],
         cwd=cwd,
@@ -47,6 +47,20 @@ def test_train_writes_a_complete_run_directory(workdir):
     ):
         assert (workdir / name).exists(), name
     assert (workdir / "checkpoints").is_dir() and (workdir / "tensorboard" / "train").is_dir()
+
+
+def test_compiled_programs_are_kept_on_disk_and_reused(workdir, tmp_path):
+    """RNNJAX_XLA_CACHE: a first run writes its compiled programs, a second finds every one of them there (it
+    adds none) and trains to the same numbers."""
+    cache, tests, entries = tmp_path / "xla", [], []
+    for name in ("cold", "warm"):
+        result = _run("experiments.train", f"--config={TINY}", f"--workdir={tmp_path / name}",
+                      RNNJAX_XLA_CACHE=str(cache), JAX_COMPILATION_CACHE_DIR="")  # conftest sets JAX's own
+        assert result.returncode == 0, result.stderr
+        tests.append(json.loads((tmp_path / name / "results.json").read_text())["test"])
+        entries.append(sorted(path.name for path in cache.iterdir()))
+    assert len(entries[0]) >= 5 and entries[1] == entries[0]
+    assert tests[0] == tests[1] == json.loads((workdir / "results.json").read_text())["test"]
 
 
 @pytest.mark.slow  # rnnjax.analysis.evaluate itself is tested in-process in test_evaluate.py

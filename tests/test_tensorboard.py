@@ -1,8 +1,15 @@
 """TensorBoard logs: scalars and hparams written through tensorboardX read back; checksums are checked."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from rnnjax.training import tensorboard
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_scalars_round_trip(tmp_path):
@@ -70,3 +77,23 @@ def test_corruption_is_detected(tmp_path):
     path.write_bytes(bytes(data[:-3]))
     with pytest.raises(ValueError, match="truncated"):
         tensorboard.read_scalars(path)
+
+
+@pytest.mark.parametrize("torch_first", [False, True])
+def test_tensorboardx_loads_without_torch_unless_torch_is_loaded(tmp_path, torch_first):
+    """tensorboardX's writer imports PyTorch when it is installed (about 2 s); this module hides it during the
+    import, leaves it importable afterwards, and leaves a PyTorch already loaded as it is (a stand-in here)."""
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text("class Tensor:\n    pass\n")
+    code = (
+        "import sys\n"
+        + ("import torch\n" if torch_first else "")
+        + "from rnnjax.training import tensorboard\n"
+        "import tensorboardX.writer as w\n"
+        f"assert ('torch' in sys.modules) == {torch_first}\n"
+        "import torch\n"
+        f"assert (w.numpy_compatible is torch.Tensor) == {torch_first}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]), "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

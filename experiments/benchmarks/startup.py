@@ -28,6 +28,10 @@ def worker(t0: float, argv: list[str]) -> None:
     """Runs ``experiments.train`` with ``argv`` in this process; prints the phase times at the first step, exits."""
     import runpy
 
+    from experiments._allocator import use_fast_allocator
+
+    use_fast_allocator()  # as ``python -m experiments.train`` does, before JAX is imported
+
     import jax
 
     from rnnjax.data import datasets
@@ -61,7 +65,8 @@ def worker(t0: float, argv: list[str]) -> None:
 
 def _run(argv: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as workdir:
-        args = [f"--workdir={workdir}/run", "--config.train.max_steps=1", *argv]
+        # An override of a config field must come after --config, so the step limit goes last.
+        args = [f"--workdir={workdir}/run", *argv, "--config.train.max_steps=1"]
         t0 = time.time()
         code = _WORKER.format(t0=t0, argv=args)
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

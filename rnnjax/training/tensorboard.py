@@ -6,9 +6,29 @@ a background thread, so an event reaches the disk within about ``flush_secs`` (1
 """
 
 import struct
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+
+def _import_without_torch() -> None:
+    """Imports tensorboardX with PyTorch hidden unless PyTorch is already loaded.
+
+    tensorboardX's writer imports PyTorch when it is installed, only to accept torch tensors as values; this
+    file passes Python floats. Hidden, the import takes about 0.03 s instead of about 2 s on a 2-core CPU.
+    """
+    if "torch" in sys.modules:
+        return
+    sys.modules["torch"] = None  # ``import torch`` raises ImportError, which tensorboardX handles
+    try:
+        import tensorboardX  # noqa: F401
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+
+
+_import_without_torch()
 
 from tensorboardX import SummaryWriter
 from tensorboardX.proto.event_pb2 import Event
