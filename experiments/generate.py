@@ -10,6 +10,10 @@ start id; with no prompt, generation starts from the start id alone. The same se
 Padding, the start id and [UNK] are never generated. A model trained with an end id (``data.end_token``, e.g.
 sentences) stops each sample at its end id, as its sentences ended; a sample still open after --num_words
 words is shown with a trailing "...".
+
+A backward model (``data.reverse``) writes the other way: the prompt is how the text ends, the model writes
+the words before it, last first, and a sample stops where the model places the start of a text (its start
+id). Samples are shown in reading order, ``<generated> << <prompt>``, with a leading "..." while still open.
 """
 
 from pathlib import Path
@@ -36,7 +40,7 @@ def main(argv: list[str]) -> None:
     import jax.numpy as jnp
 
     from rnnjax import lm
-    from rnnjax.data import text
+    from rnnjax.data import reverse, text
     from rnnjax.training import runs
 
     _cli.no_positional(argv)
@@ -54,9 +58,17 @@ def main(argv: list[str]) -> None:
             f"--top_k must be at most the vocabulary size {spec.vocab_size}, got {_TOP_K.value}"
         )
     words = text.tokenize([_PROMPT.value], method=data_cfg["tokenizer"], strip_html=data_cfg["strip_html"])[0]
-    ids = text.encode(vocab, words, end=False)  # a prompt is continued, not ended
+    backward = reverse.reads_reversed(data_cfg)
+    if backward:  # the prompt ends the text: its ids reversed, without the start id, which ends a sample
+        ids = text.encode(vocab, words, end=True)[::-1][:-1 if vocab.start_id is not None else None]
+        stop = vocab.start_id
+    else:
+        ids, stop = text.encode(vocab, words, end=False), vocab.end_id  # a prompt is continued, not ended
+    if backward and not ids:
+        raise _cli.UsageError("this backward model needs a --prompt: the words that end the text it writes")
     prompt = jnp.asarray([ids] * _NUM_SAMPLES.value, jnp.int32)
-    banned = tuple(sorted({0, *(i for i in (vocab.start_id, vocab.oov_id) if i is not None)}))
+    never = (vocab.end_id, vocab.oov_id) if backward else (vocab.start_id, vocab.oov_id)
+    banned = tuple(sorted({0, *(i for i in never if i is not None)}))
     out = lm.generate(
         spec,
         params,
@@ -67,12 +79,15 @@ def main(argv: list[str]) -> None:
         top_k=_TOP_K.value,
         greedy=_GREEDY.value,
         banned=banned,
-        end_id=vocab.end_id,
+        end_id=stop,
     )
-    shown = " ".join(text.decode(vocab, prompt[0]))
+    shown = " ".join(text.decode(vocab, ids[::-1] if backward else ids))
     for row in jax.device_get(out["tokens"]):
-        still_open = vocab.end_id is not None and vocab.end_id not in row
-        print(f"{shown} >> {' '.join(text.decode(vocab, row))}{' ...' if still_open else ''}")
+        still_open = stop is not None and stop not in row
+        if backward:
+            print(f"{'... ' if still_open else ''}{' '.join(text.decode(vocab, row[::-1]))} << {shown}")
+        else:
+            print(f"{shown} >> {' '.join(text.decode(vocab, row))}{' ...' if still_open else ''}")
 
 
 if __name__ == "__main__":

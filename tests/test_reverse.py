@@ -116,3 +116,43 @@ def test_a_classifier_reads_its_reviews_the_way_its_language_model_did(tmp_path)
         pretrained.init_block(config)
     config.data.reverse = True
     assert pretrained.init_block(config).from_lm_workdir == str(tmp_path)
+
+
+def test_a_backward_language_model_writes_what_comes_before_its_prompt(tmp_path):
+    """``experiments.generate`` on a backward LM: the prompt ends the text, the model writes the words before
+    it (greedy here, so the words are known), stops at the start id, and the line reads in reading order."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import jax
+    import jax.numpy as jnp
+
+    from rnnjax import lm
+    from rnnjax.data import text
+    from rnnjax.training import language_model, runs
+
+    config = lm_gru.get_config()
+    config.data.name, config.data.reverse = "synthetic", True
+    config.data.synthetic_examples, config.data.synthetic_length, config.data.maxlen = 60, 24, 12
+    config.model.embed_dim, config.model.hidden_size, config.model.num_layers = 4, 4, 1
+    config.train.batch_size, config.train.epochs, config.train.eval_batch_size = 8, 1, 16
+    language_model.train_lm(config, tmp_path / "lm")
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.generate", f"--workdir={tmp_path / 'lm'}", "--prompt=the end",
+         "--num_words=6", "--greedy"],
+        cwd=repo, capture_output=True, text=True, check=False, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    run = runs.load_run(tmp_path / "lm", which="best")
+    vocab = run.vocabulary
+    ids = text.encode(vocab, ["the", "end"], end=True)[::-1][:-1]  # reversed, the start id left out
+    assert ids[-1] != vocab.start_id and len(ids) >= 2
+    banned = tuple(sorted({0, *(i for i in (vocab.end_id, vocab.oov_id) if i is not None)}))
+    row = jax.device_get(lm.generate(run.spec, run.params, jnp.asarray([ids], jnp.int32), jax.random.key(0),
+                                     num_steps=6, greedy=True, banned=banned, end_id=vocab.start_id)["tokens"])[0]
+    before = " ".join(text.decode(vocab, row[::-1]))
+    shown = " ".join(text.decode(vocab, ids[::-1]))
+    opening = "" if vocab.start_id in row else "... "
+    assert result.stdout.rstrip("\n").splitlines()[-1] == f"{opening}{before} << {shown}"
