@@ -107,6 +107,40 @@ def test_accepted_changes_are_recorded_and_the_run_continues(classifier_run, tmp
     assert json.loads((workdir / "config.json").read_text())["train"]["epochs"] == 3
 
 
+def _predates(workdir: Path, *fields: str) -> None:
+    """Rewrites the run's config.json as a run from before ``fields`` (dotted) existed."""
+    saved = json.loads((workdir / "config.json").read_text())
+    for field in fields:
+        block, name = field.split(".")
+        del saved[block][name]
+    (workdir / "config.json").write_text(json.dumps(saved, indent=2))
+
+
+def test_a_field_newer_than_the_run_may_only_take_the_default_the_run_was_trained_as(
+    classifier_run, lm_run, tmp_path
+):
+    workdir = _copy(classifier_run, tmp_path / "a")
+    _predates(workdir, "data.reverse", "model.pooling")
+    before = _snapshot(workdir)
+    config = tiny.get_config()
+    config.data.reverse = True
+    with pytest.raises(runs.RunError, match=r"data\.reverse: false \(the default; the run predates the field\) -> true"):
+        classifier.train_and_evaluate(config, workdir)
+    assert _snapshot(workdir) == before and "model.pooling" not in before
+    config.data.reverse, config.train.epochs = False, 3  # the defaults: the run goes on
+    assert classifier.train_and_evaluate(config, workdir)[1]["history"]["epoch"] == [1, 2, 3]
+    record = json.loads((workdir / "run.json").read_text())
+    assert record["resumes"][-1]["changed"] == {"train.epochs": [2, 3]}  # a default is no change
+    lm_dir = _copy(lm_run, tmp_path / "b")
+    _predates(lm_dir, "model.num_sampled")
+    before = _snapshot(lm_dir)
+    lm_config = _lm_config()
+    lm_config.model.num_sampled = 4
+    with pytest.raises(runs.RunError, match=r"model\.num_sampled: 0 \(the default; the run predates the field\) -> 4"):
+        language_model.train_lm(lm_config, lm_dir)
+    assert _snapshot(lm_dir) == before
+
+
 def test_a_command_of_another_kind_is_refused(classifier_run, lm_run, tmp_path):
     lm_copy, classifier_copy = _copy(lm_run, tmp_path / "a"), _copy(classifier_run, tmp_path / "b")
     before_lm, before_classifier = _snapshot(lm_copy), _snapshot(classifier_copy)

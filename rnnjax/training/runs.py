@@ -22,7 +22,7 @@ Guarantees, each kept here and nowhere else:
   intact checkpoint that does not fit the run is refused, never moved.
 * **Inference restores parameters only** (``load_run``), so it does not depend on how the optimizer was built.
 
-Nothing here reads a ConfigDict: configs arrive and leave as plain dicts.
+Nothing here reads a ConfigDict: configs arrive and leave as plain dicts (each kind's defaults are read as one).
 """
 
 import contextlib
@@ -42,6 +42,8 @@ import jax
 from jax.experimental import multihost_utils
 
 from rnnjax import lm, model_api, models
+from rnnjax.configs import default
+from rnnjax.configs import lm as lm_config
 from rnnjax.data import datasets, text
 from rnnjax.training.checkpoints import (  # noqa: F401 - the run directory's checkpoint functions, re-exported
     BEST,
@@ -67,6 +69,7 @@ CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
 KINDS = {"classifier": "model.json", "language_model": "lm.json"}
 SCRIPTS = {"classifier": "experiments.train", "language_model": "experiments.train_lm"}
+ABSENT = type("Absent", (), {"__repr__": lambda self: "ABSENT"})()  # a field one config of a pair lacks
 
 
 def run_kind(workdir: str | Path) -> str | None:
@@ -97,18 +100,15 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def config_changes(saved: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Every dotted field whose value differs between two configs: ``{field: (saved, new)}``."""
     old, now = flatten(saved), flatten(json.loads(json.dumps(new)))
-    missing = object()
     return {
-        key: (old.get(key, missing), now.get(key, missing))
+        key: (old.get(key, ABSENT), now.get(key, ABSENT))
         for key in sorted(set(old) | set(now))
-        if old.get(key, missing) != now.get(key, missing)
+        if old.get(key, ABSENT) != now.get(key, ABSENT)
     }
 
 
 def _show(value: Any) -> str:
-    return (
-        "(absent)" if not isinstance(value, (str, int, float, bool, list, type(None))) else json.dumps(value)
-    )
+    return "(absent)" if value is ABSENT else json.dumps(value)
 
 
 # -------------------------------------------------------------------------------------------------- lock
@@ -192,16 +192,25 @@ def _check_directory(workdir: Path, kind: str) -> bool:
     return True
 
 
-def _check_config(workdir: Path, config: Mapping[str, Any], mutable: frozenset[str]) -> dict:
-    """Compares the saved config with the new one; refuses any change to a field outside ``mutable``."""
+def _check_config(workdir: Path, kind: str, config: Mapping[str, Any], mutable: frozenset[str]) -> dict:
+    """Compares the saved config with the new one; refuses any change to a field outside ``mutable``. A field
+    the saved config lacks (added by a newer rnnjax) was trained as its default, so it may only take that."""
     if not (workdir / CONFIG_FILE).exists():
         return {}
-    saved = read_config(workdir / CONFIG_FILE)
-    changes, known = config_changes(saved, config), flatten(saved).keys()
-    # A field the saved config lacks was added by a newer rnnjax; its default cannot contradict the run.
-    fixed = {key: change for key, change in changes.items() if key not in mutable and key in known}
-    if fixed:
-        listed = "; ".join(f"{key}: {_show(a)} -> {_show(b)}" for key, (a, b) in fixed.items())
+    saved, kind_defaults = read_config(workdir / CONFIG_FILE), default if kind == "classifier" else lm_config
+    known, defaults = flatten(saved).keys(), flatten(kind_defaults.get_config().to_dict())
+    changes = {  # a field the saved config lacks compares as its default (when it has one)
+        key: change
+        for key, (old, new) in config_changes(saved, config).items()
+        if (change := (old if key in known else defaults.get(key, old), new))[0] != new
+    }
+    predates = " (the default; the run predates the field)"
+    listed = "; ".join(
+        f"{key}: {_show(old)}{'' if key in known else predates} -> {_show(new)}"
+        for key, (old, new) in changes.items()
+        if key not in mutable and (key in known or key in defaults)
+    )
+    if listed:
         raise RunError(
             f"{workdir} was trained with another config and these fields cannot change on resume: {listed}. "
             "Resume with the run's own settings (--workdir alone reuses its config.json), or start a new run "
@@ -239,7 +248,7 @@ def _checks(
     """Every read-only check of a training command on ``workdir``: ``(a run is there, accepted changes)``."""
     if not _check_directory(workdir, kind):
         return False, {}
-    changes = _check_config(workdir, config, mutable)
+    changes = _check_config(workdir, kind, config, mutable)
     _check_identity(workdir)
     return True, changes
 
@@ -294,12 +303,8 @@ def open_run(
         record.setdefault("kind", kind)
         record.setdefault("run_id", uuid.uuid4().hex)
         if changes:
-            record.setdefault("resumes", []).append(
-                {
-                    "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-                    "changed": {k: list(v) for k, v in changes.items()},
-                }
-            )
+            changed = {k: [None if a is ABSENT else a for a in v] for k, v in changes.items()}
+            record.setdefault("resumes", []).append({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "changed": changed})
         write_json(workdir / RUN_FILE, record)
         write_json(workdir / CONFIG_FILE, dict(config))
         _sync("open_run")
@@ -356,9 +361,7 @@ def load_run(
         raise RunError(f"{workdir} is not a run directory (no {RUN_FILE} or model file); give the --workdir of a run.")
     if kind is not None and found != kind:
         raise RunError(f"{workdir} holds a {found.replace('_', ' ')} run, not a {kind.replace('_', ' ')} run.")
-    config = read_config(workdir / CONFIG_FILE)
-    description = read_json(workdir / KINDS[found])
-    model, classes = None, ("0", "1")
+    config, description, model, classes = read_config(workdir / CONFIG_FILE), read_json(workdir / KINDS[found]), None, ("0", "1")
     if found == "classifier":
         spec, model, use_lengths, classes = _classifier_model(workdir, description, model_fn)
         template = jax.eval_shape(lambda: model.init(jax.random.key(0)))
