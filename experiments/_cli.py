@@ -20,6 +20,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments._allocator import use_fast_allocator
+from experiments._compile_cache import use_compilation_cache
 
 _MAIN_SPEC = getattr(sys.modules.get("__main__"), "__spec__", None)
 if _MAIN_SPEC is not None and _MAIN_SPEC.name.count(".") == 1 and _MAIN_SPEC.name.startswith("experiments."):
@@ -175,31 +176,6 @@ def configure_native() -> None:
         cache_dir=os.environ.get("RNNJAX_CACHE_DIR") or None,
         compiler=os.environ.get("CXX") or None,
     )
-
-
-def use_compilation_cache() -> None:
-    """Keeps compiled XLA programs on disk, so that a second run of a model skips its compilations.
-
-    ``RNNJAX_XLA_CACHE`` names the folder (default ``$RNNJAX_CACHE_DIR/xla``, else ``~/.cache/rnnjax/xla``);
-    ``0`` turns it off, and JAX's own ``JAX_COMPILATION_CACHE_DIR`` wins when set. At most 1 GiB is kept, least
-    recently used entries dropped first; JAX keys each entry by the program, the compiler options and the JAX
-    and XLA versions. Nothing is cached when the folder cannot be written.
-    """
-    setting = os.environ.get("RNNJAX_XLA_CACHE", "")
-    if setting == "0" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return
-    import jax
-
-    folder = Path(setting or Path(os.environ.get("RNNJAX_CACHE_DIR") or Path.home() / ".cache" / "rnnjax") / "xla")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_compilation_cache_max_size", 1 << 30)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def no_positional(argv: list[str]) -> None:

@@ -50,16 +50,18 @@ def test_train_writes_a_complete_run_directory(workdir):
 
 
 def test_compiled_programs_are_kept_on_disk_and_reused(workdir, tmp_path):
-    """RNNJAX_XLA_CACHE: a first run writes its compiled programs, a second finds every one of them there (it
-    adds none) and trains to the same numbers."""
-    cache, tests, entries = tmp_path / "xla", [], []
+    """RNNJAX_XLA_CACHE: a first run writes its compiled programs, a second loads its training step from there
+    and trains to the same numbers."""
+    cache, tests, logs = tmp_path / "xla", [], []
     for name in ("cold", "warm"):
         result = _run("experiments.train", f"--config={TINY}", f"--workdir={tmp_path / name}",
-                      RNNJAX_XLA_CACHE=str(cache), JAX_COMPILATION_CACHE_DIR="")  # conftest sets JAX's own
+                      RNNJAX_XLA_CACHE=str(cache), JAX_COMPILATION_CACHE_DIR="", JAX_LOG_COMPILES="1")
         assert result.returncode == 0, result.stderr
         tests.append(json.loads((tmp_path / name / "results.json").read_text())["test"])
-        entries.append(sorted(path.name for path in cache.iterdir()))
-    assert len(entries[0]) >= 5 and entries[1] == entries[0]
+        logs.append(result.stderr)
+    assert any(path.name.startswith("jit_train_step-") for path in cache.iterdir())
+    hit = "Persistent compilation cache hit for 'jit_train_step'"
+    assert hit not in logs[0] and hit in logs[1]
     assert tests[0] == tests[1] == json.loads((workdir / "results.json").read_text())["test"]
 
 
@@ -132,3 +134,38 @@ def test_predict_without_checkpoint_exits_2(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     result = _run("experiments.predict", f"--workdir={tmp_path}", "text")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize("reloads", [True, False])
+def test_the_compilation_cache_is_used_only_where_xla_loads_back_its_programs(tmp_path, monkeypatch, reloads):
+    """Some hosts' XLA refuses to load back the CPU programs it compiled there; the scripts try that once per
+    machine, remember the answer beside the cache, and turn the cache on only where it works."""
+    import jax
+    from jax.experimental import serialize_executable
+
+    from experiments import _compile_cache
+
+    updates, probes, load = [], [], serialize_executable.deserialize_and_load
+
+    def deserialize(*args):
+        probes.append(1)
+        if not reloads:
+            raise RuntimeError("Target machine feature +prefer-no-gather is not supported on the host machine")
+        return load(*args)
+
+    monkeypatch.setattr(serialize_executable, "deserialize_and_load", deserialize)
+    monkeypatch.setattr(jax.config, "update", lambda name, value: updates.append((name, value)))
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv("RNNJAX_XLA_CACHE", str(tmp_path / "xla"))
+    for _ in range(2):
+        _compile_cache.use_compilation_cache()
+    assert len(probes) == 1  # the second command reads the remembered answer
+    markers = [path.read_text() for path in (tmp_path / "xla").glob("reloads-*")]
+    assert markers == ["yes\n" if reloads else "no\n"]
+    expected = [("jax_compilation_cache_dir", str(tmp_path / "xla")), ("jax_compilation_cache_max_size", 1 << 30),
+                ("jax_persistent_cache_min_compile_time_secs", 0.0)]
+    ours = [update for update in updates if update[0] in dict(expected)]  # JAX sets others itself
+    assert ours == (expected * 2 if reloads else [])
+    monkeypatch.setenv("RNNJAX_XLA_CACHE", "0")
+    _compile_cache.use_compilation_cache()
+    assert len([update for update in updates if update[0] in dict(expected)]) == len(ours)
