@@ -27,59 +27,23 @@ The fields below are the LM's own; ``opt`` is the classifier's optimizer block (
 
 import ml_collections
 
-from rnnjax.configs import default
+from rnnjax.configs import lm
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    config.seed = 0  # the only seed: parameters, dropout, shuffling and the held-out reviews derive from it
-
-    config.data = ml_collections.ConfigDict()
-    config.data.name = "imdb_reviews"  # imdb_reviews | synthetic
-    config.data.splits = ("unsupervised", "train")  # IMDB splits whose texts are read (never "test")
-    config.data.data_dir = "~/tensorflow_datasets"  # TFDS data dir: prepared datasets are cached here
-    config.data.source_dir = ""  # local IMDB copy (rnnjax.data.sources.prepare_imdb); "" = prepared or download
-    config.data.max_reviews = 3000  # keep a seeded random subset of this many reviews (0: all)
-    config.data.validation_split = 0.05  # fraction of the reviews held out for validation perplexity
-    config.data.tokenizer = "keras"  # keras | porter, as the classifier's pipeline (rnnjax.data.text)
-    config.data.strip_html = True  # replace <br /> by spaces before tokenizing
-    config.data.num_words = 10000  # vocabulary size V including pad 0, start 1 and OOV 2
-    config.data.maxlen = 64  # ids per row; longer reviews are cut into rows that overlap by one id
-    config.data.synthetic_examples = 2000  # synthetic: reviews generated
-    config.data.synthetic_length = 40  # synthetic: words in the longest review
-    config.data.synthetic_distance = 5  # synthetic: words between the cue and the end
-    config.data.reverse = False  # backward model: read every sequence from its last id to its first
-
-    config.model = ml_collections.ConfigDict()
-    config.model.cell = "gru"  # simple_rnn | lstm | gru
-    config.model.embed_dim = 128  # embedding size E
-    config.model.hidden_size = 256  # units H of every recurrent layer
-    config.model.num_layers = 1  # stacked recurrent layers
-    config.model.input_dropout = 0.0  # locked dropout on the embeddings
-    config.model.dropout = 0.0  # locked dropout on each recurrent layer's outputs
-    config.model.recurrent_dropout = 0.0  # Keras' recurrent_dropout (runs the slower plain scan)
-    config.model.weight_dropout = 0.0  # DropConnect on each recurrent_kernel while training (AWD-LSTM)
-    config.model.tie_embeddings = True  # output softmax shares the embedding table (+ a projection as H != E)
-    config.model.reset_after = True  # GRU: Keras/cuDNN variant
-    config.model.num_sampled = 0  # sampled softmax: words drawn per training step (0: full softmax)
-    config.model.sampler = "log_uniform"  # num_sampled's proposal: log_uniform (Zipfian ids) | unigram
-
-    config.opt = default.get_config().opt
-    config.opt.name = "adam"
-    config.opt.learning_rate = 3e-3  # peak learning rate
-    config.opt.clip_norm = 1.0  # clip gradients to this global norm
-    config.opt.schedule = "cosine"
-    config.opt.warmup_steps = 50  # linear warm-up, in steps
-    config.opt.final_fraction = 0.05  # learning rate at the last step, as a fraction of the peak
-
-    config.train = ml_collections.ConfigDict()
-    config.train.batch_size = 64  # rows per step
-    config.train.eval_batch_size = 256  # rows per evaluation step
-    config.train.epochs = 3  # passes over the training rows
-    config.train.max_steps = 0  # stop after this many optimizer steps in total (0: epochs * steps per epoch)
-    config.train.restore_best = True  # end with the checkpoint of the lowest validation loss
-    config.train.keep_checkpoints = 2  # most recent checkpoints kept (the best is kept separately)
-    config.train.checkpoint_every_steps = 200  # also checkpoint every N steps in an epoch (0: epoch ends only)
-    config.train.log_every_steps = 50  # TensorBoard batch loss / learning rate every N steps (0: never)
-    config.train.progress_bar = True  # progress line on a terminal
+    config = lm.get_config()  # the LM defaults (rnnjax/configs/lm.py), at CPU size:
+    config.data.max_reviews = 3000
+    config.data.validation_split = 0.05
+    config.data.num_words = 10000
+    config.data.maxlen = 64
+    config.model.embed_dim = 128
+    config.model.hidden_size = 256
+    config.model.num_layers = 1
+    config.model.input_dropout = 0.0
+    config.model.dropout = 0.0
+    config.opt.learning_rate = 3e-3
+    config.opt.warmup_steps = 50
+    config.train.batch_size = 64
+    config.train.epochs = 3
+    config.train.checkpoint_every_steps = 200
     return config
