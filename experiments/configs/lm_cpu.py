@@ -22,7 +22,7 @@ Samples (temperature 0.8, seed 0, and greedy):
     this movie >> is in this film most character of the comedy and a couple of all to work and comment they is
     the worst >> movie is a good movie i was a good movie i was a good movie i was a good movie   (greedy)
 
-The fields below are the LM's own; ``opt`` is the classifier's optimizer block (rnnjax/configs/default.py).
+The fields below are those that differ from the LM defaults (rnnjax/configs/lm.py).
 """
 
 import ml_collections
