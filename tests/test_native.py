@@ -1,6 +1,6 @@
-"""The native CPU LSTM and GRU kernels compute the same function as the XLA path: values and gradients, masks, both
-directions in one call, carries; the library falls back to the XLA path when they cannot be built, and a damaged
-cached library is rebuilt, never loaded."""
+"""The native CPU SimpleRNN, LSTM and GRU kernels compute the same function as the XLA path: values and gradients,
+masks, both directions in one call, carries; the library falls back to the XLA path when they cannot be built, and a
+damaged cached library is rebuilt, never loaded."""
 
 import hashlib
 import json
@@ -28,6 +28,7 @@ CELLS = {  # rule name -> (cell, gates, cell options)
     "lstm": ("lstm", 4, {}),
     "gru": ("gru", 3, {"reset_after": True}),
     "gru_v1": ("gru", 3, {"reset_after": False}),
+    "simple_rnn_tanh": ("simple_rnn", 1, {}),
 }
 
 
@@ -41,13 +42,13 @@ def _params(key, rule):
     return params
 
 
-def _inputs(key, directions, rule="lstm"):
+def _inputs(key, directions, rule="lstm", batch=B):
     cell, gates, _ = CELLS[rule]
     keys = jax.random.split(key, 6)
-    lead = (T, B) if directions is None else (T, directions, B)
-    carry_shape = (B, H) if directions is None else (directions, B, H)
+    lead = (T, batch) if directions is None else (T, directions, batch)
+    carry_shape = (batch, H) if directions is None else (directions, batch, H)
     xw = jax.random.normal(keys[0], (*lead, gates * H))
-    lengths = jax.random.randint(keys[1], (B,), 0, T + 1).at[0].set(T)
+    lengths = jax.random.randint(keys[1], (batch,), 0, T + 1).at[0].set(T).at[1].set(0)
     mask = scan.sequence_mask(lengths, T).T  # [T, B], random lengths including 0 and T
     if directions is not None:
         mask = jnp.stack([mask, mask[::-1]], 1)
@@ -90,12 +91,28 @@ def test_native_kernels_equal_the_xla_path(key, monkeypatch, rule, directions, m
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
 
 
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "linear"])
+@pytest.mark.parametrize("directions", [None, 2], ids=["one-direction", "two-directions"])
+def test_native_simple_rnn_activations_equal_the_xla_path(key, monkeypatch, activation, directions):
+    rule = f"simple_rnn_{activation}"
+    monkeypatch.setitem(CELLS, rule, ("simple_rnn", 1, {"activation": activation}))
+    args = _inputs(key, directions, rule)
+    value, grads = _loss(rule, True, True, True, monkeypatch)(*args)
+    ref_value, ref_grads = _loss(rule, True, True, False, monkeypatch)(*args)
+    # the loss adds up T*B*H terms of order 1 that partly cancel (linear: unbounded states): rounding of the
+    # terms, not of the sum, sets the absolute tolerance
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5, atol=1e-5)
+    for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads), strict=True):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+
+
 @pytest.mark.parametrize("rule", list(CELLS))
 def test_native_kernels_equal_the_xla_path_with_packed_blocks(key, monkeypatch, rule):
     """Wider layers: gate widths with whole 64-column blocks (read from packed copies) and a remainder, and a
     thread's rows in 6-row register blocks plus a remainder."""
     cell, gates, options = CELLS[rule]
-    steps, batch, hidden = 5, 13, 40  # 4H = 160 and 3H = 120: 64-column blocks, then 32 and 16 columns or fewer
+    # 4H = 160, 3H = 120 and the SimpleRNN's H = 88: 64-column blocks, then 32, 16 and fewer columns
+    steps, batch, hidden = 5, 13, 88 if gates == 1 else 40
     keys = jax.random.split(key, 5)
     params = {"recurrent_kernel": 0.2 * jax.random.normal(keys[0], (hidden, gates * hidden))}
     if cell == "gru":
@@ -112,17 +129,21 @@ def test_native_kernels_equal_the_xla_path_with_packed_blocks(key, monkeypatch, 
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
 
 
-def test_native_outputs_are_zero_at_masked_steps_and_carries_are_held(key, monkeypatch):
-    monkeypatch.setattr(fused, "_use_native", lambda name, dtype: name in fused._NATIVE)
-    params, xw, mask, carry = _inputs(key, None)
-    ys, (h, c) = jax.jit(lambda *a: fused.run_fused("lstm", *a))(params, xw, mask, carry)
+@pytest.mark.parametrize("rule", ["lstm", "simple_rnn_tanh"])
+def test_native_outputs_are_zero_at_masked_steps_and_carries_are_held(key, monkeypatch, rule):
+    calls = []
+    monkeypatch.setattr(fused, "_use_native", lambda name, dtype: calls.append(name) or name in fused._NATIVE)
+    params, xw, mask, carry = _inputs(key, None, rule)
+    ys, final = jax.jit(lambda *a: fused.run_fused(CELLS[rule][0], *a))(params, xw, mask, carry)
+    assert calls == [rule]
     assert np.all(np.asarray(ys)[~np.asarray(mask)] == 0.0)
+    assert np.all(np.asarray(ys)[np.asarray(mask)] != 0.0)
     empty = ~np.asarray(mask).any(0)  # rows of length 0 keep their initial carry exactly
-    np.testing.assert_array_equal(np.asarray(h)[empty], np.asarray(carry[0])[empty])
-    np.testing.assert_array_equal(np.asarray(c)[empty], np.asarray(carry[1])[empty])
+    for got, initial in zip(final, carry, strict=True):
+        np.testing.assert_array_equal(np.asarray(got)[empty], np.asarray(initial)[empty])
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
 def test_models_use_the_native_path_on_cpu_and_match_without_it(key, monkeypatch, cell):
     spec = models.make_classifier(cell=cell, vocab_size=50, embed_dim=5, hidden_size=H, bidirectional=True)
     params = models.init_model(spec, key)
@@ -173,11 +194,14 @@ def test_gathered_inputs_equal_the_gathered_array(key, monkeypatch, rule, direct
     assert np.isnan(np.asarray(ys)[2:, ..., 3, :]).all() and np.isfinite(np.asarray(ys)[:2]).all()
 
 
-@pytest.mark.parametrize("bidirectional", [False, True], ids=["lstm", "bilstm"])
-def test_folded_embedding_gradients_match_without_native(key, monkeypatch, bidirectional):
+@pytest.mark.parametrize("cell", ["lstm", "simple_rnn"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["one-direction", "bidirectional"])
+def test_folded_embedding_gradients_match_without_native(key, monkeypatch, cell, bidirectional):
     """The classifier with its embedding folded into the projection (more tokens than rows): the table's
     gradient flows back through the kernels' in-place reads to the embeddings and the kernel, both directions."""
-    spec = models.make_classifier(cell="lstm", vocab_size=30, embed_dim=5, hidden_size=H, bidirectional=bidirectional)
+    spec = models.make_classifier(
+        cell=cell, vocab_size=30, embed_dim=5, hidden_size=H, bidirectional=bidirectional
+    )
     params = models.init_model(spec, key)
     tokens = jax.random.randint(key, (B, T), 0, 30)
     lengths = jnp.arange(B) % (T + 1)
@@ -203,13 +227,14 @@ def test_a_failed_build_falls_back_to_the_xla_path(tmp_path, monkeypatch):
         native.configure(threads=-1)
 
 
+@pytest.mark.parametrize("rule", ["lstm", "simple_rnn_tanh"])
 @pytest.mark.parametrize("threads", [1, 3])
-def test_any_thread_count_gives_the_same_numbers(key, monkeypatch, threads):
-    args = _inputs(key, 2, "lstm")
-    reference = _loss("lstm", True, True, True, monkeypatch)(*args)
+def test_any_thread_count_gives_the_same_numbers(key, monkeypatch, rule, threads):
+    args = _inputs(key, 2, rule, batch=29)  # 3 threads at most one per 8 rows: chunks of 10, 10 and 9 rows
+    reference = _loss(rule, True, True, True, monkeypatch)(*args)
     monkeypatch.setattr(native, "_settings", dict(native._settings))
     native.configure(threads=threads)
-    got = _loss("lstm", True, True, True, monkeypatch)(*args)
+    got = _loss(rule, True, True, True, monkeypatch)(*args)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(reference), strict=True):
         np.testing.assert_array_equal(a, b)  # each row's sequence is computed the same way on any thread
 

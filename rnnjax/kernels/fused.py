@@ -7,10 +7,10 @@ computed once after it. Masking follows ``scan.run``: at a masked step the carry
 zero, so the gradient passes through the held carry unchanged. Reversal, dropout on the inputs and the input
 projection stay in ``scan.run``; recurrent dropout and peephole LSTMs use the plain path (``supports``).
 
-On the CPU in float32, the LSTM and GRU sequences run in native kernels instead (``native_calls.run_native``):
-the same equations, written per batch row in C++, because XLA:CPU compiles the per-step slicing of a
-``lax.scan`` body into scalar loops. The rules remain the path for every other backend and dtype, and the
-reference the native kernels are tested against.
+On the CPU in float32, the SimpleRNN, LSTM and GRU sequences run in native kernels instead
+(``native_calls.run_native``): the same equations, written per batch row in C++, because XLA:CPU compiles the
+per-step slicing of a ``lax.scan`` body into scalar loops. The rules remain the path for every other backend and
+dtype, and the reference the native kernels are tested against.
 
 Layout inside this file is time-major: ``xw_tbg [T, B, G*H]``, ``mask_tb [T, B]`` (the native kernels take
 direction-major ``[D, T, B, ...]``).
@@ -78,7 +78,15 @@ def _sequence_bwd(rule, with_outputs, saved, cotangents):
 _sequence.defvjp(_sequence_fwd, _sequence_bwd)
 
 
-_NATIVE = ("lstm", "gru", "gru_v1")
+_NATIVE = (
+    "lstm",
+    "gru",
+    "gru_v1",
+    "simple_rnn_tanh",
+    "simple_rnn_relu",
+    "simple_rnn_sigmoid",
+    "simple_rnn_linear",
+)
 
 
 def _use_native(name: str, dtype) -> bool:

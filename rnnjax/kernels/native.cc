@@ -1,14 +1,15 @@
-// Whole-sequence LSTM and GRU recurrences on the CPU as XLA FFI kernels: forward (with the residuals the
-// gradient needs) and backward. They compute exactly the equations of rnnjax/kernels/rules.py's step pairs
-// (_lstm_*, _gru_*, _gru_v1_*), masking included, and run each batch row's whole sequence on one thread (rows
-// are independent), so a call uses every core without any synchronisation between time steps.
+// Whole-sequence SimpleRNN, LSTM and GRU recurrences on the CPU as XLA FFI kernels: forward (with the residuals
+// the gradient needs) and backward. They compute exactly the equations of rnnjax/kernels/rules.py's step pairs
+// (_simple_rnn_*, _lstm_*, _gru_*, _gru_v1_*), masking included, and run each batch row's whole sequence on one
+// thread (rows are independent), so a call uses every core without any synchronisation between time steps.
 //
 // Layout (direction-major, then time): xw [D, T, B, G*H], U [D, H, G*H], mask [D, T, B] (uint8; ignored
-// when has_mask = 0), carries [D, B, H]. Gates in Keras' order: LSTM i, f, g, o; GRU z, r, h.
+// when has_mask = 0), carries [D, B, H]. Gates in Keras' order: LSTM i, f, g, o; GRU z, r, h (SimpleRNN: G = 1).
 // The forward kernels take the projected inputs either as xw or, with gathered = 1, as rows of per-direction
 // tables [D, V, G*H] picked by ids [D, T, B] (an embedding folded into the input projection), so the
 // [D, T, B, G*H] array is never written. The LSTM's residuals are h before each step, c after it and the
-// gate activations; its backward kernel writes the gate gradient over the activations.
+// gate activations; its backward kernel writes the gate gradient over the activations. The SimpleRNN keeps only
+// h before each step.
 
 #include <algorithm>
 #include <atomic>
@@ -653,6 +654,173 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool,
   return ffi::Error::Success();
 }
 
+// ----------------------------------------------------------------------------------------------- SimpleRNN
+// h_new = act(xw + h U), act = tanh, relu, sigmoid or linear (activation = 0, 1, 2, 3). The one residual is h
+// before each step, h_res [D, T, B, H] (it may share xw's buffer); the backward kernel reads an unmasked step's
+// output h_new from the next step's residual (the final carry for the last step) and act' from it, and writes
+// the pre-activation gradient over the output cotangent when the caller aliases the two.
+
+enum Activation : int32_t { kTanh = 0, kRelu = 1, kSigmoid = 2, kLinear = 3 };
+
+// h = act(z).
+inline void activate(int32_t activation, int64_t H, const float* __restrict__ z, float* __restrict__ h) {
+  switch (activation) {
+    case kTanh:
+      for (int64_t k = 0; k < H; ++k) h[k] = tanh_f32(z[k]);
+      break;
+    case kRelu:  // max(z, 0) keeps a NaN, as jax.nn.relu does
+      for (int64_t k = 0; k < H; ++k) h[k] = z[k] < 0.0f ? 0.0f : z[k];
+      break;
+    case kSigmoid:
+      for (int64_t k = 0; k < H; ++k) h[k] = sigmoid_f32(z[k]);
+      break;
+    default:
+      std::memcpy(h, z, sizeof(float) * H);
+  }
+}
+
+// dpre = (dh + dy) act'(pre), with act' written in terms of the output y. dy and dpre may be the same row.
+inline void activation_grad(int32_t activation, int64_t H, const float* __restrict__ y,
+                            const float* __restrict__ dh, const float* dy, float* dpre) {
+  switch (activation) {
+    case kTanh:
+      for (int64_t k = 0; k < H; ++k) dpre[k] = (dh[k] + dy[k]) * (1.0f - y[k] * y[k]);
+      break;
+    case kRelu:
+      for (int64_t k = 0; k < H; ++k) dpre[k] = y[k] > 0.0f ? dh[k] + dy[k] : 0.0f;
+      break;
+    case kSigmoid:
+      for (int64_t k = 0; k < H; ++k) dpre[k] = (dh[k] + dy[k]) * (y[k] * (1.0f - y[k]));
+      break;
+    default:
+      for (int64_t k = 0; k < H; ++k) dpre[k] = dh[k] + dy[k];
+  }
+}
+
+ffi::Error SimpleRnnForwardImpl(ffi::ThreadPool pool,
+                                ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::S32> ids, ffi::Buffer<ffi::F32> u,
+                                ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> h0, ffi::ResultBuffer<ffi::F32> ys,
+                                ffi::ResultBuffer<ffi::F32> h_out, ffi::ResultBuffer<ffi::F32> h_res,
+                                int32_t has_mask, int32_t with_outputs, int32_t keep_residuals, int32_t activation,
+                                int32_t gathered, int32_t threads) {
+  if (!Inputs::valid(xw, ids, gathered))
+    return ffi::Error::InvalidArgument(
+        "simple_rnn_forward: xw must be [D, T, B, H], or a [D, V, H] table with ids [D, T, B]");
+  if (activation < kTanh || activation > kLinear)
+    return ffi::Error::InvalidArgument("simple_rnn_forward: activation must be 0 to 3 (tanh, relu, sigmoid, linear)");
+  const Inputs X(xw, ids, gathered);
+  const int64_t D = X.D, T = X.T, B = X.B, H = X.G;
+  const float* U = u.typed_data();
+  const uint8_t* M = mask.typed_data();
+  float* Y = ys->typed_data();
+  float* HS = h_out->typed_data();
+  // h_res may share xw's buffer (the caller aliases them when training on a projected array): a row of h_res is
+  // written only after the product has read the same row of xw, which is never read again.
+  float* HR = h_res->typed_data();
+  std::memcpy(HS, h0.typed_data(), sizeof(float) * D * B * H);
+  std::vector<PackedMatrix> Us;
+  for (int64_t d = 0; d < D; ++d) Us.emplace_back(U + d * H * H, H, H, H);
+
+  parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
+    const int64_t block = hi - lo;  // this thread's unmasked rows go through each matrix product together
+    std::vector<int64_t> live(block);
+    std::vector<float*> zr(block);
+    std::vector<const float*> xr(block);
+    std::vector<const float*> hr(block);
+    std::vector<float> z(block * H);
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t d = 0; d < D; ++d) {
+        int n = 0;
+        for (int64_t b = lo; b < hi; ++b) {
+          const int64_t row = (d * T + t) * B + b;
+          float* h = HS + (d * B + b) * H;
+          if (has_mask && !M[row]) {  // masked: the carry is held and the output is zero
+            if (with_outputs) std::fill(Y + row * H, Y + (row + 1) * H, 0.0f);
+            if (keep_residuals) std::memcpy(HR + row * H, h, sizeof(float) * H);
+            continue;
+          }
+          live[n] = b;
+          zr[n] = z.data() + n * H;
+          xr[n] = X.row(d, t, b);
+          hr[n++] = h;
+        }
+        rows_times_matrix(n, zr.data(), xr.data(), hr.data(), H, Us[d].view, H);  // z = xw + h U
+        for (int i = 0; i < n; ++i) {
+          const int64_t row = (d * T + t) * B + live[i];
+          float* h = HS + (d * B + live[i]) * H;
+          if (keep_residuals) std::memcpy(HR + row * H, h, sizeof(float) * H);
+          activate(activation, H, zr[i], h);
+          if (with_outputs) std::memcpy(Y + row * H, h, sizeof(float) * H);
+        }
+      }
+    }
+  });
+  return ffi::Error::Success();
+}
+
+// Gradient of the SimpleRNN sequence: dpre [D, T, B, H] (the pre-activations' gradient, which is also xw's) and
+// dh0; with gathered = 1 also the table's gradient [D, V, H], added up from dpre and the ids. dpre may share the
+// output cotangent's buffer (each row of dys is read before the same row of dpre is written).
+ffi::Error SimpleRnnBackwardImpl(ffi::ThreadPool pool,
+                                 ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> h_res, ffi::Buffer<ffi::F32> h_last,
+                                 ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> dys, ffi::Buffer<ffi::F32> dh_last,
+                                 ffi::Buffer<ffi::S32> ids, ffi::ResultBuffer<ffi::F32> dpre_out,
+                                 ffi::ResultBuffer<ffi::F32> dh0, ffi::ResultBuffer<ffi::F32> dtable,
+                                 int32_t has_mask, int32_t with_outputs, int32_t activation, int32_t gathered,
+                                 int32_t threads) {
+  auto dims = h_res.dimensions();
+  if (dims.size() != 4) return ffi::Error::InvalidArgument("simple_rnn_backward: h_res must be [D, T, B, H]");
+  if (activation < kTanh || activation > kLinear)
+    return ffi::Error::InvalidArgument("simple_rnn_backward: activation must be 0 to 3 (tanh, relu, sigmoid, linear)");
+  if (gathered && (dtable->dimensions().size() != 3 || ids.dimensions().size() != 3))
+    return ffi::Error::InvalidArgument("simple_rnn_backward: gathered needs ids [D, T, B] and a [D, V, H] table");
+  const int64_t D = dims[0], T = dims[1], B = dims[2], H = dims[3];
+  const float* U = u.typed_data();
+  const float* HR = h_res.typed_data();
+  const float* HL = h_last.typed_data();
+  const uint8_t* M = mask.typed_data();
+  const float* DY = dys.typed_data();
+  float* DP = dpre_out->typed_data();
+  float* DH = dh0->typed_data();
+  std::memcpy(DH, dh_last.typed_data(), sizeof(float) * D * B * H);
+  std::vector<float> ut(D * H * H);  // U^T per direction, [D, H, H]
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t k = 0; k < H; ++k)
+      for (int64_t j = 0; j < H; ++j) ut[(d * H + j) * H + k] = U[(d * H + k) * H + j];
+  std::vector<PackedMatrix> UTs;
+  for (int64_t d = 0; d < D; ++d) UTs.emplace_back(ut.data() + d * H * H, H, H, H);
+
+  const std::vector<float> zeros(H, 0.0f);
+  parallel_rows(pool, threads, B, [&](int64_t lo, int64_t hi) {
+    const int64_t block = hi - lo;  // this thread's unmasked rows go through each matrix product together
+    std::vector<float*> outr(block);
+    std::vector<const float*> dpr(block);
+    for (int64_t t = T - 1; t >= 0; --t) {
+      for (int64_t d = 0; d < D; ++d) {
+        int n = 0;
+        for (int64_t b = lo; b < hi; ++b) {
+          const int64_t row = (d * T + t) * B + b;
+          float* dp = DP + row * H;
+          if (has_mask && !M[row]) {  // masked: dpre = 0, and the held carry's gradient passes through
+            std::fill(dp, dp + H, 0.0f);
+            continue;
+          }
+          float* dh = DH + (d * B + b) * H;
+          const float* y = t + 1 < T ? HR + (row + B) * H : HL + (d * B + b) * H;  // the output of step t
+          activation_grad(activation, H, y, dh, with_outputs ? DY + row * H : zeros.data(), dp);
+          outr[n] = dh;  // dh_prev = dpre U^T replaces dh, which activation_grad has read
+          dpr[n++] = dp;
+        }
+        rows_times_matrix(n, outr.data(), nullptr, dpr.data(), H, UTs[d].view, H);
+      }
+    }
+  });
+  if (gathered)
+    scatter_table_rows(pool, threads, DP, ids.typed_data(), D, T * B, H, dtable->dimensions()[1],
+                       dtable->typed_data());
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmForward, LstmForwardImpl,
@@ -740,5 +908,42 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruBackward, GruBackwardImpl,
                                   .Attr<int32_t>("has_mask")
                                   .Attr<int32_t>("with_outputs")
                                   .Attr<int32_t>("reset_after")
+                                  .Attr<int32_t>("gathered")
+                                  .Attr<int32_t>("threads"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxSimpleRnnForward, SimpleRnnForwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::U8>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int32_t>("has_mask")
+                                  .Attr<int32_t>("with_outputs")
+                                  .Attr<int32_t>("keep_residuals")
+                                  .Attr<int32_t>("activation")
+                                  .Attr<int32_t>("gathered")
+                                  .Attr<int32_t>("threads"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxSimpleRnnBackward, SimpleRnnBackwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::U8>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int32_t>("has_mask")
+                                  .Attr<int32_t>("with_outputs")
+                                  .Attr<int32_t>("activation")
                                   .Attr<int32_t>("gathered")
                                   .Attr<int32_t>("threads"));

@@ -2,9 +2,9 @@
 
 Inside a ``lax.scan`` body, XLA:CPU reads and writes each step's slices (``dynamic-slice`` and
 ``dynamic-update-slice`` fused into the elementwise kernels) with unvectorised loops: at 32 units an LSTM step
-spends most of its time there rather than in arithmetic. ``native.cc`` runs a whole LSTM or GRU sequence, forward
-and backward, as two FFI calls instead, with each batch row's sequence on one thread (``native_calls.py`` makes
-them JAX functions).
+spends most of its time there rather than in arithmetic. ``native.cc`` runs a whole SimpleRNN, LSTM or GRU
+sequence, forward and backward, as two FFI calls instead, with each batch row's sequence on one thread
+(``native_calls.py`` makes them JAX functions).
 
 The kernels are compiled on first use with the system's C++ compiler (g++, c++ or clang++) for this CPU and
 cached in ``~/.cache/rnnjax``, each library with its SHA-256 beside it (``<name>.so.sha256``). A cached file is
@@ -37,6 +37,8 @@ _TARGETS = {
     "rnnjax_lstm_backward": "RnnjaxLstmBackward",
     "rnnjax_gru_forward": "RnnjaxGruForward",
     "rnnjax_gru_backward": "RnnjaxGruBackward",
+    "rnnjax_simple_rnn_forward": "RnnjaxSimpleRnnForward",
+    "rnnjax_simple_rnn_backward": "RnnjaxSimpleRnnBackward",
 }
 _lock = threading.Lock()
 _state: dict = {}

@@ -1,12 +1,14 @@
-"""The native CPU kernels as JAX functions: XLA FFI calls of the LSTM and GRU sequences with their VJPs.
+"""The native CPU kernels as JAX functions: XLA FFI calls of the SimpleRNN, LSTM and GRU sequences and their VJPs.
 
-``run_native`` runs what ``fused.py``'s rules compute, for the lstm, gru and gru_v1 rules in float32 on the CPU:
-one FFI call for the forward sequence and one for the backward, each batch row's sequence on one thread
-(``kernels/native.cc``, built and loaded by ``native.py``). The kernels take direction-major arrays
+``run_native`` runs what ``fused.py``'s rules compute, for the lstm, gru, gru_v1 and simple_rnn_<activation> rules
+in float32 on the CPU: one FFI call for the forward sequence and one for the backward, each batch row's sequence on
+one thread (``kernels/native.cc``, built and loaded by ``native.py``). The kernels take direction-major arrays
 ``[D, T, B, ...]``, so both directions of a bidirectional layer run in one call, and they read the rows of a
 ``scan.Gathered`` table in place (the backward kernels add up that table's gradient themselves). The LSTM keeps
 h before each step, c after it and the gate activations (tanh(c) is recomputed), and its backward kernel writes
-the gate gradient over the activations. The recurrent weights' gradients reuse the rules' ``weight_grads``.
+the gate gradient over the activations. The SimpleRNN keeps only h before each step (its activation's derivative
+comes from the next step's h), and its backward kernel writes the pre-activation gradient over the output
+cotangent. The recurrent weights' gradients reuse the rules' ``weight_grads``.
 
 Whether to use them (the backend, the dtype, ``native.available()``) is decided in ``fused.run_fused``.
 """
@@ -215,6 +217,79 @@ def _native_gru_bwd(with_outputs, reset_after, saved, cotangents):
 _native_gru.defvjp(_native_gru_fwd, _native_gru_bwd)
 
 
+_ACTIVATIONS = {"tanh": 0, "relu": 1, "sigmoid": 2, "linear": 3}  # native.cc's Activation codes
+
+
+def _native_simple_forward(
+    with_outputs: bool, keep_residuals: bool, activation: str, u_dhh, xw_dtbh, mask_dtb, h0
+):
+    directions, steps, batch, hidden = xw_dtbh.shape
+    per_step = _f32(directions, steps, batch, hidden)
+    outputs = (
+        per_step if with_outputs else _f32(1),
+        _f32(directions, batch, hidden),
+        per_step if keep_residuals else _f32(1),  # h before each step
+    )
+    xw, ids, gathered = _native_inputs(xw_dtbh)
+    # Training on a projected array: h before each step overwrites xw in place (the kernel reads a step's xw
+    # before writing over it), so the layer holds one [D, T, B, H] array for both.
+    aliases = {0: 2} if keep_residuals and not gathered["gathered"] else {}
+    call = jax.ffi.ffi_call(
+        "rnnjax_simple_rnn_forward", outputs, vmap_method="sequential", input_output_aliases=aliases
+    )
+    ys, h, h_res = call(
+        xw,
+        ids,
+        u_dhh,
+        _u8_mask(mask_dtb),
+        h0,
+        **_flags(mask_dtb, with_outputs=with_outputs, keep_residuals=keep_residuals),
+        activation=np.int32(_ACTIVATIONS[activation]),
+        **gathered,
+    )
+    return (ys if with_outputs else None), h, h_res
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _native_simple(with_outputs: bool, activation: str, u_dhh, xw_dtbh, mask_dtb, h0):
+    ys, h, _ = _native_simple_forward(with_outputs, False, activation, u_dhh, xw_dtbh, mask_dtb, h0)
+    return ys, h
+
+
+def _native_simple_fwd(with_outputs, activation, u_dhh, xw_dtbh, mask_dtb, h0):
+    ys, h, h_res = _native_simple_forward(with_outputs, True, activation, u_dhh, xw_dtbh, mask_dtb, h0)
+    # The backward kernel reads each step's output from h_res one step later, and the last one from h.
+    return (ys, h), (u_dhh, _kept_inputs(xw_dtbh), mask_dtb, h_res, h)
+
+
+def _native_simple_bwd(with_outputs, activation, saved, cotangents):
+    u_dhh, gathered, mask_dtb, h_res, h_last = saved
+    dys, dh = cotangents
+    table, ids = _table_gradient_operands(gathered)
+    # The pre-activation gradient overwrites the output cotangent in place (operand 4 aliases result 0).
+    dpre, dh0, dtable = jax.ffi.ffi_call(
+        "rnnjax_simple_rnn_backward",
+        (_f32(*h_res.shape), _f32(*dh.shape), table),
+        vmap_method="sequential",
+        input_output_aliases={4: 0} if with_outputs else {},
+    )(
+        u_dhh,
+        h_res,
+        h_last,
+        _u8_mask(mask_dtb),
+        _output_gradient(dys, with_outputs),
+        dh,
+        ids,
+        **_flags(mask_dtb, with_outputs=with_outputs, gathered=gathered is not None),
+        activation=np.int32(_ACTIVATIONS[activation]),
+    )
+    (du,) = _per_direction(hidden_weight_grads, (u_dhh,), (h_res,), dpre)
+    return du, _input_gradient(gathered, dpre, dtable), None, dh0
+
+
+_native_simple.defvjp(_native_simple_fwd, _native_simple_bwd)
+
+
 def _per_direction(weight_grads, weights, res, dxw):
     """A rule's weight gradients per direction from direction-major [D, T, B, ...] residuals and gradients."""
     if dxw.shape[0] == 1:  # the plain 2-D matmuls
@@ -224,8 +299,8 @@ def _per_direction(weight_grads, weights, res, dxw):
 
 
 def run_native(name: str, weights, xw, mask, carry, with_outputs: bool):
-    """Runs rule ``name`` (lstm, gru or gru_v1) over a whole sequence in the native kernels: what
-    ``fused._sequence`` computes, with the same arguments.
+    """Runs rule ``name`` (lstm, gru, gru_v1 or simple_rnn_<activation>) over a whole sequence in the native
+    kernels: what ``fused._sequence`` computes, with the same arguments.
 
     Args:
         name: the rule.
@@ -252,6 +327,9 @@ def run_native(name: str, weights, xw, mask, carry, with_outputs: bool):
     if name == "lstm":
         ys, h, c = _native_lstm(with_outputs, weights[0], xw, mask, *carry)
         carry = (h, c)
+    elif name.startswith("simple_rnn_"):
+        ys, h = _native_simple(with_outputs, name.removeprefix("simple_rnn_"), weights[0], xw, mask, carry[0])
+        carry = (h,)
     else:
         reset_after = name == "gru"
         bias = weights[1] if reset_after else jnp.zeros((xw.shape[0], 1, xw.shape[-1]), xw.dtype)
