@@ -22,12 +22,6 @@ from ml_collections import config_flags
 from experiments._allocator import use_fast_allocator
 from experiments._compile_cache import use_compilation_cache
 
-_MAIN_SPEC = getattr(sys.modules.get("__main__"), "__spec__", None)
-if _MAIN_SPEC is not None and _MAIN_SPEC.name.count(".") == 1 and _MAIN_SPEC.name.startswith("experiments."):
-    # ``python -m experiments.<script>``: re-executed with the fast allocator now, before the script's config
-    # file imports JAX, rather than in ``run``, so that the first process stays short (about 1.5 s less).
-    use_fast_allocator()
-
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "experiments" / "configs"
 CHECKPOINT_CHOICES = (

@@ -103,6 +103,19 @@ def test_compare_tabulates_finished_runs(workdir):
 
 
 @pytest.mark.slow
+def test_a_script_restarts_with_the_fast_allocator_before_it_imports_anything_heavy():
+    """``python -m experiments.<script>`` re-executes itself once (tcmalloc or glibc tunables) while the package
+    is imported, so the first interpreter imports neither absl nor JAX."""
+    result = _run("experiments.summary", f"--config={TINY}", PYTHONPROFILEIMPORTTIME="1", RNNJAX_FAST_MALLOC="1")
+    assert result.returncode == 0, result.stderr
+    names = [line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    starts = [i for i, name in enumerate(names) if name == "site"]  # each interpreter imports site first
+    assert len(starts) == 2
+    first = names[: starts[1]]
+    assert "experiments._allocator" in first and "jax" in names[starts[1] :]
+    assert not [name for name in first if name.split(".")[0] in ("absl", "jax", "ml_collections", "numpy")]
+
+
 def test_summary_prints_the_parameter_table():
     result = _run("experiments.summary", f"--config={REPO / 'experiments/configs/stacked_lstm.py'}")
     assert result.returncode == 0, result.stderr
