@@ -8,8 +8,9 @@ Command:
     python -m experiments.train --config=experiments/configs/bilstm.py --workdir=runs/bilstm
 
 Result (post-padding masked by lengths, 2-core CPU): test accuracy over seeds 0-4 86.31, 87.36, 87.15, 86.84,
-87.57%: mean 87.05% (chapter 87.7%); bilstm_tuned.py reaches 87.79%. 272,705 parameters; fit 27 s (6.8 s per
-epoch). Keras 3 fit (JAX backend) of the same model on the same arrays: 99 s, 85.58%. Other seeds: add
+87.57%: mean 87.05% (chapter 87.7%); bilstm_tuned.py reaches 87.79%. 272,705 parameters; fit 28 s (7.0 s per
+epoch). Keras 3 fit (JAX backend) of the same model on the same arrays: 52 s, 85.58% (fit times: 2026-12-02, one
+after the other). Other seeds: add
 --config.seed=N.
 """
 

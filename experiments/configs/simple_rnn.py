@@ -14,7 +14,8 @@ Result (post-padding masked by lengths, 2-core CPU): test accuracy over seeds 0-
 median 85.04); the two do not differ (Welch p = 0.40, Mann-Whitney p = 0.47), and their per-epoch validation
 accuracies over epochs 5-10 of seeds 0-7 have nearly the same mean and spread (84.6 and 85.0%, both +- 2.0). The recipe is noisy:
 validation accuracy swings 78-87% between epochs and the last epoch decides the result (see
-simple_rnn_tuned.py: 87.07%). 258,113 parameters; fit 17 s (1.7 s per epoch), Keras 27 s. Other seeds: add
+simple_rnn_tuned.py: 87.07%). 258,113 parameters; fit 13 s (1.2 s per epoch), Keras 28 s
+(2026-12-02, one after the other). Other seeds: add
 --config.seed=N.
 """
 
