@@ -3,9 +3,10 @@
 ``RNNJAX_XLA_CACHE`` names the folder (default ``$RNNJAX_CACHE_DIR/xla``, else ``~/.cache/rnnjax/xla``); ``0``
 turns it off, and JAX's own ``JAX_COMPILATION_CACHE_DIR`` wins when set. At most 1 GiB is kept, least recently
 used entries dropped first; JAX keys each entry by the program, the compiler options and the JAX and XLA
-versions. Linux only. Nothing is cached when the folder cannot be written, or on a machine where XLA does not
-load back a CPU program it compiled there (its check of the compiling machine's CPU features refuses some
-hosts' own programs): that is tried once per machine and JAX version and remembered in the folder.
+versions. Linux only, with ``filelock`` installed (a dependency; JAX needs it for the size limit). Nothing is
+cached when the folder cannot be written, or on a machine where XLA does not load back a CPU program it compiled
+there (its check of the compiling machine's CPU features refuses some hosts' own programs): that is tried once
+per machine and JAX version and remembered in the folder.
 """
 
 import hashlib
@@ -20,6 +21,10 @@ def use_compilation_cache() -> None:
     """Turns on JAX's persistent compilation cache in the folder above (see the module docstring)."""
     setting = os.environ.get("RNNJAX_XLA_CACHE", "")
     if setting == "0" or os.environ.get("JAX_COMPILATION_CACHE_DIR") or sys.platform != "linux":
+        return
+    try:
+        import filelock  # noqa: F401 - JAX needs it to keep the cache under its size limit
+    except ImportError:
         return
     import jax
 

@@ -182,3 +182,21 @@ def test_the_compilation_cache_is_used_only_where_xla_loads_back_its_programs(tm
     monkeypatch.setenv("RNNJAX_XLA_CACHE", "0")
     _compile_cache.use_compilation_cache()
     assert len([update for update in updates if update[0] in dict(expected)]) == len(ours)
+
+
+def test_without_filelock_the_compilation_cache_stays_off(tmp_path, monkeypatch):
+    """JAX keeps its cache under a size limit only with filelock; without it every read would warn, so the
+    scripts leave the cache off."""
+    import sys
+
+    import jax
+
+    from experiments import _compile_cache
+
+    updates = []
+    monkeypatch.setitem(sys.modules, "filelock", None)  # import filelock raises ImportError
+    monkeypatch.setattr(jax.config, "update", lambda name, value: updates.append(name))
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv("RNNJAX_XLA_CACHE", str(tmp_path / "xla"))
+    _compile_cache.use_compilation_cache()
+    assert "jax_compilation_cache_dir" not in updates
