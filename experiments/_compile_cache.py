@@ -6,12 +6,18 @@ used entries dropped first; JAX keys each entry by the program, the compiler opt
 versions. Linux only, with ``filelock`` installed (a dependency; JAX needs it for the size limit). Nothing is
 cached when the folder cannot be written, or on a machine where XLA does not load back a CPU program it compiled
 there (its check of the compiling machine's CPU features refuses some hosts' own programs): that is tried once
-per machine and JAX version and remembered in the folder.
+per machine and JAX version and remembered in the folder. An entry JAX cannot read (damaged, e.g. cut short by
+a full disk) is reported in one line and set aside as ``<entry>.damaged-<time>``; the program is compiled
+again, and the next run keeps the new one.
 """
 
+import glob
 import hashlib
 import os
+import re
 import sys
+import time
+import warnings
 from pathlib import Path
 
 MAX_BYTES = 1 << 30
@@ -38,6 +44,34 @@ def use_compilation_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    _set_aside_unreadable_entries(folder)
+
+
+_UNREADABLE = re.compile(r"Error reading persistent compilation cache entry for '([^']+)'")
+
+
+def _set_aside_unreadable_entries(folder: Path) -> None:
+    """Turns JAX's warning about an entry it cannot read into one line, and sets that program's entries aside
+    (JAX names them ``<program>-<key>-cache``; the warning names only the program), so the next run writes a
+    good one instead of failing to read the same entry again."""
+    show = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        found = _UNREADABLE.match(str(message))
+        if found is None:
+            return show(message, category, filename, lineno, file, line)
+        stamp, moved = time.strftime("%Y%m%d-%H%M%S"), []
+        for entry in folder.glob(f"{glob.escape(found.group(1))}-*-cache"):
+            try:
+                entry.rename(entry.with_name(f"{entry.name}.damaged-{stamp}"))
+                moved.append(entry.name)
+            except OSError:
+                pass
+        print(f"rnnjax: compiled-program cache entry {', '.join(moved) or found.group(1)} in {folder} could not be "
+              "read; set aside, and the program is compiled again", file=sys.stderr, flush=True)
+        return None
+
+    warnings.showwarning = showwarning
 
 
 def _machine_key() -> str:

@@ -63,6 +63,19 @@ def test_compiled_programs_are_kept_on_disk_and_reused(workdir, tmp_path):
     hit = "Persistent compilation cache hit for 'jit_train_step'"
     assert hit not in logs[0] and hit in logs[1]
     assert tests[0] == tests[1] == json.loads((workdir / "results.json").read_text())["test"]
+    # A damaged entry (cut short): one line, set aside, compiled again; the next run finds a good entry.
+    entry = next(cache.glob("jit_train_step-*-cache"))
+    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
+    for name in ("damaged", "again"):
+        result = _run("experiments.train", f"--config={TINY}", f"--workdir={tmp_path / name}",
+                      RNNJAX_XLA_CACHE=str(cache), JAX_COMPILATION_CACHE_DIR="")
+        assert result.returncode == 0, result.stderr
+        tests.append(json.loads((tmp_path / name / "results.json").read_text())["test"])
+        logs.append(result.stderr)
+    said = [line for line in logs[2].splitlines() if "cache" in line]
+    assert len(said) == 1 and "could not be read; set aside" in said[0] and "Warning" not in logs[2]
+    assert list(cache.glob(f"{entry.name}.damaged-*")) and entry.exists() and "cache" not in logs[3]
+    assert tests[2] == tests[3] == tests[0]
 
 
 @pytest.mark.slow  # rnnjax.analysis.evaluate itself is tested in-process in test_evaluate.py
