@@ -48,15 +48,23 @@ def use_compilation_cache() -> None:
 
 
 _UNREADABLE = re.compile(r"Error reading persistent compilation cache entry for '([^']+)'")
+_UNWRITABLE = re.compile(r"Error writing persistent compilation cache entry for '[^']+': (.*)", re.DOTALL)
 
 
 def _set_aside_unreadable_entries(folder: Path) -> None:
-    """Turns JAX's warning about an entry it cannot read into one line, and sets that program's entries aside
-    (JAX names them ``<program>-<key>-cache``; the warning names only the program), so the next run writes a
-    good one instead of failing to read the same entry again."""
-    show = warnings.showwarning
+    """Turns JAX's warnings about the cache into one line each: an entry it cannot read is set aside with that
+    program's other entries (JAX names them ``<program>-<key>-cache``; the warning names only the program), so
+    the next run writes a good one; a failed write (a full disk) is said once per run."""
+    show, said = warnings.showwarning, []
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
+        unwritable = _UNWRITABLE.match(str(message))
+        if unwritable is not None:
+            if not said:
+                said.append(1)
+                print(f"rnnjax: cannot keep compiled programs in {folder} ({' '.join(unwritable.group(1).split())}); "
+                      "this run compiles without keeping them", file=sys.stderr, flush=True)
+            return None
         found = _UNREADABLE.match(str(message))
         if found is None:
             return show(message, category, filename, lineno, file, line)

@@ -213,3 +213,25 @@ def test_without_filelock_the_compilation_cache_stays_off(tmp_path, monkeypatch)
     monkeypatch.setenv("RNNJAX_XLA_CACHE", str(tmp_path / "xla"))
     _compile_cache.use_compilation_cache()
     assert "jax_compilation_cache_dir" not in updates
+
+
+def test_the_compilation_caches_warnings_become_one_line_each(tmp_path, monkeypatch, capsys):
+    """JAX warns on every cache entry it cannot read or write; the scripts say it once, in one line, and set an
+    unreadable program's entries aside so that they are written again."""
+    import warnings
+
+    from experiments import _compile_cache
+
+    for name in ("jit_step-abc-cache", "jit_step-abc-atime", "jit_other-def-cache"):
+        (tmp_path / name).write_bytes(b"x")
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after the test
+    _compile_cache._set_aside_unreadable_entries(tmp_path)
+    for lineno in (1, 3):  # two places, so that Python's once-per-place filter lets both through
+        warnings.warn_explicit("Error writing persistent compilation cache entry for 'jit_a': OSError: [Errno 28] "
+                               "No space left on device", UserWarning, "compiler.py", lineno)
+    warnings.warn_explicit("Error reading persistent compilation cache entry for 'jit_step': error: Error -5 while "
+                           "decompressing data", UserWarning, "compiler.py", 2)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and "No space left on device" in lines[0] and "jit_step-abc-cache" in lines[1]
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names[:2] == ["jit_other-def-cache", "jit_step-abc-atime"] and names[2].startswith("jit_step-abc-cache.damaged-")
