@@ -22,14 +22,13 @@ Guarantees, each kept here and nowhere else:
   intact checkpoint that does not fit the run is refused, never moved.
 * **Inference restores parameters only** (``load_run``), so it does not depend on how the optimizer was built.
 
-Nothing here reads a ConfigDict: configs arrive and leave as plain dicts (each kind's defaults are read as one).
+Nothing here reads a ConfigDict: configs arrive and leave as plain dicts (``config_diff`` compares them).
 """
 
 import contextlib
 import dataclasses
 import errno
 import fcntl
-import json
 import os
 import socket
 import time
@@ -42,8 +41,6 @@ import jax
 from jax.experimental import multihost_utils
 
 from rnnjax import lm, model_api, models
-from rnnjax.configs import default
-from rnnjax.configs import lm as lm_config
 from rnnjax.data import datasets, text
 from rnnjax.training.checkpoints import (  # noqa: F401 - the run directory's checkpoint functions, re-exported
     BEST,
@@ -63,13 +60,13 @@ from rnnjax.training.checkpoints import (  # noqa: F401 - the run directory's ch
     steps,
     write_json,
 )
+from rnnjax.training.config_diff import ABSENT, resume_changes, show
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
 KINDS = {"classifier": "model.json", "language_model": "lm.json"}
 SCRIPTS = {"classifier": "experiments.train", "language_model": "experiments.train_lm"}
-ABSENT = type("Absent", (), {"__repr__": lambda self: "ABSENT"})()  # a field one config of a pair lacks
 
 
 def run_kind(workdir: str | Path) -> str | None:
@@ -84,31 +81,6 @@ def run_kind(workdir: str | Path) -> str | None:
         if (workdir / name).exists():
             return kind
     return None
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists and tuples compare as lists."""
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
-    return flat
-
-
-def config_changes(saved: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Every dotted field whose value differs between two configs: ``{field: (saved, new)}``."""
-    old, now = flatten(saved), flatten(json.loads(json.dumps(new)))
-    return {
-        key: (old.get(key, ABSENT), now.get(key, ABSENT))
-        for key in sorted(set(old) | set(now))
-        if old.get(key, ABSENT) != now.get(key, ABSENT)
-    }
-
-
-def _show(value: Any) -> str:
-    return "(absent)" if value is ABSENT else json.dumps(value)
 
 
 # -------------------------------------------------------------------------------------------------- lock
@@ -193,23 +165,12 @@ def _check_directory(workdir: Path, kind: str) -> bool:
 
 
 def _check_config(workdir: Path, kind: str, config: Mapping[str, Any], mutable: frozenset[str]) -> dict:
-    """Compares the saved config with the new one; refuses any change to a field outside ``mutable``. A field
-    the saved config lacks (added by a newer rnnjax) was trained as its default, so it may only take that."""
+    """Compares the saved config with the new one (``config_diff.resume_changes``); refuses any change to a
+    field outside ``mutable``, including a field the saved config lacks set to other than its default."""
     if not (workdir / CONFIG_FILE).exists():
         return {}
-    saved, kind_defaults = read_config(workdir / CONFIG_FILE), default if kind == "classifier" else lm_config
-    known, defaults = flatten(saved).keys(), flatten(kind_defaults.get_config().to_dict())
-    changes = {  # a field the saved config lacks compares as its default (when it has one)
-        key: change
-        for key, (old, new) in config_changes(saved, config).items()
-        if (change := (old if key in known else defaults.get(key, old), new))[0] != new
-    }
-    predates = " (the default; the run predates the field)"
-    listed = "; ".join(
-        f"{key}: {_show(old)}{'' if key in known else predates} -> {_show(new)}"
-        for key, (old, new) in changes.items()
-        if key not in mutable and (key in known or key in defaults)
-    )
+    changes, refused = resume_changes(read_config(workdir / CONFIG_FILE), config, kind, mutable)
+    listed = "; ".join(refused)
     if listed:
         raise RunError(
             f"{workdir} was trained with another config and these fields cannot change on resume: {listed}. "
@@ -303,13 +264,17 @@ def open_run(
         record.setdefault("kind", kind)
         record.setdefault("run_id", uuid.uuid4().hex)
         if changes:
-            changed = {k: [None if a is ABSENT else a for a in v] for k, v in changes.items()}
-            record.setdefault("resumes", []).append({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "changed": changed})
+            record.setdefault("resumes", []).append(
+                {
+                    "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "changed": {k: [None if a is ABSENT else a for a in v] for k, v in changes.items()},
+                }
+            )
         write_json(workdir / RUN_FILE, record)
         write_json(workdir / CONFIG_FILE, dict(config))
         _sync("open_run")
         for key, (old, new) in changes.items():
-            print(f"{workdir}: {key} changed from {_show(old)} to {_show(new)}.", flush=True)
+            print(f"{workdir}: {key} changed from {show(old)} to {show(new)}.", flush=True)
         yield Run(workdir, kind, record["run_id"], exists, changes, keep_checkpoints)
 
 
@@ -361,7 +326,9 @@ def load_run(
         raise RunError(f"{workdir} is not a run directory (no {RUN_FILE} or model file); give the --workdir of a run.")
     if kind is not None and found != kind:
         raise RunError(f"{workdir} holds a {found.replace('_', ' ')} run, not a {kind.replace('_', ' ')} run.")
-    config, description, model, classes = read_config(workdir / CONFIG_FILE), read_json(workdir / KINDS[found]), None, ("0", "1")
+    config = read_config(workdir / CONFIG_FILE)
+    description = read_json(workdir / KINDS[found])
+    model, classes = None, ("0", "1")
     if found == "classifier":
         spec, model, use_lengths, classes = _classifier_model(workdir, description, model_fn)
         template = jax.eval_shape(lambda: model.init(jax.random.key(0)))
