@@ -78,15 +78,7 @@ def _sequence_bwd(rule, with_outputs, saved, cotangents):
 _sequence.defvjp(_sequence_fwd, _sequence_bwd)
 
 
-_NATIVE = (
-    "lstm",
-    "gru",
-    "gru_v1",
-    "simple_rnn_tanh",
-    "simple_rnn_relu",
-    "simple_rnn_sigmoid",
-    "simple_rnn_linear",
-)
+_NATIVE = ("lstm", "gru", "gru_v1", *(f"simple_rnn_{act}" for act in native_calls.SIMPLE_RNN_ACTIVATIONS))
 
 
 def _use_native(name: str, dtype) -> bool:

@@ -217,7 +217,7 @@ def _native_gru_bwd(with_outputs, reset_after, saved, cotangents):
 _native_gru.defvjp(_native_gru_fwd, _native_gru_bwd)
 
 
-_ACTIVATIONS = {"tanh": 0, "relu": 1, "sigmoid": 2, "linear": 3}  # native.cc's Activation codes
+SIMPLE_RNN_ACTIVATIONS = {"tanh": 0, "relu": 1, "sigmoid": 2, "linear": 3}  # native.cc's Activation codes
 
 
 def _native_simple_forward(
@@ -244,7 +244,7 @@ def _native_simple_forward(
         _u8_mask(mask_dtb),
         h0,
         **_flags(mask_dtb, with_outputs=with_outputs, keep_residuals=keep_residuals),
-        activation=np.int32(_ACTIVATIONS[activation]),
+        activation=np.int32(SIMPLE_RNN_ACTIVATIONS[activation]),
         **gathered,
     )
     return (ys if with_outputs else None), h, h_res
@@ -281,7 +281,7 @@ def _native_simple_bwd(with_outputs, activation, saved, cotangents):
         dh,
         ids,
         **_flags(mask_dtb, with_outputs=with_outputs, gathered=gathered is not None),
-        activation=np.int32(_ACTIVATIONS[activation]),
+        activation=np.int32(SIMPLE_RNN_ACTIVATIONS[activation]),
     )
     (du,) = _per_direction(hidden_weight_grads, (u_dhh,), (h_res,), dpre)
     return du, _input_gradient(gathered, dpre, dtable), None, dh0
