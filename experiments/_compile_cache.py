@@ -44,14 +44,14 @@ def use_compilation_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    _set_aside_unreadable_entries(folder)
+    _report_cache_warnings(folder)
 
 
 _UNREADABLE = re.compile(r"Error reading persistent compilation cache entry for '([^']+)'")
 _UNWRITABLE = re.compile(r"Error writing persistent compilation cache entry for '[^']+': (.*)", re.DOTALL)
 
 
-def _set_aside_unreadable_entries(folder: Path) -> None:
+def _report_cache_warnings(folder: Path) -> None:
     """Turns JAX's warnings about the cache into one line each: an entry it cannot read is set aside with that
     program's other entries (JAX names them ``<program>-<key>-cache``; the warning names only the program), so
     the next run writes a good one; a failed write (a full disk) is said once per run."""
@@ -98,15 +98,15 @@ def _machine_key() -> str:
 
 def _reloads_here(folder: Path) -> bool:
     """Whether XLA loads back a small CPU program it compiled and serialized here (remembered in ``folder``)."""
-    import jax
-    import jax.numpy as jnp
-    from jax.experimental import serialize_executable
-
     marker = folder / f"reloads-{_machine_key()}"
     try:
         return marker.read_text().strip() == "yes"
     except OSError:
         pass
+    import jax
+    import jax.numpy as jnp
+    from jax.experimental import serialize_executable
+
     try:
         compiled = jax.jit(lambda x: x * 2 + 1).lower(jnp.ones(3, jnp.float32)).compile()
         reloaded = serialize_executable.deserialize_and_load(*serialize_executable.serialize(compiled))

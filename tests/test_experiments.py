@@ -225,7 +225,7 @@ def test_the_compilation_caches_warnings_become_one_line_each(tmp_path, monkeypa
     for name in ("jit_step-abc-cache", "jit_step-abc-atime", "jit_other-def-cache"):
         (tmp_path / name).write_bytes(b"x")
     monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after the test
-    _compile_cache._set_aside_unreadable_entries(tmp_path)
+    _compile_cache._report_cache_warnings(tmp_path)
     for lineno in (1, 3):  # two places, so that Python's once-per-place filter lets both through
         warnings.warn_explicit("Error writing persistent compilation cache entry for 'jit_a': OSError: [Errno 28] "
                                "No space left on device", UserWarning, "compiler.py", lineno)
